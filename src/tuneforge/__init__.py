@@ -1,0 +1,3 @@
+"""tuneforge: self-hosted fine-tuning of large language models."""
+
+__version__ = "0.1.0"
