@@ -1,0 +1,190 @@
+"""Read .json / .jsonl dataset files into records, naming file:line:field for every problem.
+
+For .jsonl the line is the physical line; for .json (a top-level array, possibly pretty-printed) it is the
+line where the object starts. A .json file that holds JSON Lines is read as such (Hugging Face datasets does).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from tuneforge.data.formats import RecordFormat, RecordKind, convert_object, detect_formatting
+from tuneforge.data.records import ChatRecord, DatasetError, DatasetProblem, TextRecord, ValidationReport
+
+SUFFIXES = (".json", ".jsonl")
+MAX_KEPT_PROBLEMS = 1000  # beyond this only the count grows, so a broken 100 MB file cannot exhaust memory
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+
+Parsed = tuple[int, Any]  # (line, object)
+
+
+def iter_objects(path: Path, display: str | None = None) -> Iterator[Parsed | DatasetProblem]:
+    """Yield (line, object) for each object of the file, or a DatasetProblem where it cannot be parsed."""
+    name = display or str(path)
+    if path.suffix.lower() == ".jsonl":
+        yield from _iter_jsonl(path, name)
+        return
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        yield DatasetProblem(name, line, "", f"not UTF-8 (byte {error.start}); save the file as UTF-8")
+        return
+    text = text.removeprefix("\ufeff")
+    start = _WHITESPACE.match(text, 0).end()  # type: ignore[union-attr]
+    if start == len(text):
+        yield DatasetProblem(name, 1, "", "empty file: expected a JSON array of objects")
+    elif text[start] == "[":
+        yield from _iter_json_array(text, start, name)
+    else:
+        yield from _iter_json_lines_text(text, name)
+
+
+def _iter_jsonl(path: Path, name: str) -> Iterator[Parsed | DatasetProblem]:
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                yield DatasetProblem(name, number, "", f"not UTF-8 (byte {error.start} of the line); save as UTF-8")
+                continue
+            if number == 1:
+                line = line.removeprefix("\ufeff")
+            yield from _parse_line(line, number, name)
+
+
+def _iter_json_lines_text(text: str, name: str) -> Iterator[Parsed | DatasetProblem]:
+    for number, line in enumerate(text.split("\n"), start=1):
+        yield from _parse_line(line, number, name)
+
+
+def _parse_line(line: str, number: int, name: str) -> Iterator[Parsed | DatasetProblem]:
+    if not line.strip():
+        return
+    try:
+        yield number, json.loads(line)
+    except json.JSONDecodeError as error:
+        yield DatasetProblem(name, number, "", f"invalid JSON at column {error.colno}: {error.msg}")
+
+
+def _iter_json_array(text: str, pos: int, name: str) -> Iterator[Parsed | DatasetProblem]:
+    """Walk a top-level array with raw_decode, counting newlines incrementally so it stays linear."""
+    decoder = json.JSONDecoder()
+    line, counted_to = 1, 0
+
+    def line_at(index: int) -> int:
+        nonlocal line, counted_to
+        line += text.count("\n", counted_to, index)
+        counted_to = index
+        return line
+
+    pos = _skip(text, pos + 1)
+    if text.startswith("]", pos):
+        yield from _trailing(text, pos + 1, name, line_at)
+        return
+    while True:
+        try:
+            obj, end = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as error:
+            yield DatasetProblem(name, error.lineno, "", f"invalid JSON at column {error.colno}: {error.msg}")
+            return
+        yield line_at(pos), obj
+        pos = _skip(text, end)
+        if text.startswith(",", pos):
+            pos = _skip(text, pos + 1)
+            continue
+        if text.startswith("]", pos):
+            yield from _trailing(text, pos + 1, name, line_at)
+            return
+        where = line_at(pos)
+        column = pos - text.rfind("\n", 0, pos)
+        yield DatasetProblem(name, where, "", f"invalid JSON at column {column}: expected ',' or ']'")
+        return
+
+
+def _trailing(text: str, pos: int, name: str, line_at: Any) -> Iterator[DatasetProblem]:
+    pos = _skip(text, pos)
+    if pos < len(text):
+        yield DatasetProblem(name, line_at(pos), "", "unexpected text after the closing ']'")
+
+
+def _skip(text: str, pos: int) -> int:
+    return _WHITESPACE.match(text, pos).end()  # type: ignore[union-attr]
+
+
+def read_records(
+    path: Path,
+    fmt: RecordFormat | None = None,
+    kind: RecordKind = "chat",
+    limit: int | None = None,
+    display: str | None = None,
+) -> list[ChatRecord | TextRecord]:
+    """All records of one file (the first `limit` when given); DatasetError lists every problem found."""
+    records, problems, total = _scan(path, fmt, kind, limit, display)
+    if total:
+        raise DatasetError(problems, total)
+    if not records:
+        raise DatasetError([DatasetProblem(display or str(path), 0, "", "no samples in the file")])
+    return records
+
+
+def validate_file(
+    path: Path,
+    formatting: str | None = None,
+    columns: dict[str, str] | None = None,
+    tags: dict[str, str] | None = None,
+    kind: RecordKind = "chat",
+    display: str | None = None,
+) -> ValidationReport:
+    """Check a whole file without raising: how many records are fine and what is wrong with the rest."""
+    fmt = make_format(formatting, columns, tags)
+    records, problems, _ = _scan(path, fmt, kind, None, display)
+    return ValidationReport(records_ok=len(records), problems=problems)
+
+
+def make_format(
+    formatting: str | None, columns: dict[str, str] | None, tags: dict[str, str] | None
+) -> RecordFormat | None:
+    """None (detect from the first object) unless the user described the file; LF's default is alpaca."""
+    if not (formatting or columns or tags):
+        return None
+    return RecordFormat(formatting or "alpaca", dict(columns or {}), dict(tags or {}))
+
+
+def _scan(
+    path: Path, fmt: RecordFormat | None, kind: RecordKind, limit: int | None, display: str | None
+) -> tuple[list[ChatRecord | TextRecord], list[DatasetProblem], int]:
+    name = display or str(path)
+    records: list[ChatRecord | TextRecord] = []
+    problems: list[DatasetProblem] = []
+    total = 0
+    for item in iter_objects(path, name):
+        if limit is not None and len(records) >= limit:
+            break
+        if isinstance(item, DatasetProblem):
+            found = [item]
+        else:
+            line, obj = item
+            fmt = fmt or _detect(obj, name, line)
+            if isinstance(fmt, DatasetProblem):
+                return [], [fmt], 1
+            record, found = convert_object(obj, fmt, name, line, kind)
+            if record is not None:
+                records.append(record)
+        total += len(found)
+        problems.extend(found[: max(0, MAX_KEPT_PROBLEMS - len(problems))])
+    return records, problems, total
+
+
+def _detect(obj: Any, name: str, line: int) -> RecordFormat | DatasetProblem:
+    formatting = detect_formatting(obj)
+    if formatting is None:
+        return DatasetProblem(name, line, "", "cannot tell the dataset format: expected 'instruction'/'output' "
+                              "(alpaca), 'conversations'/'messages' (sharegpt) or 'text' (pre-training); "
+                              "describe the file in dataset_info.json with 'formatting' and 'columns'")
+    return RecordFormat(formatting)
