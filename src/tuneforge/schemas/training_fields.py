@@ -1,0 +1,329 @@
+"""Field groups of the training configuration: model, method, data, quantization, acceleration.
+
+Each field carries its help (en / zh), recommended range, group and whether it is advanced in
+`json_schema_extra`; the console form, CLI help and docs/parameters.md are generated from it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+from tuneforge.schemas import catalog
+
+
+def arg(
+    default: Any,
+    *,
+    group: str,
+    en: str,
+    zh: str,
+    rec: str = "",
+    advanced: bool = False,
+    range_text: str = "",
+    **constraints: Any,
+) -> Any:
+    """A pydantic Field with tuneforge's help metadata (range_text: shown where ge/le cannot say it)."""
+    extra: dict[str, Any] = {"group": group, "help_en": en, "help_zh": zh, "recommended": rec,
+                             "advanced": advanced}
+    if range_text:
+        extra["range"] = range_text
+    return Field(default, json_schema_extra=extra, **constraints)
+
+
+def split_commas(value: Any) -> Any:
+    """LLaMA-Factory writes lists as "a,b"; accept that as well as a real list."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+CommaList = Annotated[list[str], BeforeValidator(split_commas)]
+FloatCommaList = Annotated[list[float], BeforeValidator(split_commas)]
+
+
+class ArgsBase(BaseModel):
+    """Shared settings: unknown keys are an error, assignment is re-validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+
+
+class ModelArgs(ArgsBase):
+    model_name_or_path: str = arg(
+        ..., group="model", min_length=1,
+        en="Base model: a Hugging Face hub id (e.g. Qwen/Qwen2.5-0.5B-Instruct) or a local model directory "
+           "(prefer an absolute path).",
+        zh="基础模型：Hugging Face 模型标识（如 Qwen/Qwen2.5-0.5B-Instruct）或本地模型目录（建议填写绝对路径）。")
+    adapter_name_or_path: str | None = arg(
+        None, group="model",
+        en="Adapter(s) to load on the base model first (comma-separated for several), e.g. to continue "
+           "training a LoRA or to predict with one.",
+        zh="先加载到基础模型上的已有适配器（多个用逗号分隔），用于继续训练 LoRA 或用其预测。")
+    template: str | None = arg(
+        None, group="model",
+        en="Chat template that turns conversations into text. Unset or 'auto': the tokenizer's own chat "
+           "template when it has one, else 'default'. 'tokenizer' forces the tokenizer's own. An instruct "
+           "model needs its matching template; when you train an already fine-tuned model again, keep the "
+           "template of the first run.",
+        zh="提示词模板。不填或 auto：优先使用分词器自带的对话模板，没有则用 default；tokenizer 表示强制使用"
+           "分词器自带模板。instruct / chat 模型必须与模板匹配，base 模型影响不大；对微调过的模型再次微调时"
+           "要选与第一次相同的模板。",
+        rec="auto, or the model family's template")
+    default_system: str | None = arg(
+        None, group="model",
+        en="System prompt used for samples that carry none of their own.",
+        zh="默认系统提示词：样本没有自带 system 时使用。")
+    trust_remote_code: bool = arg(
+        False, group="model", advanced=True,
+        en="Allow the model repository's own Python code to run (some model families need it). Only for "
+           "models you trust.",
+        zh="允许运行模型仓库自带的 Python 代码（部分模型需要）。仅对可信模型开启。")
+    rope_scaling: Literal["linear", "dynamic", "yarn", "llama3"] | None = arg(
+        None, group="model", advanced=True,
+        en="RoPE scaling to stretch the context window beyond what the model was trained on. Leave unset "
+           "unless cutoff_len exceeds the model's context length.",
+        zh="RoPE 插值方式：用于把上下文长度扩展到模型原生长度之外。截断长度未超过模型上下文长度时不必设置。")
+    model_revision: str = arg(
+        "main", group="model", advanced=True,
+        en="Branch, tag or commit of a hub model to use.",
+        zh="使用的 hub 模型版本（分支、标签或提交）。")
+    cache_dir: str | None = arg(
+        None, group="model", advanced=True,
+        en="Where downloaded models are cached (default: the Hugging Face cache).",
+        zh="模型下载缓存目录（默认使用 Hugging Face 缓存目录）。")
+    hf_hub_token: str | None = arg(
+        None, group="model", advanced=True, exclude=True, repr=False,
+        en="Token for private or gated hub models. Never written to spec.json, logs or API answers.",
+        zh="访问私有或受限 hub 模型的令牌。不会写入 spec.json、日志或 API 响应。")
+    gguf_file: str | None = arg(
+        None, group="model", advanced=True,
+        en="File name of a GGUF model inside model_name_or_path; it is de-quantized on load.",
+        zh="model_name_or_path 目录中的 GGUF 模型文件名；加载时会反量化。")
+
+    @field_validator("template", mode="before")
+    @classmethod
+    def _known_template(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            name = value.strip()
+            if name.lower() in catalog.TEMPLATE_AUTO_VALUES or not name:
+                return None
+            if name not in catalog.TEMPLATES:
+                raise ValueError(f"unknown template '{name}' — choose one of: {', '.join(catalog.TEMPLATES)}, "
+                                 "or leave it unset for auto")
+            return name
+        return value
+
+
+class MethodArgs(ArgsBase):
+    stage: Literal["pt", "sft", "rm", "dpo", "kto", "ppo"] = arg(
+        "sft", group="method",
+        en="Training stage: pt (continued pre-training on plain text), sft (supervised fine-tuning), rm "
+           "(reward model), dpo / kto (preference optimisation), ppo (reinforcement learning with a reward "
+           "model).",
+        zh="训练阶段：pt 预训练（纯文本继续训练）、sft 指令监督微调、rm 奖励模型、dpo / kto 偏好优化、"
+           "ppo（配合奖励模型的强化学习）。")
+    do_train: bool = arg(True, group="method", advanced=True,
+                         en="Train the model.", zh="执行训练。")
+    do_eval: bool = arg(False, group="method", advanced=True,
+                        en="Evaluate on the validation set after training.", zh="训练结束后在验证集上评估。")
+    do_predict: bool = arg(
+        False, group="method", advanced=True,
+        en="Generate predictions for eval_dataset and write them to the output directory.",
+        zh="对 eval_dataset 生成预测结果并写入输出目录。")
+    finetuning_type: Literal["lora", "freeze", "full"] = arg(
+        "lora", group="method",
+        en="lora: train small low-rank adapters (least memory; with quantization_bit this is QLoRA); freeze: "
+           "train only some layers; full: train every weight (most memory, needs a lower learning rate).",
+        zh="微调方法：lora 只训练低秩适配器（显存最少，配合量化即 QLoRA）；freeze 只训练部分层；full 全参数"
+           "微调（显存最多，学习率需更低）。",
+        rec="lora")
+    train_on_prompt: bool = arg(
+        False, group="method", advanced=True,
+        en="Also compute the loss on the prompt, not only on the answer.",
+        zh="对提示部分也计算损失（默认只对回答计算）。")
+    mask_history: bool = arg(
+        False, group="method", advanced=True,
+        en="In multi-turn samples, learn only from the last answer.",
+        zh="多轮对话样本中只对最后一轮回答计算损失。")
+    pref_beta: float = arg(
+        0.1, group="method", advanced=True, gt=0,
+        en="DPO / KTO: strength of the pull towards the reference model (higher = stay closer).",
+        zh="DPO / KTO 的 beta：约束模型贴近参考模型的强度（越大越贴近）。", rec="0.1")
+    pref_ftx: float = arg(
+        0.0, group="method", advanced=True, ge=0,
+        en="DPO: weight of an extra SFT loss on the chosen answers.",
+        zh="DPO 中附加在 chosen 回答上的 SFT 损失权重。")
+    pref_loss: Literal["sigmoid", "hinge", "ipo", "kto_pair", "orpo", "simpo"] = arg(
+        "sigmoid", group="method", advanced=True,
+        en="Preference loss for stage dpo: sigmoid (classic DPO), hinge, ipo, kto_pair, orpo or simpo.",
+        zh="dpo 阶段使用的偏好损失：sigmoid（标准 DPO）、hinge、ipo、kto_pair、orpo、simpo。")
+    kto_chosen_weight: float = arg(
+        1.0, group="method", advanced=True, gt=0,
+        en="KTO: loss weight of desirable samples.", zh="KTO 中正样本（desirable）的损失权重。")
+    kto_rejected_weight: float = arg(
+        1.0, group="method", advanced=True, gt=0,
+        en="KTO: loss weight of undesirable samples.", zh="KTO 中负样本（undesirable）的损失权重。")
+    reward_model: str | None = arg(
+        None, group="method", advanced=True,
+        en="PPO: path of the reward model (or its adapter) that scores generated answers.",
+        zh="PPO 使用的奖励模型（或其适配器）路径。")
+
+
+class DataArgs(ArgsBase):
+    dataset: CommaList | None = arg(
+        None, group="data",
+        en="Training dataset name(s) from dataset_dir/dataset_info.json or registered in tuneforge; several "
+           "as a list or comma-separated ('identity,alpaca_en_demo').",
+        zh="训练数据集名称（dataset_info.json 中或平台中已登记的），多个用列表或逗号分隔。")
+    eval_dataset: CommaList | None = arg(
+        None, group="data",
+        en="Dataset name(s) used for evaluation / prediction instead of a split of the training data.",
+        zh="用于评估 / 预测的数据集名称（代替从训练集切分验证集）。")
+    dataset_dir: str = arg(
+        "data", group="data", advanced=True,
+        en="Folder that holds dataset_info.json and the data files it names.",
+        zh="存放 dataset_info.json 及数据文件的目录。")
+    cutoff_len: int = arg(
+        2048, group="data", ge=8,
+        en="Maximum tokens per sample after tokenization; longer samples are truncated. Memory grows with it.",
+        zh="截断长度：分词后单个样本的最大 token 数，超出部分被截断；显存占用随之增加。",
+        rec="1024, 2048 or 4096 (within the model's context length)")
+    max_samples: int | None = arg(
+        None, group="data", ge=1,
+        en="Use at most this many samples of each dataset (for quick trials); unset = all.",
+        zh="最大样本数：每个数据集最多使用的样本数，常用于调试；不填表示不限制。",
+        rec="unset (no limit); 100–1000 for a trial run")
+    val_size: float | int = arg(
+        0.0, group="data", range_text="0 ≤ fraction < 1, or a whole count ≥ 1",
+        en="Validation split: a fraction of the training data (0.1 = 10%) or a whole number of samples. 0 = "
+           "no validation set.",
+        zh="验证集比例：从训练数据中切出的比例（0.1 即 10%），或填整数表示样本条数；0 表示不切分验证集。",
+        rec="0.1–0.2 when you want eval loss")
+    packing: bool | None = arg(
+        None, group="data", advanced=True,
+        en="Pack several samples into each sequence of cutoff_len tokens. Unset: on for stage pt, off otherwise.",
+        zh="将多个样本拼接到同一条 cutoff_len 长度的序列中。不填：pt 阶段开启，其余关闭。")
+    neat_packing: bool = arg(
+        False, group="data", advanced=True,
+        en="Packing without attention between packed samples (each sample sees only itself).",
+        zh="无交叉注意力的拼接：拼接后的样本之间互不可见。")
+    mix_strategy: Literal["concat", "interleave_under", "interleave_over"] = arg(
+        "concat", group="data", advanced=True,
+        en="How several datasets are combined: concat (one after the other, then shuffled), interleave_under "
+           "(sample by interleave_probs, stop at the smallest), interleave_over (until the largest is used up).",
+        zh="多个数据集的混合方式：concat 直接拼接；interleave_under 按 interleave_probs 采样至最小数据集"
+           "用完；interleave_over 采样至最大数据集用完。")
+    interleave_probs: FloatCommaList | None = arg(
+        None, group="data", advanced=True,
+        en="Sampling probability of each dataset for interleave strategies, in dataset order; must sum to 1.",
+        zh="interleave 混合时各数据集的采样概率，顺序与 dataset 一致，总和须为 1。")
+    preprocessing_num_workers: int | None = arg(
+        None, group="data", advanced=True, ge=1,
+        en="Processes used to tokenize the data.", zh="数据预处理（分词）使用的进程数。")
+    overwrite_cache: bool = arg(
+        False, group="data", advanced=True,
+        en="Re-tokenize even when a cached tokenized copy exists.", zh="忽略已有的分词缓存，重新预处理。")
+    tokenized_path: str | None = arg(
+        None, group="data", advanced=True,
+        en="Save the tokenized dataset here, or load it from here when it already exists.",
+        zh="分词后数据集的保存 / 读取路径。")
+    streaming: bool = arg(
+        False, group="data", advanced=True,
+        en="Stream the dataset instead of loading it. Accepted for LLaMA-Factory YAMLs; tuneforge refuses "
+           "true at run time for now.",
+        zh="流式读取数据集。为兼容 LLaMA-Factory 配置而接受；目前 tuneforge 运行时不支持设为 true。")
+    enable_thinking: bool = arg(
+        True, group="data", advanced=True,
+        en="Reasoning templates: keep the model's thinking part. Accepted from LLaMA-Factory YAMLs; no effect "
+           "in tuneforge yet.",
+        zh="推理类模板：保留思考过程。为兼容 LLaMA-Factory 配置而接受，tuneforge 暂未使用。")
+    media_dir: str | None = arg(
+        None, group="data", advanced=True,
+        en="Folder of images / videos for multimodal data. Accepted; multimodal training is not supported yet.",
+        zh="多模态数据的图片 / 视频目录。可填写，但暂不支持多模态训练。")
+    image_max_pixels: int | None = arg(
+        None, group="data", advanced=True, ge=1,
+        en="Multimodal: largest image size in pixels. Accepted; no effect yet.",
+        zh="多模态：图片最大像素数。可填写，暂无作用。")
+    video_max_pixels: int | None = arg(
+        None, group="data", advanced=True, ge=1,
+        en="Multimodal: largest video frame size in pixels. Accepted; no effect yet.",
+        zh="多模态：视频帧最大像素数。可填写，暂无作用。")
+
+    @field_validator("val_size")
+    @classmethod
+    def _fraction_or_count(cls, value: float | int) -> float | int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            if value < 0:
+                raise ValueError(f"must be a fraction 0 ≤ x < 1 or a whole count ≥ 1, got {value}")
+            return value
+        if not 0 <= value < 1:
+            raise ValueError(f"must be a fraction 0 ≤ x < 1 (e.g. 0.1) or a whole count ≥ 1, got {value}")
+        return value
+
+
+class QuantizationArgs(ArgsBase):
+    quantization_bit: Literal[4, 8] | None = arg(
+        None, group="quantization",
+        en="Load the base model quantized to 4 or 8 bits to save memory (with lora this is QLoRA). Unset = "
+           "no quantization.",
+        zh="量化等级：以 4 位或 8 位加载基础模型以节省显存（配合 lora 即 QLoRA）；不填表示不量化。",
+        rec="none; 4 when memory is short")
+    quantization_method: Literal["bnb", "hqq", "eetq"] = arg(
+        "bnb", group="quantization", advanced=True,
+        en="Quantization library: bnb (bitsandbytes, 4/8 bit), hqq (Half-Quadratic Quantization), eetq "
+           "(8 bit). 'bitsandbytes' is accepted for bnb.",
+        zh="量化方法：bnb（bitsandbytes，4/8 位）、hqq（半二次量化）、eetq（8 位）。也可写 bitsandbytes。")
+    quantization_type: Literal["nf4", "fp4"] = arg(
+        "nf4", group="quantization", advanced=True,
+        en="bnb 4-bit data type.", zh="bnb 4 位量化的数据类型。")
+    double_quantization: bool = arg(
+        True, group="quantization", advanced=True,
+        en="bnb 4-bit: also quantize the quantization constants (saves a little more memory).",
+        zh="bnb 4 位：对量化常数再做一次量化（进一步节省少量显存）。")
+
+    @field_validator("quantization_bit", mode="before")
+    @classmethod
+    def _bit_spellings(cls, value: Any) -> Any:
+        # Consoles (seed 001) offer "none", "int4", "int8"; YAML may say "4" or "4bit".
+        if isinstance(value, str):
+            text = value.strip().lower()
+            if text in ("", "none", "null"):
+                return None
+            text = text.removeprefix("int").removesuffix("bit").removesuffix("-")
+            return int(text) if text.isdigit() else value
+        return value
+
+    @field_validator("quantization_method", mode="before")
+    @classmethod
+    def _method_synonym(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return catalog.QUANTIZATION_METHOD_SYNONYMS.get(value.lower(), value.lower())
+        return value
+
+
+class AccelerationArgs(ArgsBase):
+    flash_attn: Literal["auto", "disabled", "sdpa", "fa2"] = arg(
+        "auto", group="acceleration",
+        en="Attention kernel: auto (best available), sdpa (PyTorch), fa2 (FlashAttention-2, needs the "
+           "flash-attn package and a recent NVIDIA GPU), disabled (plain eager attention).",
+        zh="注意力实现：auto 自动选择；sdpa 使用 PyTorch 实现；fa2 使用 FlashAttention-2（需安装 flash-attn "
+           "且 GPU 支持）；disabled 使用普通实现。",
+        rec="auto")
+    enable_liger_kernel: bool = arg(
+        False, group="acceleration", advanced=True,
+        en="Use Liger kernels (fused Triton kernels that cut memory); needs the liger-kernel package.",
+        zh="使用 Liger Kernel（融合算子，降低显存），需安装 liger-kernel。")
+    use_unsloth: bool = arg(
+        False, group="acceleration", advanced=True,
+        en="Use Unsloth's patched LoRA training; needs the unsloth package.",
+        zh="使用 Unsloth 加速 LoRA 训练，需安装 unsloth。")
+    deepspeed: str | None = arg(
+        None, group="acceleration", advanced=True,
+        en="Path of a DeepSpeed config (ZeRO stage 0/2/3) for multi-GPU training.",
+        zh="DeepSpeed 配置文件路径（ZeRO 0/2/3），用于多卡训练。")
+    ddp_timeout: int = arg(
+        1800, group="acceleration", advanced=True, ge=1,
+        en="Seconds distributed workers wait for each other before giving up.",
+        zh="分布式训练中进程间等待的超时秒数。")
