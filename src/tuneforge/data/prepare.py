@@ -1,0 +1,203 @@
+"""From a training config to tokenised train / eval samples: resolve, read, mix, split, encode, pack.
+
+Engine-side. Reads the config's fields by name (LLaMA-Factory's names) so it works with any object that has
+them; missing optional fields take LLaMA-Factory's defaults.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tuneforge.data.mixing import mix_records
+from tuneforge.data.packing import PackedSample, pack_samples
+from tuneforge.data.reading import make_format, read_records
+from tuneforge.data.records import ChatRecord, DatasetError, DatasetProblem, TextRecord
+from tuneforge.data.sources import DatasetSource, resolve_dataset_sources
+from tuneforge.data.templates import ChatTemplate
+from tuneforge.data.tokenize import EncodedSample, count_trained, encode_chat, encode_pretrain
+
+if TYPE_CHECKING:
+    from tuneforge.schemas import TrainingConfig  # noqa: F401
+
+Sample = EncodedSample | PackedSample
+Record = ChatRecord | TextRecord
+ProgressCallback = Callable[[str, int, int], None]  # (phase, done, total)
+SUPPORTED_STAGES = ("sft", "pt")
+
+
+@dataclass
+class PreparedData:
+    train: list[Sample]
+    eval: list[Sample]
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def prepare_datasets(
+    cfg: Any,
+    tokenizer: Any,
+    template: ChatTemplate | None,
+    *,
+    config_dir: Path | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> PreparedData:
+    """Tokenised samples for training and evaluation, plus statistics the run reports."""
+    stage = getattr(cfg, "stage", "sft") or "sft"
+    if stage not in SUPPORTED_STAGES:
+        raise ValueError(f"stage: data preparation for {stage!r} is not supported yet; use sft or pt")
+    progress = on_progress or (lambda phase, done, total: None)
+    kind = "text" if stage == "pt" else "chat"
+    dataset_dir = getattr(cfg, "dataset_dir", None) or "data"
+    seed = _seed(cfg)
+    max_samples = getattr(cfg, "max_samples", None)
+
+    sources = resolve_dataset_sources(getattr(cfg, "dataset", None), dataset_dir, config_dir)
+    if not sources:
+        raise ValueError("dataset: no training dataset given; name one (dataset_info.json key, file or folder)")
+    groups = [load_source(s, kind, max_samples, seed, progress) for s in sources]
+    mixed = mix_records(groups, getattr(cfg, "mix_strategy", None) or "concat",
+                        parse_probs(getattr(cfg, "interleave_probs", None)), seed)
+
+    eval_sources = resolve_dataset_sources(getattr(cfg, "eval_dataset", None), dataset_dir, config_dir)
+    eval_records = [r for s in eval_sources for r in load_source(s, kind, max_samples, seed, progress)]
+    eval_records += [r for s in sources if s.eval_files for r in load_files(s, s.eval_files, kind, None)]
+    val_size = getattr(cfg, "val_size", None) or 0
+    train_records = mixed.records
+    if not eval_records and val_size:
+        train_records, eval_records = split_validation(mixed.records, val_size, seed)
+
+    encoder = _Encoder(cfg, tokenizer, template, stage, progress)
+    train, train_stats = encoder.encode(train_records, "train")
+    evaluation, eval_stats = encoder.encode(eval_records, "eval") if eval_records else ([], {})
+    stats = {
+        "n_train": len(train), "n_eval": len(evaluation),
+        "datasets": _effective_counts(sources, mixed.counts),
+        "val_size_ignored": bool(val_size) and bool(eval_sources or any(s.eval_files for s in sources)),
+        **train_stats, **{f"eval_{key}": value for key, value in eval_stats.items()},
+    }
+    return PreparedData(train, evaluation, stats)
+
+
+def _seed(cfg: Any) -> int:
+    seed = getattr(cfg, "seed", None)
+    return 42 if seed is None else int(seed)
+
+
+def parse_probs(value: Any) -> list[float] | None:
+    """LLaMA-Factory YAMLs write `interleave_probs: 0.8,0.2`; lists work too."""
+    if value is None or value == "":
+        return None
+    items = value.split(",") if isinstance(value, str) else list(value)
+    try:
+        return [float(item) for item in items]
+    except ValueError as error:
+        raise ValueError(f"interleave_probs: expected numbers like 0.8,0.2, got {value!r}") from error
+
+
+def load_source(
+    source: DatasetSource, kind: str, max_samples: int | None, seed: int, progress: ProgressCallback
+) -> list[Record]:
+    """A source's training records: first `max_samples`, then dataset_info's num_samples (sampled)."""
+    records = load_files(source, source.files, kind, max_samples)
+    progress(f"read {source.name}", len(records), len(records))
+    if source.num_samples is not None:
+        records = resample(records, source.num_samples, seed)
+    return records
+
+
+def load_files(source: DatasetSource, files: Sequence[Path], kind: str, limit: int | None) -> list[Record]:
+    """Records of all files; the problems of every file are gathered into one DatasetError."""
+    fmt = make_format(source.formatting, source.columns, source.tags)
+    records: list[Record] = []
+    problems: list[DatasetProblem] = []
+    total = 0
+    for path in files:
+        remaining = None if limit is None else limit - len(records)
+        if remaining is not None and remaining <= 0:
+            break
+        try:
+            records += read_records(path, fmt, kind, remaining)  # type: ignore[arg-type]
+        except DatasetError as error:
+            problems += error.problems
+            total += error.total
+    if problems:
+        raise DatasetError(problems, total)
+    return records
+
+
+def resample(records: list[Record], n: int, seed: int) -> list[Record]:
+    """Exactly n records: a random subset, or every record repeated plus a random rest when n is larger."""
+    rng = random.Random(seed)
+    whole, rest = divmod(n, len(records))
+    picked = sorted(rng.sample(range(len(records)), rest))
+    return records * whole + [records[index] for index in picked]
+
+
+def split_validation(records: list[Record], val_size: float | int, seed: int) -> tuple[list[Record], list[Record]]:
+    """Hold out val_size (a fraction below 1, or a count) of the mixed records, chosen by seed."""
+    n_eval = max(1, round(len(records) * val_size)) if val_size < 1 else int(val_size)
+    if n_eval >= len(records):
+        raise ValueError(f"val_size: {val_size} leaves no training samples out of {len(records)}; lower it")
+    held = set(random.Random(seed).sample(range(len(records)), n_eval))
+    train = [record for index, record in enumerate(records) if index not in held]
+    return train, [records[index] for index in sorted(held)]
+
+
+def _effective_counts(sources: list[DatasetSource], counts: list[int]) -> dict[str, int]:
+    result: dict[str, int] = {}
+    for source, count in zip(sources, counts, strict=True):
+        name = source.name if source.name not in result else f"{source.name}#{len(result)}"
+        result[name] = count
+    return result
+
+
+class _Encoder:
+    """Encodes one split with the config's options and counts what happened."""
+
+    def __init__(self, cfg: Any, tokenizer: Any, template: ChatTemplate | None, stage: str,
+                 progress: ProgressCallback) -> None:
+        self.cfg, self.tokenizer, self.template, self.stage, self.progress = cfg, tokenizer, template, stage, progress
+        self.cutoff_len = int(getattr(cfg, "cutoff_len", 2048) or 2048)
+        self.seed = _seed(cfg)
+        packing = getattr(cfg, "packing", None)
+        self.neat = bool(getattr(cfg, "neat_packing", False))
+        self.packing = (stage == "pt" if packing is None else bool(packing)) or self.neat
+
+    def encode(self, records: list[Record], split: str) -> tuple[list[Sample], dict[str, Any]]:
+        if self.stage == "pt":
+            concatenate = self.packing and not self.neat
+            samples = encode_pretrain(records, self.tokenizer, self.cutoff_len, concatenate)  # type: ignore[arg-type]
+            pack = self.neat
+        else:
+            samples = self._encode_chat(records, split)
+            pack = self.packing
+        kept = [sample for sample in samples if count_trained(sample.labels) > 0]
+        stats = {
+            "tokens": sum(len(sample.input_ids) for sample in kept),
+            "trained_tokens": sum(count_trained(sample.labels) for sample in kept),
+            "truncated": sum(sample.truncated for sample in samples),
+            "dropped": len(samples) - len(kept),
+        }
+        rows: list[Sample] = list(pack_samples(kept, self.cutoff_len, self.seed)) if pack else list(kept)
+        if pack:
+            stats["packed_rows"] = len(rows)
+        return rows, stats
+
+    def _encode_chat(self, records: list[Record], split: str) -> list[EncodedSample]:
+        if self.template is None:
+            raise ValueError("template: stage sft needs a chat template")
+        options = {
+            "train_on_prompt": bool(getattr(self.cfg, "train_on_prompt", False)),
+            "mask_history": bool(getattr(self.cfg, "mask_history", False)),
+            "default_system": getattr(self.cfg, "default_system", None),
+        }
+        samples = []
+        for index, record in enumerate(records):
+            samples.append(encode_chat(record, self.template, self.tokenizer, self.cutoff_len, **options))
+            if index % 1000 == 999:
+                self.progress(f"tokenize {split}", index + 1, len(records))
+        self.progress(f"tokenize {split}", len(records), len(records))
+        return samples
