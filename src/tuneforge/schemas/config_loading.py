@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from tuneforge.schemas.catalog import COMPUTE_TYPES
+from tuneforge.schemas.catalog import COMPUTE_TYPES, UNSUPPORTED_LF_KEY_PREFIXES
 from tuneforge.schemas.config_errors import ConfigError, ConfigProblem
 from tuneforge.schemas.training import ALIASES, COMPUTE_TYPE_KEY, TrainingConfig, cross_field_problems
 
@@ -30,6 +30,8 @@ def _known_names() -> list[str]:
 
 
 def _unknown_key(key: str) -> ConfigProblem:
+    if key.startswith(UNSUPPORTED_LF_KEY_PREFIXES):
+        return ConfigProblem(key, f"'{key}' is a LLaMA-Factory option tuneforge does not support yet — remove it")
     close = difflib.get_close_matches(key, _known_names(), n=1)
     hint = f" — did you mean '{close[0]}'?" if close else " — see docs/parameters.md for the accepted keys"
     return ConfigProblem(key, f"unknown key '{key}'{hint}")

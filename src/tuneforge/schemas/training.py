@@ -68,6 +68,7 @@ ALIASES: dict[str, str] = {
     "neftune_alpha": "neftune_noise_alpha",
     "val_ratio": "val_size",
     "validation_split": "val_size",
+    "evaluation_strategy": "eval_strategy",  # transformers' old name, still in LLaMA-Factory examples
 }
 
 # `compute_type: bf16|fp16|fp32` is not a field: it sets the bf16 / fp16 flags (see config_loading).
