@@ -72,7 +72,9 @@ _SPECS: dict[str, TemplateSpec] = {
                           observation="{content}", function="{content}{eos}"),
     "chatml": _chatml("chatml"),
     "qwen": _chatml("qwen", QWEN_SYSTEM, qwen_tools=True),
+    # Qwen3 answers without reasoning are trained as plain ChatML; qwen3_nothink is for the non-thinking models
     "qwen3": _chatml("qwen3", qwen_tools=True),
+    "qwen3_nothink": _chatml("qwen3_nothink", qwen_tools=True),
     "smollm2": _chatml("smollm2", SMOLLM_SYSTEM),
     "llama2": TemplateSpec(
         name="llama2", system_in_user="<<SYS>>\n{content}\n<</SYS>>\n\n", user="{bos}[INST] {content} [/INST]",
@@ -219,7 +221,8 @@ class TokenizerChatTemplate(ChatTemplate):
         dicts = ([{"role": "system", "content": system}] if system else [])
         dicts += [{"role": _hf_role(m.role), "content": m.content} for m in messages]
         head = len(dicts) - len(messages)
-        turns, done = [], self._apply(dicts[:head], False)
+        turns: list[tuple[str, str]] = []
+        done = ""
         for index, message in enumerate(messages):
             if message.role in ("assistant", "function"):
                 before = self._apply(dicts[: head + index], True)
