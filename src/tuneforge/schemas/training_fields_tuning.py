@@ -224,6 +224,11 @@ class EvalArgs(ArgsBase):
         None, group="eval", ge=1,
         en="Evaluate every this many steps (eval_strategy steps); unset = logging_steps.",
         zh="验证间隔步数（eval_strategy 为 steps 时）；不填同 logging_steps。")
+    eval_on_start: bool = arg(
+        False, group="eval",
+        en="Compute the validation loss once before the first step, so the loss before and after training can be "
+           "compared.",
+        zh="训练开始前先计算一次验证损失，便于对比训练前后的效果。")
     predict_with_generate: bool = arg(
         False, group="eval", advanced=True,
         en="do_predict: generate answers (needed for BLEU / ROUGE) instead of only computing loss.",

@@ -1,0 +1,75 @@
+"""The `tuneforge` command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from tuneforge import __version__
+
+app = typer.Typer(
+    name="tuneforge", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    help="Fine-tune large language models: LLaMA-Factory configs, a fast worker, chat with the result.",
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"tuneforge {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                      help="Print the version and exit.")) -> None:
+    """tuneforge: self-hosted fine-tuning."""
+
+
+@app.command()
+def train(
+    config: Path = typer.Argument(..., help="A training config (YAML or JSON, LLaMA-Factory keys)."),
+    overrides: list[str] = typer.Argument(None, help="key=value pairs that override the file, e.g. lr=1e-4"),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show the worker's log lines too."),
+) -> None:
+    """Train from a config file, with a progress bar. Ctrl-C stops gracefully (checkpoint saved)."""
+    from tuneforge.cli.training import train_from_file
+
+    raise typer.Exit(train_from_file(config, overrides or [], verbose, console, err_console))
+
+
+@app.command()
+def chat(
+    model: str = typer.Option("bundled", "--model", "-m", help="Model directory, .gguf file, hub id or 'bundled'."),
+    adapter: str = typer.Option(None, "--adapter", "-a", help="A LoRA adapter directory (a run's output_dir)."),
+    template: str = typer.Option(None, "--template", "-t", help="Chat template (default: the adapter's, else the "
+                                 "tokenizer's own)."),
+    system: str = typer.Option(None, "--system", "-s", help="System prompt."),
+    message: list[str] = typer.Option(None, "--message", help="Ask this and exit (repeatable: one answer each)."),
+    max_new_tokens: int = typer.Option(256, help="Longest answer in tokens."),
+    temperature: float = typer.Option(0.0, help="0 = greedy."),
+    top_p: float = typer.Option(1.0),
+) -> None:
+    """Chat with a model (and adapter) in the terminal. /clear resets the history, /exit quits."""
+    from tuneforge.cli.chatting import run_chat
+
+    raise typer.Exit(run_chat(model, adapter, template, system, message or [], max_new_tokens, temperature, top_p,
+                              console, err_console))
+
+
+@app.command()
+def demo(
+    output_dir: Path = typer.Option(None, help="Where the demo adapter goes (default: ~/.tuneforge/demo)."),
+    epochs: float = typer.Option(None, help="Override the demo's number of epochs."),
+) -> None:
+    """Fine-tune the bundled SmolLM2-135M-Instruct to be "Forge", then compare its answers before and after."""
+    from tuneforge.cli.demo import run_demo
+
+    raise typer.Exit(run_demo(output_dir, epochs, console, err_console))
+
+
+if __name__ == "__main__":
+    app()

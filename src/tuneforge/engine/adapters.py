@@ -1,0 +1,146 @@
+"""What trains: LoRA family (LoRA, LoRA+, rsLoRA, DoRA, PiSSA) through peft, freeze (last/first n layers) or full."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from tuneforge.engine.errors import EngineError
+
+log = logging.getLogger(__name__)
+
+
+def prepare_trainable_model(model: Any, cfg: Any, *, is_trainable: bool = True) -> Any:
+    """Apply the fine-tuning method; returns the model to train (a PeftModel for LoRA)."""
+    if cfg.finetuning_type == "lora":
+        model = _apply_lora(model, cfg, is_trainable)
+    else:
+        if cfg.adapter_name_or_path:
+            model = merge_adapters(model, cfg.adapter_name_or_path)
+        if cfg.finetuning_type == "freeze":
+            _apply_freeze(model, cfg)
+        else:
+            for param in model.parameters():
+                param.requires_grad_(True)
+    if cfg.quantization_bit is None:
+        _upcast_trainable(model)
+    return model
+
+
+def count_parameters(model: Any) -> tuple[int, int]:
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    return trainable, total
+
+
+def merge_adapters(model: Any, adapter_paths: str | list[str]) -> Any:
+    from peft import PeftModel
+
+    for path in _as_list(adapter_paths):
+        model = PeftModel.from_pretrained(model, path).merge_and_unload()
+    return model
+
+
+def linear_module_names(model: Any) -> list[str]:
+    """Short names of every linear layer except the output head: what `lora_target: all` means."""
+    import torch
+
+    output = model.get_output_embeddings()
+    names = set()
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear) and module is not output and "lm_head" not in name:
+            names.add(name.split(".")[-1])
+    return sorted(names)
+
+
+def _apply_lora(model: Any, cfg: Any, is_trainable: bool) -> Any:
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    adapters = _as_list(cfg.adapter_name_or_path)
+    if adapters:
+        # Earlier adapters are merged; the last one is trained further unless a new adapter is asked for.
+        model = merge_adapters(model, adapters[:-1]) if len(adapters) > 1 else model
+        if not cfg.create_new_adapter:
+            return PeftModel.from_pretrained(model, adapters[-1], is_trainable=is_trainable)
+        model = merge_adapters(model, adapters[-1:])
+    if cfg.quantization_bit:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=bool(cfg.gradient_checkpointing))
+    targets = _lora_targets(model, cfg.lora_target)
+    init: Any = True
+    if cfg.pissa_init:
+        init = "pissa" if cfg.pissa_iter == -1 else f"pissa_niter_{cfg.pissa_iter}"
+    lora = LoraConfig(
+        task_type="CAUSAL_LM",
+        r=cfg.lora_rank,
+        lora_alpha=cfg.lora_alpha or cfg.lora_rank * 2,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=targets,
+        modules_to_save=cfg.additional_target or None,
+        use_rslora=cfg.use_rslora,
+        use_dora=cfg.use_dora,
+        init_lora_weights=init,
+    )
+    log.info("LoRA r=%d alpha=%s on %s", lora.r, lora.lora_alpha, ", ".join(targets))
+    return get_peft_model(model, lora)
+
+
+def _lora_targets(model: Any, requested: list[str]) -> list[str]:
+    available = linear_module_names(model)
+    if [t.strip() for t in requested] in (["all"], ["all-linear"]):
+        return available
+    missing = [t for t in requested if t not in available]
+    if missing:
+        raise EngineError(
+            f"lora_target: {', '.join(missing)} not found in this model",
+            hint=f"the model's linear layers are: {', '.join(available)} (or use lora_target: all)",
+        )
+    return list(requested)
+
+
+def _apply_freeze(model: Any, cfg: Any) -> None:
+    """Train only the last n (or first -n) decoder layers, optionally only some modules in them, plus extras."""
+    num_layers = getattr(model.config, "num_hidden_layers", None) or getattr(model.config, "num_layers", None)
+    if not num_layers:
+        raise EngineError("freeze fine-tuning cannot find the number of layers in this model's config")
+    n = cfg.freeze_trainable_layers
+    if abs(n) > num_layers:
+        raise EngineError(f"freeze_trainable_layers: {n} but the model has only {num_layers} layers",
+                          hint=f"use a value between -{num_layers} and {num_layers}")
+    layer_ids = range(num_layers - n, num_layers) if n > 0 else range(-n)
+    modules = [m.strip() for m in cfg.freeze_trainable_modules]
+    extras = [m.strip() for m in (cfg.freeze_extra_modules or [])]
+    layer_pattern = re.compile(r"\.(?:layers|h|blocks|encoder\.layers)\.(\d+)\.")
+    trainable = 0
+    for name, param in model.named_parameters():
+        match = layer_pattern.search("." + name)
+        in_layer = match is not None and int(match.group(1)) in layer_ids
+        wanted = in_layer and (modules == ["all"] or any(f".{m}." in f".{name}" for m in modules))
+        wanted = wanted or any(f".{e}." in f".{name}" or name.startswith(f"{e}.") for e in extras)
+        param.requires_grad_(wanted)
+        trainable += param.numel() if wanted else 0
+    if trainable == 0:
+        raise EngineError(
+            "freeze fine-tuning left no trainable parameter",
+            hint=f"check freeze_trainable_modules {modules} and freeze_extra_modules {extras} against the model",
+        )
+    log.info("freeze: training layers %s (%s)", list(layer_ids), ", ".join(modules))
+
+
+def _upcast_trainable(model: Any) -> None:
+    """Trainable weights in fp32 (pure_bf16 keeps bf16): optimizer updates in half precision lose small steps."""
+    import torch
+
+    for param in model.parameters():
+        if param.requires_grad and param.dtype in (torch.float16,):
+            param.data = param.data.float()
+
+
+def _as_list(value: str | list[str] | None) -> list[str]:
+    if not value:
+        return []
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return list(value)

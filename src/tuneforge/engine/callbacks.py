@@ -1,0 +1,157 @@
+"""Trainer callbacks: progress / eval / checkpoint events, LLaMA-Factory's trainer_log.jsonl, graceful stop on
+SIGTERM and the divergence guard."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+from tuneforge.engine.trainer import TokenCounter
+from tuneforge.rundir import EventWriter
+from tuneforge.schemas.events import EventType
+
+log = logging.getLogger(__name__)
+
+
+class RunEventsCallback(TrainerCallback):
+    """Writes what a user watches: step, loss, lr, tokens, tokens/s, ETA, eval loss, checkpoints."""
+
+    def __init__(self, events: EventWriter, trainer_log: Path, counter: TokenCounter, is_main: bool = True) -> None:
+        self.events = events
+        self.trainer_log = trainer_log
+        self.counter = counter
+        self.is_main = is_main
+        self.start_time = time.monotonic()
+        self.start_step = 0
+        self.start_tokens = 0
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.start_time = time.monotonic()
+        self.start_step = state.global_step  # > 0 when resuming: ETA counts only this session's speed
+        self.start_tokens = self.counter.tokens_seen
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kw: Any) -> None:
+        if not self.is_main or not logs:
+            return
+        step, total = state.global_step, max(state.max_steps, 1)
+        elapsed = time.monotonic() - self.start_time
+        done = step - self.start_step
+        eta = elapsed / done * (total - step) if done > 0 else None
+        tokens_per_s = (self.counter.tokens_seen - self.start_tokens) / elapsed if elapsed > 0 else 0.0
+        epoch = round(state.epoch or 0.0, 4)
+        if "loss" in logs:
+            self.events.emit(
+                EventType.PROGRESS, step=step, total_steps=total, epoch=epoch, loss=_finite(logs["loss"]),
+                learning_rate=logs.get("learning_rate"), grad_norm=_finite(logs.get("grad_norm")),
+                tokens_seen=self.counter.tokens_seen, trained_tokens=self.counter.trained_tokens,
+                tokens_per_second=round(tokens_per_s, 2), elapsed_s=round(elapsed, 2),
+                eta_s=round(eta, 1) if eta is not None else None, percentage=round(100 * step / total, 2),
+            )
+        if "eval_loss" in logs:
+            self.events.emit(EventType.EVAL, step=step, epoch=epoch, eval_loss=logs["eval_loss"],
+                             perplexity=logs.get("eval_perplexity"))
+        if "loss" in logs or "eval_loss" in logs:
+            self._append_trainer_log(step, total, epoch, logs, elapsed, eta, tokens_per_s)
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.is_main:
+            path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            self.events.emit(EventType.CHECKPOINT, step=state.global_step, path=str(path))
+
+    def _append_trainer_log(self, step: int, total: int, epoch: float, logs: dict[str, float], elapsed: float,
+                            eta: float | None, tokens_per_s: float) -> None:
+        """One line per log in LLaMA-Factory's field names (its plotting and users' scripts read these)."""
+        record = {
+            "current_steps": step, "total_steps": total, "loss": logs.get("loss"), "eval_loss": logs.get("eval_loss"),
+            "lr": logs.get("learning_rate"), "epoch": epoch, "percentage": round(100 * step / total, 2),
+            "elapsed_time": _hms(elapsed), "remaining_time": _hms(eta) if eta is not None else "",
+            "throughput": round(tokens_per_s, 2), "total_tokens": self.counter.tokens_seen,
+        }
+        with self.trainer_log.open("a", encoding="utf-8") as f:
+            f.write(json.dumps({k: v for k, v in record.items() if v is not None}) + "\n")
+
+
+class StopRequest:
+    """Set by the SIGTERM handler; read by the callback at the end of the current step."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def request(self, *_: Any) -> None:
+        self.requested = True
+
+
+class GracefulStopCallback(TrainerCallback):
+    def __init__(self, stop: StopRequest) -> None:
+        self.stop = stop
+        self.stopped_at: int | None = None
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.stop.requested and self.stopped_at is None:
+            self.stopped_at = state.global_step
+            control.should_save = True
+            control.should_training_stop = True
+            log.info("stop requested: saving a checkpoint at step %d and stopping", state.global_step)
+
+
+class DivergenceGuard(TrainerCallback):
+    """Stops a run whose loss or gradients are not finite, or whose loss stays far above its running level.
+
+    The step with a non-finite gradient was already dropped by the trainer, so the weights saved in the final
+    checkpoint are the last good ones.
+    """
+
+    def __init__(self, counter: TokenCounter, factor: float = 3.0, patience: int = 3, warmup_logs: int = 3) -> None:
+        self.counter = counter
+        self.factor = factor
+        self.patience = patience
+        self.warmup_logs = warmup_logs
+        self.history: deque[float] = deque(maxlen=20)
+        self.high_streak = 0
+        self.reason: str | None = None
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.counter.bad_gradient_steps and self.reason is None:
+            step = self.counter.bad_gradient_steps[0]
+            self._trip(control, f"the gradients became non-finite (NaN/inf) at step {step}")
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kw: Any) -> None:
+        if self.reason is not None or not logs or "loss" not in logs:
+            return
+        loss = logs["loss"]
+        if not math.isfinite(loss) or not math.isfinite(logs.get("grad_norm", 0.0) or 0.0):
+            self._trip(control, f"the loss or gradient norm became non-finite at step {state.global_step}")
+            return
+        level = sorted(self.history)[len(self.history) // 2] if len(self.history) >= self.warmup_logs else None
+        if level is not None and loss > self.factor * level:
+            self.high_streak += 1
+            if self.high_streak >= self.patience:
+                self._trip(control, f"the loss stayed above {self.factor:g}× its running level ({level:.3f}) for "
+                                    f"{self.patience} logging steps (now {loss:.3f} at step {state.global_step})")
+            return
+        self.high_streak = 0
+        self.history.append(loss)
+
+    def _trip(self, control: Any, reason: str) -> None:
+        self.reason = reason
+        control.should_save = True
+        control.should_training_stop = True
+        log.error("divergence guard: %s", reason)
+
+
+def _finite(value: float | None) -> float | None:
+    if value is None:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _hms(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"

@@ -1,0 +1,207 @@
+"""Load a causal LM and its tokenizer from a local directory, a GGUF file, a hub id or the bundled model."""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tuneforge.engine.bundled import bundled_model_dir, is_bundled_name
+from tuneforge.engine.errors import EngineError, NotYetSupported
+from tuneforge.engine.precision import Precision
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where the weights come from: `path` is a local directory or a hub id; `gguf_file` a file name inside it."""
+
+    path: str
+    gguf_file: str | None = None
+    is_local: bool = True
+
+
+def resolve_model_source(name: str, *, config_dir: Path | None = None, gguf_file: str | None = None) -> ModelSource:
+    """Local paths resolve against the config's folder, then the working directory; else a hub id."""
+    if is_bundled_name(name):
+        return ModelSource(str(bundled_model_dir()))
+    looked: list[Path] = []
+    candidates = [Path(name).expanduser()]
+    if not candidates[0].is_absolute():
+        candidates = [*([config_dir / name] if config_dir else []), Path.cwd() / name]
+    for candidate in candidates:
+        looked.append(candidate.resolve())
+        if candidate.is_file() and candidate.suffix == ".gguf":
+            return ModelSource(str(candidate.parent.resolve()), candidate.name)
+        if candidate.is_dir():
+            if gguf_file or (not (candidate / "config.json").exists() and _single_gguf(candidate)):
+                return ModelSource(str(candidate.resolve()), gguf_file or _single_gguf(candidate))
+            return ModelSource(str(candidate.resolve()))
+    if _looks_like_hub_id(name):
+        return ModelSource(name, gguf_file, is_local=False)
+    places = "\n".join(f"  - {p}" for p in looked)
+    raise EngineError(
+        f"model '{name}' not found. Looked in:\n{places}",
+        hint="give a local model directory, a .gguf file, a hub id like 'Qwen/Qwen2.5-0.5B-Instruct', or 'bundled'",
+    )
+
+
+def _single_gguf(directory: Path) -> str | None:
+    files = sorted(directory.glob("*.gguf"))
+    return files[0].name if len(files) == 1 else None
+
+
+def _looks_like_hub_id(name: str) -> bool:
+    parts = name.split("/")
+    return len(parts) == 2 and all(parts) and not name.startswith((".", "/", "~"))
+
+
+def load_tokenizer(source: ModelSource, *, trust_remote_code: bool = False, **hub: Any):
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(
+            source.path, gguf_file=source.gguf_file, trust_remote_code=trust_remote_code, **hub
+        )
+    except OSError as exc:
+        raise _load_error(source, exc) from exc
+
+
+def load_model(cfg: Any, source: ModelSource, precision: Precision, *, for_training: bool = True):
+    """The model in the dtype its precision wants, with the attention implementation and RoPE scaling asked for."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    hub = _hub_kwargs(cfg)
+    try:
+        config = AutoConfig.from_pretrained(
+            source.path, gguf_file=source.gguf_file, trust_remote_code=cfg.trust_remote_code, **hub
+        )
+    except OSError as exc:
+        raise _load_error(source, exc) from exc
+    _apply_rope_scaling(config, cfg)
+    kwargs: dict[str, Any] = {
+        "config": config,
+        "dtype": precision.load_dtype,
+        "attn_implementation": attention_implementation(cfg.flash_attn),
+        "trust_remote_code": cfg.trust_remote_code,
+        **hub,
+    }
+    if cfg.quantization_bit:
+        kwargs["quantization_config"] = quantization_config(cfg, precision)
+    if source.gguf_file:
+        kwargs["gguf_file"] = source.gguf_file
+    try:
+        model = AutoModelForCausalLM.from_pretrained(source.path, **kwargs)
+    except OSError as exc:
+        raise _load_error(source, exc) from exc
+    except ImportError as exc:
+        raise EngineError(f"loading {source.path} needs a package that is missing: {exc}") from exc
+    if for_training:
+        model.config.use_cache = False
+    if cfg.enable_liger_kernel:
+        _apply_liger(model)
+    if cfg.use_unsloth:
+        raise NotYetSupported(
+            "use_unsloth is not supported: Unsloth patches models for CUDA only and replaces the trainer",
+            hint="remove use_unsloth; tuneforge's padding-free batches and LM-head skipping give the speed-up here",
+        )
+    return model
+
+
+def attention_implementation(flash_attn: str) -> str:
+    if flash_attn == "disabled":
+        return "eager"
+    if flash_attn == "fa2":
+        import importlib.util
+
+        if importlib.util.find_spec("flash_attn") is None:
+            raise EngineError(
+                "flash_attn: fa2 needs the flash-attn package and a CUDA GPU",
+                hint="pip install flash-attn on a GPU host, or use flash_attn: sdpa",
+            )
+        return "flash_attention_2"
+    return "sdpa"
+
+
+def _apply_rope_scaling(config: Any, cfg: Any) -> None:
+    if not cfg.rope_scaling:
+        return
+    max_pos = getattr(config, "max_position_embeddings", None)
+    if not max_pos or cfg.cutoff_len <= max_pos:
+        log.warning("rope_scaling=%s ignored: cutoff_len %s fits the model's context %s",
+                    cfg.rope_scaling, cfg.cutoff_len, max_pos)
+        return
+    factor = float(math.ceil(cfg.cutoff_len / max_pos))
+    params = dict(getattr(config, "rope_parameters", None) or {})
+    params.update({"rope_type": cfg.rope_scaling, "factor": factor})
+    if cfg.rope_scaling in ("yarn", "llama3"):
+        params.setdefault("original_max_position_embeddings", max_pos)
+    config.rope_parameters = params
+    config.max_position_embeddings = max_pos * int(factor)
+    log.info("RoPE scaling %s with factor %.0f for cutoff_len %d", cfg.rope_scaling, factor, cfg.cutoff_len)
+
+
+def quantization_config(cfg: Any, precision: Precision):
+    """QLoRA: 4/8-bit weights through bitsandbytes (CUDA), or HQQ / EETQ where installed."""
+    import importlib.util
+
+    import torch
+
+    if cfg.quantization_method == "bnb":
+        if not torch.cuda.is_available() or importlib.util.find_spec("bitsandbytes") is None:
+            raise EngineError(
+                f"quantization_bit {cfg.quantization_bit} with bitsandbytes needs a CUDA GPU and the bitsandbytes "
+                "package",
+                hint="on a CPU host remove quantization_bit (LoRA in fp32 works); on a GPU `pip install bitsandbytes`",
+            )
+        from transformers import BitsAndBytesConfig
+
+        if cfg.quantization_bit == 8:
+            return BitsAndBytesConfig(load_in_8bit=True)
+        return BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=precision.compute_dtype,
+        )
+    package = {"hqq": "hqq", "eetq": "eetq"}[cfg.quantization_method]
+    if importlib.util.find_spec(package) is None:
+        raise EngineError(f"quantization_method {package} needs the {package} package", hint=f"pip install {package}")
+    from transformers import EetqConfig, HqqConfig
+
+    if package == "hqq":
+        return HqqConfig(nbits=cfg.quantization_bit)
+    return EetqConfig("int8")
+
+
+def _apply_liger(model: Any) -> None:
+    try:
+        from liger_kernel.transformers import _apply_liger_kernel_to_instance
+    except ImportError as exc:
+        raise EngineError(
+            "enable_liger_kernel needs the liger-kernel package (Triton kernels for CUDA GPUs)",
+            hint="pip install liger-kernel on a GPU host, or set enable_liger_kernel: false",
+        ) from exc
+    _apply_liger_kernel_to_instance(model=model)
+
+
+def _hub_kwargs(cfg: Any) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"revision": cfg.model_revision}
+    if cfg.cache_dir:
+        kwargs["cache_dir"] = cfg.cache_dir
+    if cfg.hf_hub_token:
+        kwargs["token"] = cfg.hf_hub_token
+    return kwargs
+
+
+def _load_error(source: ModelSource, exc: Exception) -> EngineError:
+    if source.is_local:
+        return EngineError(f"cannot load the model in {source.path}: {exc}",
+                           hint="the directory needs config.json and weights (safetensors or bin), or a .gguf file")
+    return EngineError(
+        f"cannot load '{source.path}' from the Hugging Face Hub: {exc}",
+        hint="check the id and your network, or download the model and give its local directory",
+    )

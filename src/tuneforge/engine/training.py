@@ -1,0 +1,253 @@
+"""One training run, start to finish: config → tokenizer and template → data → model → Trainer → outputs."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tuneforge.engine.adapters import count_parameters, prepare_trainable_model
+from tuneforge.engine.errors import EngineError, NotYetSupported
+from tuneforge.engine.models import load_model, load_tokenizer, resolve_model_source
+from tuneforge.engine.precision import Precision, choose_precision
+from tuneforge.rundir import EventWriter, RunDir
+from tuneforge.schemas.events import EventType
+
+log = logging.getLogger(__name__)
+
+SUPPORTED_STAGES = ("pt", "sft")
+
+
+@dataclass
+class RunOutcome:
+    status: str  # completed | stopped | failed
+    step: int
+    checkpoint: str | None = None
+    error: str | None = None
+    hint: str | None = None
+    metrics: dict[str, Any] | None = None
+
+
+def run_training(run_dir: RunDir, events: EventWriter, stop: Any) -> RunOutcome:
+    """Everything after the config was read: heavy imports happen here, not at module import."""
+    from tuneforge.schemas import parse_training_config
+
+    spec = run_dir.read_spec()
+    cfg = parse_training_config(spec.config, source=str(run_dir.spec_file))
+    config_dir = Path(spec.config_dir) if spec.config_dir else None
+    if cfg.stage not in SUPPORTED_STAGES:
+        raise NotYetSupported(f"stage '{cfg.stage}' is not yet supported by this version of tuneforge",
+                              hint="supported stages: pt (pre-training) and sft (supervised fine-tuning)")
+    precision = choose_precision(cfg)
+    prepared = _prepare(cfg, config_dir, precision)
+    if stop.requested:
+        return RunOutcome("stopped", 0)
+    return _train(cfg, run_dir, events, stop, precision, prepared, config_dir)
+
+
+@dataclass
+class Prepared:
+    model: Any
+    tokenizer: Any
+    template: Any
+    data: Any
+
+
+def _prepare(cfg: Any, config_dir: Path | None, precision: Precision) -> Prepared:
+    from transformers import set_seed
+
+    from tuneforge.data.prepare import prepare_datasets
+    from tuneforge.data.templates import fix_tokenizer, get_template
+
+    set_seed(cfg.seed)
+    started = time.monotonic()
+    source = resolve_model_source(cfg.model_name_or_path, config_dir=config_dir, gguf_file=cfg.gguf_file)
+    tokenizer = load_tokenizer(source, trust_remote_code=cfg.trust_remote_code)
+    template = get_template(cfg.template, tokenizer)
+    fix_tokenizer(tokenizer, template)
+    data = prepare_datasets(cfg, tokenizer, template, config_dir=config_dir)
+    if not data.train:
+        raise EngineError("no training samples left after reading and tokenising the dataset",
+                          hint="check the dataset is not empty and cutoff_len is large enough")
+    log.info("data: %s", data.stats)
+    model = load_model(cfg, source, precision)
+    if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
+        model.resize_token_embeddings(len(tokenizer), pad_to_multiple_of=64)
+    model = prepare_trainable_model(model, cfg)
+    log.info("model and data ready in %.1f s", time.monotonic() - started)
+    return Prepared(model, tokenizer, template, data)
+
+
+def _train(cfg: Any, run_dir: RunDir, events: EventWriter, stop: Any, precision: Precision, prepared: Prepared,
+           config_dir: Path | None) -> RunOutcome:
+    from tuneforge.engine.batching import PaddingFreeCollator, SampleDataset
+    from tuneforge.engine.callbacks import DivergenceGuard, GracefulStopCallback, RunEventsCallback
+    from tuneforge.engine.outputs import save_outputs
+    from tuneforge.engine.trainer import ForgeTrainer, TokenCounter
+
+    counter = TokenCounter()
+    eval_set = SampleDataset(prepared.data.eval) if prepared.data.eval else None
+    args = training_arguments(cfg, run_dir, precision, has_eval=eval_set is not None)
+    stop_callback = GracefulStopCallback(stop)
+    guard = DivergenceGuard(counter, cfg.divergence_factor, cfg.divergence_patience) if cfg.divergence_guard else None
+    trainer = ForgeTrainer(
+        model=prepared.model, args=args, train_dataset=SampleDataset(prepared.data.train), eval_dataset=eval_set,
+        data_collator=PaddingFreeCollator(), processing_class=prepared.tokenizer, token_counter=counter,
+        loraplus_lr_ratio=cfg.loraplus_lr_ratio, loraplus_lr_embedding=cfg.loraplus_lr_embedding,
+        callbacks=[c for c in (stop_callback, guard) if c is not None],
+    )
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # our events and train.log say the same, once
+    is_main = trainer.is_world_process_zero()
+    trainer.add_callback(RunEventsCallback(events, run_dir.trainer_log_file, counter, is_main=is_main))
+    resume = resolve_resume(cfg.resume_from_checkpoint, run_dir, config_dir)
+    trainable, total = count_parameters(prepared.model)
+    if is_main:
+        events.emit(
+            EventType.STARTED, pid=os.getpid(), total_steps=_total_steps(trainer), device=precision.device,
+            num_train_samples=len(prepared.data.train), num_eval_samples=len(prepared.data.eval or []),
+            trainable_params=trainable, total_params=total, precision=precision.name, resumed_from=resume,
+            data=prepared.data.stats,
+        )
+    train_result = trainer.train(resume_from_checkpoint=resume)
+    step = trainer.state.global_step
+    last_checkpoint = _last_checkpoint(Path(args.output_dir))
+    if guard is not None and guard.reason:
+        return RunOutcome("failed", step, last_checkpoint, error=f"training diverged: {guard.reason}",
+                          hint="lower learning_rate (e.g. ÷10), raise warmup_steps, or train in fp32 instead of fp16")
+    if stop_callback.stopped_at is not None:
+        return RunOutcome("stopped", step, last_checkpoint)
+    metrics = dict(train_result.metrics)
+    metrics.update(tokens_seen=counter.tokens_seen, trained_tokens=counter.trained_tokens)
+    if eval_set is not None:
+        metrics.update(trainer.evaluate())
+    output_dir = resolve_output_dir(cfg, run_dir, config_dir)
+    if is_main:
+        save_outputs(trainer, prepared, cfg, output_dir, metrics, run_dir)
+    return RunOutcome("completed", step, last_checkpoint, metrics=metrics)
+
+
+def training_arguments(cfg: Any, run_dir: RunDir, precision: Precision, *, has_eval: bool):
+    from transformers import TrainingArguments
+
+    eval_strategy = cfg.eval_strategy if has_eval else "no"
+    report_to = [r for r in cfg.report_to if r != "none"] or "none"
+    if report_to != "none":
+        _check_reporters(report_to)
+    if cfg.logging_dir:
+        os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(cfg.logging_dir))
+    return TrainingArguments(
+        output_dir=str(run_dir.checkpoints_dir),
+        per_device_train_batch_size=cfg.per_device_train_batch_size,
+        per_device_eval_batch_size=cfg.per_device_eval_batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        learning_rate=cfg.learning_rate,
+        num_train_epochs=cfg.num_train_epochs,
+        max_steps=cfg.max_steps,
+        max_grad_norm=cfg.max_grad_norm,
+        lr_scheduler_type=cfg.lr_scheduler_type,
+        lr_scheduler_kwargs=cfg.lr_scheduler_kwargs or {},
+        warmup_steps=cfg.warmup_steps if cfg.warmup_steps else cfg.warmup_ratio,
+        optim=cfg.optim,
+        weight_decay=cfg.weight_decay,
+        adam_beta1=cfg.adam_beta1,
+        adam_beta2=cfg.adam_beta2,
+        adam_epsilon=cfg.adam_epsilon,
+        neftune_noise_alpha=cfg.neftune_noise_alpha,
+        bf16=precision.name == "bf16",
+        fp16=precision.name == "fp16",
+        activation_checkpointing=use_gradient_checkpointing(cfg, precision),
+        activation_checkpointing_kwargs={"use_reentrant": False},
+        seed=cfg.seed,
+        data_seed=cfg.data_seed,
+        logging_steps=cfg.logging_steps,
+        logging_nan_inf_filter=False,  # a NaN must show, not be averaged away
+        save_strategy=cfg.save_strategy,
+        save_steps=cfg.save_steps,
+        save_total_limit=cfg.save_total_limit,
+        save_only_model=cfg.save_only_model,
+        eval_strategy=eval_strategy,
+        eval_steps=cfg.eval_steps if eval_strategy == "steps" else None,
+        eval_on_start=cfg.eval_on_start and has_eval,
+        report_to=report_to,
+        run_name=cfg.run_name,
+        use_cpu=cfg.use_cpu or precision.device == "cpu",
+        ddp_timeout=cfg.ddp_timeout,
+        dataloader_num_workers=cfg.dataloader_num_workers,
+        remove_unused_columns=False,
+        disable_tqdm=True,
+        dataloader_pin_memory=precision.device == "cuda",
+    )
+
+
+def use_gradient_checkpointing(cfg: Any, precision: Precision) -> bool:
+    """Explicit value wins. Auto: on only on a GPU whose free memory is tight; it costs ~30% speed."""
+    if cfg.gradient_checkpointing is not None:
+        return bool(cfg.gradient_checkpointing)
+    if precision.device != "cuda":
+        return False
+    import torch
+
+    free, total = torch.cuda.mem_get_info()
+    return free < 0.5 * total
+
+
+def resolve_resume(value: str | None, run_dir: RunDir, config_dir: Path | None) -> str | None:
+    if not value:
+        return None
+    if value == "last":
+        last = _last_checkpoint(run_dir.checkpoints_dir)
+        if last is None:
+            raise EngineError(f"resume_from_checkpoint: last, but {run_dir.checkpoints_dir} has no checkpoint",
+                              hint="start without resume_from_checkpoint, or give a checkpoint directory")
+        return last
+    path = Path(value).expanduser()
+    candidates = [path] if path.is_absolute() else [*([config_dir / path] if config_dir else []), Path.cwd() / path]
+    for candidate in candidates:
+        if (candidate / "trainer_state.json").is_file():
+            return str(candidate.resolve())
+    looked = ", ".join(str(c.resolve()) for c in candidates)
+    raise EngineError(f"resume_from_checkpoint: no checkpoint (trainer_state.json) at {looked}",
+                      hint="give a checkpoint-N directory or 'last'")
+
+
+def resolve_output_dir(cfg: Any, run_dir: RunDir, config_dir: Path | None) -> Path:
+    if not cfg.output_dir:
+        return run_dir.default_output_dir
+    path = Path(cfg.output_dir).expanduser()
+    return path if path.is_absolute() else (config_dir or Path.cwd()) / path
+
+
+def _last_checkpoint(directory: Path) -> str | None:
+    checkpoints = [p for p in directory.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
+    if not checkpoints:
+        return None
+    return str(max(checkpoints, key=lambda p: int(p.name.split("-")[-1])))
+
+
+def _total_steps(trainer: Any) -> int | None:
+    args = trainer.args
+    if args.max_steps and args.max_steps > 0:
+        return args.max_steps
+    batches = len(trainer.get_train_dataloader())
+    per_epoch = max(1, batches // args.gradient_accumulation_steps)
+    import math
+
+    return math.ceil(per_epoch * args.num_train_epochs)
+
+
+def _check_reporters(report_to: list[str]) -> None:
+    import importlib.util
+
+    packages = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow"}
+    for name in report_to:
+        if name == "all":
+            continue
+        package = packages.get(name)
+        if package and importlib.util.find_spec(package) is None:
+            raise EngineError(f"report_to: {name} needs the {package} package, which is not installed",
+                              hint=f"pip install {package}, or remove {name} from report_to")
