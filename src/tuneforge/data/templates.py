@@ -106,7 +106,7 @@ _SPECS: dict[str, TemplateSpec] = {
         function="\n{content}", stop_words=("<|user|>", "<|observation|>", "<|endoftext|>"), append_eos=True,
     ),
 }
-ALIASES = {"qwen2": "qwen", "auto": "tokenizer"}
+ALIASES = {"qwen2": "qwen"}
 TEMPLATE_NAMES: tuple[str, ...] = (*_SPECS, "qwen2", "tokenizer", "auto")
 
 
@@ -264,8 +264,9 @@ def split_system(
 
 
 def get_template(name: str | None, tokenizer: Any = None) -> ChatTemplate:
-    """The template called `name`; None → the tokenizer's own chat template if it has one, else `default`."""
-    if name is None:
+    """The template called `name`; None or "auto" → the tokenizer's own chat template if it has one, else
+    `default`; "tokenizer" → the tokenizer's own, which must exist."""
+    if name is None or name == "auto":
         name = "tokenizer" if getattr(tokenizer, "chat_template", None) else "default"
     key = ALIASES.get(name, name)
     if key == "tokenizer":

@@ -145,3 +145,13 @@ def test_problem_str_and_undetectable_format(tmp_path):
     path = write_jsonl(tmp_path / "odd.jsonl", [{"question": "q", "answer": "a"}])
     with pytest.raises(DatasetError, match="cannot tell the dataset format"):
         read_records(path)
+
+
+def test_api_side_modules_do_not_import_torch_or_transformers():
+    import subprocess
+    import sys
+
+    code = ("import sys, tuneforge.data, tuneforge.data.templates, tuneforge.data.mixing, tuneforge.data.sources;"
+            "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

@@ -113,6 +113,7 @@ def test_tokenizer_template_uses_the_tokenizers_own_chat_template():
 
 def test_no_chat_template_falls_back_to_default(tokenizer):
     assert get_template(None, tokenizer).name == "default"
+    assert get_template("auto", tokenizer).name == "default"
     with pytest.raises(ValueError, match="has no chat_template"):
         get_template("tokenizer", tokenizer)
     with pytest.raises(ValueError, match=r"unknown template 'qwen9'.*chatml"):
