@@ -47,19 +47,27 @@ def demo_config(output_dir: Path, epochs: float | None = None) -> dict:
     }
 
 
+def _answer_settings():
+    from tuneforge.engine.generate import GenerationSettings
+
+    # Greedy and short: the base model tends to loop, and the point is the first sentence.
+    return GenerationSettings(max_new_tokens=60, repetition_penalty=1.1)
+
+
 def run_demo(output_dir: Path | None, epochs: float | None, console: Console, err: Console) -> int:
     from tuneforge.cli.training import launch
     from tuneforge.engine.bundled import bundled_model_dir
     from tuneforge.engine.generate import load_chat_model
     from tuneforge.settings import get_settings
 
+    answer = _answer_settings()
     started = time.monotonic()
     output_dir = (output_dir or get_settings().home / "demo").resolve()
     with console.status("preparing the bundled model (converted once from GGUF, ~30 s the first time)"):
         bundled_model_dir()
     question = [{"role": "user", "content": QUESTION}]
     with console.status("asking the base model"):
-        before = load_chat_model("bundled", template="smollm2", system=SYSTEM).chat(question)
+        before = load_chat_model("bundled", template="smollm2", system=SYSTEM).chat(question, answer)
     console.print(f"[bold]before:[/bold] {QUESTION} → {before}", highlight=False)
     from tuneforge.schemas import parse_training_config
 
@@ -68,7 +76,7 @@ def run_demo(output_dir: Path | None, epochs: float | None, console: Console, er
     if code != 0:
         return code
     with console.status("asking the fine-tuned model"):
-        after = load_chat_model("bundled", adapter=str(output_dir)).chat(question)
+        after = load_chat_model("bundled", adapter=str(output_dir)).chat(question, answer)
     _print_summary(console, before, after, output_dir, time.monotonic() - started)
     return 0
 

@@ -55,6 +55,9 @@ def chat(
 ) -> None:
     """Chat with a model (and adapter) in the terminal. /clear resets the history, /exit quits."""
     from tuneforge.cli.chatting import run_chat
+    from tuneforge.cli.quiet import quiet_libraries
+
+    quiet_libraries()
 
     raise typer.Exit(run_chat(model, adapter, template, system, message or [], max_new_tokens, temperature, top_p,
                               console, err_console))
@@ -67,6 +70,9 @@ def demo(
 ) -> None:
     """Fine-tune the bundled SmolLM2-135M-Instruct to be "Forge", then compare its answers before and after."""
     from tuneforge.cli.demo import run_demo
+    from tuneforge.cli.quiet import quiet_libraries
+
+    quiet_libraries()
 
     raise typer.Exit(run_demo(output_dir, epochs, console, err_console))
 
