@@ -13,8 +13,8 @@ app = typer.Typer(
     name="tuneforge", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
     help="Fine-tune large language models: LLaMA-Factory configs, a fast worker, chat with the result.",
 )
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)  # long paths and messages stay on one line: copyable, greppable
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def _version(value: bool) -> None:
