@@ -67,7 +67,7 @@ def _parse_line(line: str, number: int, name: str) -> Iterator[Parsed | DatasetP
     if not line.strip():
         return
     try:
-        yield number, json.loads(line)
+        yield number, json.loads(line.rstrip("\r\n"))  # with the newline, an unclosed object reports column 1
     except json.JSONDecodeError as error:
         yield DatasetProblem(name, number, "", f"invalid JSON at column {error.colno}: {error.msg}")
 
