@@ -65,8 +65,11 @@ def _show(event: dict[str, Any], progress: Progress, bar: Any) -> dict[str, Any]
     elif kind == "eval":
         progress.console.print(f"  eval at step {event['step']}: eval_loss {_num(event.get('eval_loss'))}")
     elif kind == "checkpoint":
+        progress.update(bar, completed=event["step"])  # steps between logging_steps still move the bar
         progress.console.print(f"  checkpoint saved: {event['path']}")
     elif kind in ("completed", "failed", "stopped"):
+        if kind == "completed" and event.get("step") is not None:
+            progress.update(bar, completed=event["step"])
         return event
     return None
 
