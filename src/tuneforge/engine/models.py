@@ -85,7 +85,7 @@ def load_model(cfg: Any, source: ModelSource, precision: Precision, *, for_train
     kwargs: dict[str, Any] = {
         "config": config,
         "dtype": precision.load_dtype,
-        "attn_implementation": attention_implementation(cfg.flash_attn),
+        "attn_implementation": attention_implementation(cfg.flash_attn, config, cfg.cutoff_len, for_training),
         "trust_remote_code": cfg.trust_remote_code,
         **hub,
     }
@@ -111,7 +111,17 @@ def load_model(cfg: Any, source: ModelSource, precision: Precision, *, for_train
     return model
 
 
-def attention_implementation(flash_attn: str) -> str:
+def attention_implementation(
+    flash_attn: str, config: Any = None, cutoff_len: int = 0, for_training: bool = True
+) -> str:
+    """auto: variable-length SDPA for padding-free training (see varlen_attention), plain SDPA otherwise."""
+    if flash_attn == "auto":
+        window = getattr(config, "sliding_window", None) if getattr(config, "use_sliding_window", True) else None
+        if for_training and not (window and cutoff_len > window):
+            from tuneforge.engine.varlen_attention import register
+
+            return register()
+        return "sdpa"
     if flash_attn == "disabled":
         return "eager"
     if flash_attn == "fa2":

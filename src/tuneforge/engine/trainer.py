@@ -24,8 +24,10 @@ class TokenCounter:
 
 class ForgeTrainer(Trainer):
     def __init__(self, *args: Any, token_counter: TokenCounter, loraplus_lr_ratio: float | None = None,
-                 loraplus_lr_embedding: float = 1e-6, **kwargs: Any) -> None:
+                 loraplus_lr_embedding: float = 1e-6, max_tokens_per_forward: int | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.max_tokens_per_forward = max_tokens_per_forward
         self.token_counter = token_counter
         self.loraplus_lr_ratio = loraplus_lr_ratio
         self.loraplus_lr_embedding = loraplus_lr_embedding
@@ -81,12 +83,26 @@ class ForgeTrainer(Trainer):
         return metrics
 
     def training_step(self, model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None) -> torch.Tensor:
-        loss = super().training_step(model, inputs, num_items_in_batch)
+        # A long padding-free batch runs as several forward/backward passes at sample boundaries. The loss is a
+        # sum over target tokens divided by the batch's target count, so the gradient is exactly the same, while
+        # the activations held at once stay under the token budget.
+        chunks = split_at_samples(inputs, self.max_tokens_per_forward)
+        if num_items_in_batch is None and len(chunks) > 1:
+            num_items_in_batch = (inputs["labels"][:, 1:] != IGNORE_INDEX).sum()
+        loss = sum(self._chunk_step(model, chunk, num_items_in_batch, last=i == len(chunks) - 1)
+                   for i, chunk in enumerate(chunks))
         if not _gradients_finite(model):
             # Dropping the step keeps the weights at their last good state; the divergence guard stops the run.
             self.token_counter.bad_gradient_steps.append(self.state.global_step + 1)
             model.zero_grad(set_to_none=True)
         return loss
+
+    def _chunk_step(self, model: Any, chunk: dict[str, Any], num_items_in_batch: Any, last: bool) -> torch.Tensor:
+        no_sync = getattr(model, "no_sync", None)
+        if last or no_sync is None:
+            return super().training_step(model, chunk, num_items_in_batch)
+        with no_sync():  # DDP: all-reduce once, after the last chunk
+            return super().training_step(model, chunk, num_items_in_batch)
 
     def create_optimizer(self, model: Any = None) -> Any:
         if self.optimizer is None and self.loraplus_lr_ratio:
@@ -99,6 +115,38 @@ class ForgeTrainer(Trainer):
             )
             return self.optimizer
         return super().create_optimizer(model) if model is not None else super().create_optimizer()
+
+
+def split_at_samples(inputs: dict[str, Any], budget: int | None) -> list[dict[str, Any]]:
+    """Consecutive groups of whole samples of at most `budget` tokens (a longer sample stays whole)."""
+    total = inputs["input_ids"].shape[1]
+    if not budget or total <= budget or "position_ids" not in inputs or inputs["input_ids"].shape[0] != 1:
+        return [inputs]
+    starts = (inputs["position_ids"][0] == 0).nonzero().flatten().tolist() + [total]
+    chunks, begin = [], 0
+    for end, next_end in zip(starts[1:], [*starts[2:], None], strict=True):
+        if next_end is None or next_end - begin > budget:
+            chunks.append({key: value[:, begin:end] for key, value in inputs.items()})
+            begin = end
+    return chunks
+
+
+def activation_token_budget(model: Any, device: str, target_bytes: int | None = None) -> int:
+    """Tokens per forward pass whose saved activations fit the target (512 MiB on CPU, a quarter of free GPU memory).
+
+    Per token and layer a decoder keeps roughly 12 hidden-size and 4 intermediate-size values for backward.
+    """
+    config = getattr(_causal_lm(model), "config", None)
+    hidden = getattr(config, "hidden_size", 4096)
+    inter = getattr(config, "intermediate_size", 4 * hidden)
+    layers = getattr(config, "num_hidden_layers", 32)
+    per_token = layers * (12 * hidden + 4 * inter) * 4
+    if target_bytes is None:
+        if device == "cuda":
+            target_bytes = torch.cuda.mem_get_info()[0] // 4
+        else:
+            target_bytes = 512 << 20
+    return max(256, int(target_bytes // per_token))
 
 
 def _causal_lm(model: Any) -> Any:

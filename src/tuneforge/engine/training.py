@@ -86,7 +86,7 @@ def _train(cfg: Any, run_dir: RunDir, events: EventWriter, stop: Any, precision:
     from tuneforge.engine.batching import PaddingFreeCollator, SampleDataset
     from tuneforge.engine.callbacks import DivergenceGuard, GracefulStopCallback, RunEventsCallback
     from tuneforge.engine.outputs import save_outputs
-    from tuneforge.engine.trainer import ForgeTrainer, TokenCounter
+    from tuneforge.engine.trainer import ForgeTrainer, TokenCounter, activation_token_budget
 
     counter = TokenCounter()
     eval_set = SampleDataset(prepared.data.eval) if prepared.data.eval else None
@@ -97,6 +97,7 @@ def _train(cfg: Any, run_dir: RunDir, events: EventWriter, stop: Any, precision:
         model=prepared.model, args=args, train_dataset=SampleDataset(prepared.data.train), eval_dataset=eval_set,
         data_collator=PaddingFreeCollator(), processing_class=prepared.tokenizer, token_counter=counter,
         loraplus_lr_ratio=cfg.loraplus_lr_ratio, loraplus_lr_embedding=cfg.loraplus_lr_embedding,
+        max_tokens_per_forward=activation_token_budget(prepared.model, precision.device),
         callbacks=[c for c in (stop_callback, guard) if c is not None],
     )
     from transformers.trainer_callback import PrinterCallback

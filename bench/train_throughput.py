@@ -1,0 +1,222 @@
+"""Training throughput: tuneforge's worker against bare transformers + peft loops on identical batches.
+
+SmolLM2-135M-Instruct (bundled), SFT, LoRA r8 / alpha 16 on all linear layers, cutoff 512, batch 4, fp32, the
+shipped identity set + the first 200 instruction samples, val_size 0.1 (the peer config in ../shared/peer/).
+Prints one table and one JSON line. `--peer` also runs LLaMA-Factory 0.9.5 (bench/peer_llamafactory.sh) in the
+same invocation, so the ratio is measured side by side on an equally loaded machine.
+
+    .venv/bin/python bench/train_throughput.py               # one epoch (66 steps): ~30 min with --peer
+    .venv/bin/python bench/train_throughput.py --max-steps 16 --peer
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from importlib import resources
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def bench_config(output_dir: Path, max_steps: int) -> dict:
+    return {
+        "model_name_or_path": "bundled", "stage": "sft", "finetuning_type": "lora", "template": "smollm2",
+        "dataset": ["identity", "instructions"], "max_samples": 200,
+        "dataset_dir": str(resources.files("tuneforge") / "resources" / "datasets"),
+        "cutoff_len": 512, "val_size": 0.1, "lora_rank": 8, "lora_alpha": 16, "lora_dropout": 0.0,
+        "lora_target": ["all"], "per_device_train_batch_size": 4, "learning_rate": 2e-4, "num_train_epochs": 1,
+        "max_steps": max_steps, "lr_scheduler_type": "cosine", "logging_steps": 1, "save_strategy": "no",
+        "seed": 42, "output_dir": str(output_dir), "report_to": "none",
+    }
+
+
+def run_worker(config: dict, work: Path) -> dict:
+    """The real worker process; start → first optimizer step is measured from the spawn."""
+    from tuneforge.rundir import RunDir, read_events
+    from tuneforge.schemas.run_spec import RunSpec
+
+    run_dir = RunDir(work / "run").create(RunSpec(config=config))
+    spawned = time.time()
+    process = subprocess.run([sys.executable, "-m", "tuneforge.engine.run", str(run_dir.path)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    peak_rss_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2
+    events = read_events(run_dir.events_file)
+    final = events[-1]
+    if process.returncode != 0 or final["type"] != "completed":
+        sys.exit(f"worker failed: {final}\n" + "\n".join(run_dir.tail_log(20)))
+    first_step = next(e for e in events if e["type"] == "progress")
+    metrics = final["metrics"]
+    return {
+        "steps": final["step"], "tokens": metrics["tokens_seen"], "trained_tokens": metrics["trained_tokens"],
+        "seconds": metrics["train_runtime"], "peak_rss_gb": round(peak_rss_gb, 2),
+        "first_step_s": round(first_step["time"] - spawned, 1),
+    }
+
+
+def identical_batches(config: dict, work: Path) -> list[list[dict]]:
+    """The worker's own batches, in its order: built with the same data code, sampler and seed."""
+    from transformers import TrainingArguments, set_seed
+
+    from tuneforge.engine.batching import SampleDataset
+    from tuneforge.engine.models import load_tokenizer, resolve_model_source
+    from tuneforge.schemas import parse_training_config
+
+    cfg = parse_training_config(config)
+    set_seed(cfg.seed)
+    from tuneforge.data.prepare import prepare_datasets
+    from tuneforge.data.templates import fix_tokenizer, get_template
+
+    tokenizer = load_tokenizer(resolve_model_source("bundled"))
+    template = get_template(cfg.template, tokenizer)
+    fix_tokenizer(tokenizer, template)
+    data = prepare_datasets(cfg, tokenizer, template)
+    from transformers import Trainer
+
+    args = TrainingArguments(output_dir=str(work / "sampler"), per_device_train_batch_size=4, seed=cfg.seed,
+                             use_cpu=True, report_to="none", remove_unused_columns=False)
+    dataset = SampleDataset(data.train)
+    import torch
+
+    trainer = Trainer(model=torch.nn.Linear(1, 1), args=args, train_dataset=dataset,
+                      data_collator=lambda samples: samples)
+    return [list(batch) for batch in trainer.get_train_dataloader()][: cfg.max_steps]
+
+
+def run_bare(batches: list[list[dict]], variant: str) -> dict:
+    """A plain loop: forward, backward, AdamW step. No Trainer, callbacks or logging."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from tuneforge.engine.adapters import linear_module_names
+    from tuneforge.engine.batching import PaddingFreeCollator
+    from tuneforge.engine.bundled import bundled_model_dir
+
+    torch.manual_seed(42)
+    model = AutoModelForCausalLM.from_pretrained(bundled_model_dir(), dtype=torch.float32,
+                                                 attn_implementation="sdpa")
+    model.config.use_cache = False
+    lora = LoraConfig(task_type="CAUSAL_LM", r=8, lora_alpha=16, lora_dropout=0.0,
+                      target_modules=linear_module_names(model))
+    model = get_peft_model(model, lora)
+    model.train()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-4)
+    collate = PaddingFreeCollator()
+    tokens = trained = 0
+    started = time.perf_counter()
+    for samples in batches:
+        flat = collate(samples)
+        tokens += flat["input_ids"].numel()
+        trained += int((flat["labels"][:, 1:] != -100).sum())
+        if variant == "padded":
+            loss = model(**_padded(samples)).loss
+        elif variant == "padding-free":
+            loss = model(input_ids=flat["input_ids"], position_ids=flat["position_ids"], labels=flat["labels"]).loss
+        else:
+            loss = _head_skip_loss(model, flat)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    return {"steps": len(batches), "tokens": tokens, "trained_tokens": trained,
+            "seconds": time.perf_counter() - started}
+
+
+def _padded(samples: list[dict]) -> dict:
+    import torch
+
+    width = max(len(s["input_ids"]) for s in samples)
+    ids = torch.full((len(samples), width), 2, dtype=torch.long)
+    labels = torch.full((len(samples), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(samples), width), dtype=torch.long)
+    for row, sample in enumerate(samples):
+        n = len(sample["input_ids"])
+        ids[row, :n] = torch.tensor(sample["input_ids"])
+        labels[row, :n] = torch.tensor(sample["labels"])
+        mask[row, :n] = 1
+    return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+
+
+def _head_skip_loss(model, flat: dict):
+    import torch
+
+    causal_lm = model.get_base_model()
+    hidden = causal_lm.get_decoder()(input_ids=flat["input_ids"], position_ids=flat["position_ids"],
+                                     use_cache=False).last_hidden_state
+    shift = flat["labels"][:, 1:]
+    keep = shift != -100
+    logits = causal_lm.get_output_embeddings()(hidden[:, :-1][keep])
+    return torch.nn.functional.cross_entropy(logits.float(), shift[keep])
+
+
+def run_peer(max_steps: int) -> dict | None:
+    from tuneforge.engine.bundled import bundled_model_dir
+
+    env = {**os.environ, "MODEL_DIR": str(bundled_model_dir())}
+    if max_steps > 0:
+        env["MAX_STEPS"] = str(max_steps)
+    result = subprocess.run(["bash", str(REPO / "bench" / "peer_llamafactory.sh")], env=env, capture_output=True,
+                            text=True, check=False)
+    lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
+    if result.returncode != 0 or not lines:
+        print(f"peer run failed (exit {result.returncode}):\n{result.stderr[-2000:]}", file=sys.stderr)
+        return None
+    peer = json.loads(lines[-1])
+    return {"steps": peer["steps"], "tokens_per_s": peer["useful_tokens_per_s"], "peak_rss_gb": peer["peak_rss_gb"],
+            "first_step_s": peer["first_step_s"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--max-steps", type=int, default=-1, help="stop after N steps (default: one epoch)")
+    parser.add_argument("--peer", action="store_true", help="also run LLaMA-Factory 0.9.5 side by side")
+    parser.add_argument("--skip-bare", action="store_true", help="only the worker (and the peer)")
+    args = parser.parse_args()
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    rows: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory(prefix="tf-bench-") as tmp:
+        work = Path(tmp)
+        config = bench_config(work / "out", args.max_steps)
+        rows["tuneforge worker"] = run_worker(config, work)
+        if not args.skip_bare:
+            batches = identical_batches(config, work)
+            for variant in ("padded", "padding-free", "padding-free + head skip"):
+                rows[f"bare loop, {variant}"] = run_bare(batches, variant)
+    for row in rows.values():
+        row["tokens_per_s"] = round(row["tokens"] / row["seconds"], 1)
+        row["trained_tokens_per_s"] = round(row["trained_tokens"] / row["seconds"], 1)
+    if args.peer:
+        peer = run_peer(args.max_steps)
+        if peer:
+            rows["LLaMA-Factory 0.9.5"] = peer
+    print_report(rows)
+
+
+def print_report(rows: dict[str, dict]) -> None:
+    print(f"{'run':32} {'steps':>5} {'useful tok/s':>12} {'trained tok/s':>13} {'peak RSS GB':>11} "
+          f"{'first step s':>12}")
+    for name, row in rows.items():
+        print(f"{name:32} {row.get('steps', ''):>5} {row['tokens_per_s']:>12} {row.get('trained_tokens_per_s', '—'):>13}"
+              f" {row.get('peak_rss_gb', '—'):>11} {row.get('first_step_s', '—'):>12}")
+    worker = rows["tuneforge worker"]["tokens_per_s"]
+    summary = {"worker_tokens_per_s": worker, "worker_peak_rss_gb": rows["tuneforge worker"]["peak_rss_gb"],
+               "worker_first_step_s": rows["tuneforge worker"]["first_step_s"]}
+    bare = rows.get("bare loop, padding-free")
+    if bare:
+        summary["overhead_vs_bare_padding_free_pct"] = round(100 * (1 - worker / bare["tokens_per_s"]), 1)
+    peer = rows.get("LLaMA-Factory 0.9.5")
+    if peer:
+        summary["speedup_vs_llamafactory"] = round(worker / peer["tokens_per_s"], 2)
+    summary["rows"] = rows
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
