@@ -203,7 +203,8 @@ def print_report(rows: dict[str, dict]) -> None:
     print(f"{'run':32} {'steps':>5} {'useful tok/s':>12} {'trained tok/s':>13} {'peak RSS GB':>11} "
           f"{'first step s':>12}")
     for name, row in rows.items():
-        print(f"{name:32} {row.get('steps', ''):>5} {row['tokens_per_s']:>12} {row.get('trained_tokens_per_s', '—'):>13}"
+        trained = row.get("trained_tokens_per_s", "—")
+        print(f"{name:32} {row.get('steps', ''):>5} {row['tokens_per_s']:>12} {trained:>13}"
               f" {row.get('peak_rss_gb', '—'):>11} {row.get('first_step_s', '—'):>12}")
     worker = rows["tuneforge worker"]["tokens_per_s"]
     summary = {"worker_tokens_per_s": worker, "worker_peak_rss_gb": rows["tuneforge worker"]["peak_rss_gb"],

@@ -122,7 +122,7 @@ def split_at_samples(inputs: dict[str, Any], budget: int | None) -> list[dict[st
     total = inputs["input_ids"].shape[1]
     if not budget or total <= budget or "position_ids" not in inputs or inputs["input_ids"].shape[0] != 1:
         return [inputs]
-    starts = (inputs["position_ids"][0] == 0).nonzero().flatten().tolist() + [total]
+    starts = [*(inputs["position_ids"][0] == 0).nonzero().flatten().tolist(), total]
     chunks, begin = [], 0
     for end, next_end in zip(starts[1:], [*starts[2:], None], strict=True):
         if next_end is None or next_end - begin > budget:
@@ -142,10 +142,7 @@ def activation_token_budget(model: Any, device: str, target_bytes: int | None = 
     layers = getattr(config, "num_hidden_layers", 32)
     per_token = layers * (12 * hidden + 4 * inter) * 4
     if target_bytes is None:
-        if device == "cuda":
-            target_bytes = torch.cuda.mem_get_info()[0] // 4
-        else:
-            target_bytes = 512 << 20
+        target_bytes = torch.cuda.mem_get_info()[0] // 4 if device == "cuda" else 512 << 20
     return max(256, int(target_bytes // per_token))
 
 

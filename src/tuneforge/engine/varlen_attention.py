@@ -9,6 +9,7 @@ AttentionInterface / AttentionMaskInterface (their extension points), never by p
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import torch
@@ -43,7 +44,7 @@ def varlen_sdpa_attention(module: Any, query: torch.Tensor, key: torch.Tensor, v
             query[:, :, a:b], key[:, :, a:b], value[:, :, a:b], is_causal=True, scale=scaling,
             dropout_p=dropout if module.training else 0.0,
         )
-        for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+        for a, b in itertools.pairwise(bounds)
     ]
     return torch.cat(outputs, dim=2).transpose(1, 2).contiguous(), None
 

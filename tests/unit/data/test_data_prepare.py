@@ -7,8 +7,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from tests.fixtures.tiny import build_tokenizer
 
+from tests.fixtures.tiny import build_tokenizer
 from tuneforge.data.packing import PackedSample
 from tuneforge.data.prepare import prepare_datasets
 from tuneforge.data.records import DatasetError

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from tests.fixtures.tiny import build_tokenizer
 
+from tests.fixtures.tiny import build_tokenizer
 from tuneforge.data.records import Message
 from tuneforge.data.templates import TEMPLATE_NAMES, fix_tokenizer, get_template
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from tests.fixtures.tiny import build_tokenizer
 
+from tests.fixtures.tiny import build_tokenizer
 from tuneforge.data.packing import pack_samples, plan_bins
 from tuneforge.data.records import ChatRecord, Message, TextRecord
 from tuneforge.data.templates import get_template
