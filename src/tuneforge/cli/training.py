@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from rich.console import Console
@@ -39,9 +40,10 @@ def launch(raw: dict, cfg, config_dir: Path | None, verbose: bool, console: Cons
         return EXIT_BAD_INPUT
     raw = {**raw, "output_dir": str(output_dir)}
     run_dir = RunDir(output_dir)
-    if not cfg.resume_from_checkpoint:
+    if not cfg.resume_from_checkpoint:  # a fresh run: the last run's report and checkpoints would mix in
         for stale in (run_dir.events_file, run_dir.trainer_log_file):
             stale.unlink(missing_ok=True)
+        shutil.rmtree(run_dir.checkpoints_dir, ignore_errors=True)
     run_dir.create(RunSpec(config=raw, config_dir=str(config_dir) if config_dir else None))
     console.print(f"training {cfg.model_name_or_path} ({cfg.stage}, {cfg.finetuning_type}) → {output_dir}")
     process = start_worker(run_dir, verbose)

@@ -33,13 +33,23 @@ def main(argv: list[str] | None = None) -> int:
     if not run_dir.spec_file.is_file():
         print(f"error: {run_dir.spec_file} does not exist", file=sys.stderr)
         return EXIT_BAD_INPUT
-    _configure_logging(run_dir)
+    rank = int(os.environ.get("RANK", "0"))  # torchrun: every rank trains, rank 0 alone reports
+    _configure_logging(run_dir, rank)
     from tuneforge.engine.callbacks import StopRequest
 
     stop = StopRequest()
     signal.signal(signal.SIGTERM, stop.request)
-    events = EventWriter(run_dir.events_file)
+    events = EventWriter(run_dir.events_file) if rank == 0 else NullEventWriter()
     return run_worker(run_dir, events, stop)
+
+
+class NullEventWriter:
+    """The events of ranks other than 0: the run directory holds one report per run."""
+
+    final_written = False
+
+    def emit(self, event_type: EventType, **fields: object) -> dict:
+        return {"type": str(event_type), **fields}
 
 
 def run_worker(run_dir: RunDir, events: EventWriter, stop) -> int:
@@ -91,10 +101,11 @@ def _describe_failure(exc: Exception, engine_error: type) -> tuple[str, str | No
     return f"{type(exc).__name__}: {exc}", "see train.log for the traceback", EXIT_FAILED
 
 
-def _configure_logging(run_dir: RunDir) -> None:
+def _configure_logging(run_dir: RunDir, rank: int = 0) -> None:
     """Everything goes to RUN_DIR/train.log (and stderr), including transformers' own log lines."""
     formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S")
-    file_handler = logging.FileHandler(run_dir.log_file, encoding="utf-8")
+    log_file = run_dir.log_file if rank == 0 else run_dir.path / f"train.rank{rank}.log"
+    file_handler = logging.FileHandler(log_file, encoding="utf-8")
     file_handler.setFormatter(formatter)
     stream = logging.StreamHandler(sys.stderr)
     stream.setFormatter(formatter)

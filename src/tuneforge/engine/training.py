@@ -41,6 +41,9 @@ def run_training(run_dir: RunDir, events: EventWriter, stop: Any) -> RunOutcome:
     if cfg.stage not in SUPPORTED_STAGES:
         raise NotYetSupported(f"stage '{cfg.stage}' is not yet supported by this version of tuneforge",
                               hint="supported stages: pt (pre-training) and sft (supervised fine-tuning)")
+    if not cfg.do_train:
+        raise NotYetSupported("do_train: false (evaluate or predict only) is not yet supported by the worker",
+                              hint="set do_train: true; evaluation jobs come with the models and evaluation issue")
     precision = choose_precision(cfg)
     prepared = _prepare(cfg, config_dir, precision)
     if stop.requested:
