@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from tests.fixtures.tiny import build_tiny_llama
 
 GOOD_LINES = [

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from tests.integration.engine.conftest import base_config, run_in_process
 
 # Two reliable ways to break the tiny model within 6 steps (measured): an absurd learning rate makes the gradients

@@ -7,9 +7,9 @@ import math
 from pathlib import Path
 
 import pytest
+
 from tests.fixtures.tiny import build_tokenizer
 from tests.integration.engine.conftest import base_config, losses, run_in_process
-
 from tuneforge.data.records import Message
 
 # (model_type for AutoConfig, chat template name): seed 003's families that need no remote code
