@@ -128,7 +128,7 @@ def _train(cfg: Any, run_dir: RunDir, events: EventWriter, stop: Any, precision:
     metrics = dict(train_result.metrics)
     metrics.update(tokens_seen=counter.tokens_seen, trained_tokens=counter.trained_tokens)
     if eval_set is not None:
-        metrics.update(trainer.evaluate())
+        metrics.update(_final_eval(trainer))
     output_dir = resolve_output_dir(cfg, run_dir, config_dir)
     if is_main:
         save_outputs(trainer, prepared, cfg, output_dir, metrics, run_dir)
@@ -224,6 +224,15 @@ def resolve_output_dir(cfg: Any, run_dir: RunDir, config_dir: Path | None) -> Pa
         return run_dir.default_output_dir
     path = Path(cfg.output_dir).expanduser()
     return path if path.is_absolute() else (config_dir or Path.cwd()) / path
+
+
+def _final_eval(trainer: Any) -> dict[str, Any]:
+    """The Trainer already evaluates at the last step when eval_strategy says so; don't evaluate twice."""
+    step = trainer.state.global_step
+    done = [entry for entry in trainer.state.log_history if "eval_loss" in entry and entry.get("step") == step]
+    if done:
+        return {key: value for key, value in done[-1].items() if key.startswith("eval_")}
+    return trainer.evaluate()
 
 
 def _last_checkpoint(directory: Path) -> str | None:
