@@ -70,5 +70,7 @@ def test_small_example_trains_for_two_steps(tmp_path, tiny_model, name):
     events = read_events(run_dir.events_file)
     assert code == 0 and events[-1]["type"] == "completed", events[-1]
     assert events[-1]["step"] == 2
+    if "val_size" in raw:  # evaluated once at the end, not once by the Trainer and again by tuneforge
+        assert [e["step"] for e in events if e["type"] == "eval"] == [2]
     weights = "adapter_model.safetensors" if "lora" in name else "model.safetensors"
     assert (tmp_path / "out" / weights).is_file()
