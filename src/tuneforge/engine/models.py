@@ -42,7 +42,7 @@ def resolve_model_source(name: str, *, config_dir: Path | None = None, gguf_file
             return ModelSource(str(candidate.resolve()))
     if _looks_like_hub_id(name):
         return ModelSource(name, gguf_file, is_local=False)
-    places = "\n".join(f"  - {p}" for p in looked)
+    places = "\n".join(f"  - {p}" for p in dict.fromkeys(looked))
     raise EngineError(
         f"model '{name}' not found. Looked in:\n{places}",
         hint="give a local model directory, a .gguf file, a hub id like 'Qwen/Qwen2.5-0.5B-Instruct', or 'bundled'",

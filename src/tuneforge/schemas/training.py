@@ -140,13 +140,6 @@ def _interleave_probs(config: TrainingConfig) -> list[ConfigProblem]:
     return problems
 
 
-def _eval_needs_data(config: TrainingConfig) -> list[ConfigProblem]:
-    if config.eval_strategy != "no" and not config.uses_validation:
-        return [ConfigProblem("eval_strategy", f"is '{config.eval_strategy}' but there is nothing to evaluate "
-                                               "on — set val_size (e.g. 0.1) or eval_dataset")]
-    return []
-
-
 def _quantized_needs_lora(config: TrainingConfig) -> list[ConfigProblem]:
     if config.quantization_bit is not None and config.finetuning_type != "lora":
         bits = config.quantization_bit
@@ -160,7 +153,6 @@ def _quantized_needs_lora(config: TrainingConfig) -> list[ConfigProblem]:
 CROSS_FIELD_RULES: tuple[tuple[tuple[str, ...], Callable[[TrainingConfig], list[ConfigProblem]]], ...] = (
     (("bf16", "fp16"), _precision_flags),
     (("interleave_probs", "dataset"), _interleave_probs),
-    (("eval_strategy", "val_size", "eval_dataset"), _eval_needs_data),
     (("quantization_bit", "finetuning_type"), _quantized_needs_lora),
 )
 
