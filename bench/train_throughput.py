@@ -23,6 +23,7 @@ from importlib import resources
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+VARIANTS = os.environ.get("BARE_VARIANTS", "padded,padding-free,padding-free + head skip,head skip + varlen").split(",")
 
 
 def bench_config(output_dir: Path, max_steps: int) -> dict:
@@ -51,12 +52,15 @@ def run_worker(config: dict, work: Path) -> dict:
     final = events[-1]
     if process.returncode != 0 or final["type"] != "completed":
         sys.exit(f"worker failed: {final}\n" + "\n".join(run_dir.tail_log(20)))
-    first_step = next(e for e in events if e["type"] == "progress")
+    progress = [e for e in events if e["type"] == "progress"]
+    first, last = progress[0], progress[-1]
     metrics = final["metrics"]
     return {
         "steps": final["step"], "tokens": metrics["tokens_seen"], "trained_tokens": metrics["trained_tokens"],
         "seconds": metrics["train_runtime"], "peak_rss_gb": round(peak_rss_gb, 2),
-        "first_step_s": round(first_step["time"] - spawned, 1),
+        "first_step_s": round(first["time"] - spawned, 1),
+        # after the first step (page-faulting the weights in, allocator warm-up): the rate a long run sees
+        "steady_tokens_per_s": round((last["tokens_seen"] - first["tokens_seen"]) / (last["time"] - first["time"]), 1),
     }
 
 
@@ -90,7 +94,11 @@ def identical_batches(config: dict, work: Path) -> list[list[dict]]:
 
 
 def run_bare(batches: list[list[dict]], variant: str) -> dict:
-    """A plain loop: forward, backward, AdamW step. No Trainer, callbacks or logging."""
+    """A plain loop: forward, backward, AdamW step. No Trainer, callbacks or logging.
+
+    Variants: padded (attention mask), padding-free (SDPA's block-diagonal mask), + head skip (LM head only on
+    trained positions), and + varlen (tuneforge's per-sample attention: the worker's compute, minus the worker).
+    """
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
@@ -98,10 +106,12 @@ def run_bare(batches: list[list[dict]], variant: str) -> dict:
     from tuneforge.engine.adapters import linear_module_names
     from tuneforge.engine.batching import PaddingFreeCollator
     from tuneforge.engine.bundled import bundled_model_dir
+    from tuneforge.engine.varlen_attention import register
 
     torch.manual_seed(42)
+    attention = register() if "varlen" in variant else "sdpa"
     model = AutoModelForCausalLM.from_pretrained(bundled_model_dir(), dtype=torch.float32,
-                                                 attn_implementation="sdpa")
+                                                 attn_implementation=attention)
     model.config.use_cache = False
     lora = LoraConfig(task_type="CAUSAL_LM", r=8, lora_alpha=16, lora_dropout=0.0,
                       target_modules=linear_module_names(model))
@@ -111,6 +121,7 @@ def run_bare(batches: list[list[dict]], variant: str) -> dict:
     collate = PaddingFreeCollator()
     tokens = trained = 0
     started = time.perf_counter()
+    after_first = first_tokens = None
     for samples in batches:
         flat = collate(samples)
         tokens += flat["input_ids"].numel()
@@ -125,8 +136,11 @@ def run_bare(batches: list[list[dict]], variant: str) -> dict:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-    return {"steps": len(batches), "tokens": tokens, "trained_tokens": trained,
-            "seconds": time.perf_counter() - started}
+        if after_first is None:
+            after_first, first_tokens = time.perf_counter(), tokens
+    ended = time.perf_counter()
+    return {"steps": len(batches), "tokens": tokens, "trained_tokens": trained, "seconds": ended - started,
+            "steady_tokens_per_s": round((tokens - first_tokens) / (ended - after_first), 1)}
 
 
 def _padded(samples: list[dict]) -> dict:
@@ -187,7 +201,7 @@ def main() -> None:
         rows["tuneforge worker"] = run_worker(config, work)
         if not args.skip_bare:
             batches = identical_batches(config, work)
-            for variant in ("padded", "padding-free", "padding-free + head skip"):
+            for variant in VARIANTS:
                 rows[f"bare loop, {variant}"] = run_bare(batches, variant)
     for row in rows.values():
         row["tokens_per_s"] = round(row["tokens"] / row["seconds"], 1)
@@ -200,11 +214,12 @@ def main() -> None:
 
 
 def print_report(rows: dict[str, dict]) -> None:
-    print(f"{'run':32} {'steps':>5} {'useful tok/s':>12} {'trained tok/s':>13} {'peak RSS GB':>11} "
-          f"{'first step s':>12}")
+    print(f"{'run':36} {'steps':>5} {'useful tok/s':>12} {'steady tok/s':>12} {'trained tok/s':>13} "
+          f"{'peak RSS GB':>11} {'first step s':>12}")
     for name, row in rows.items():
         trained = row.get("trained_tokens_per_s", "—")
-        print(f"{name:32} {row.get('steps', ''):>5} {row['tokens_per_s']:>12} {trained:>13}"
+        steady = row.get("steady_tokens_per_s", "—")
+        print(f"{name:36} {row.get('steps', ''):>5} {row['tokens_per_s']:>12} {steady:>12} {trained:>13}"
               f" {row.get('peak_rss_gb', '—'):>11} {row.get('first_step_s', '—'):>12}")
     worker = rows["tuneforge worker"]["tokens_per_s"]
     summary = {"worker_tokens_per_s": worker, "worker_peak_rss_gb": rows["tuneforge worker"]["peak_rss_gb"],
@@ -212,6 +227,11 @@ def print_report(rows: dict[str, dict]) -> None:
     bare = rows.get("bare loop, padding-free")
     if bare:
         summary["overhead_vs_bare_padding_free_pct"] = round(100 * (1 - worker / bare["tokens_per_s"]), 1)
+    same_compute = rows.get("bare loop, head skip + varlen")
+    if same_compute:
+        summary["overhead_vs_same_compute_bare_pct"] = round(100 * (1 - worker / same_compute["tokens_per_s"]), 1)
+        steady = rows["tuneforge worker"]["steady_tokens_per_s"] / same_compute["steady_tokens_per_s"]
+        summary["steady_overhead_vs_same_compute_bare_pct"] = round(100 * (1 - steady), 1)
     peer = rows.get("LLaMA-Factory 0.9.5")
     if peer:
         summary["speedup_vs_llamafactory"] = round(worker / peer["tokens_per_s"], 2)

@@ -132,7 +132,7 @@ def split_at_samples(inputs: dict[str, Any], budget: int | None) -> list[dict[st
 
 
 def activation_token_budget(model: Any, device: str, target_bytes: int | None = None) -> int:
-    """Tokens per forward pass whose saved activations fit the target (512 MiB on CPU, a quarter of free GPU memory).
+    """Tokens per forward pass whose saved activations fit the target (384 MiB on CPU, a quarter of free GPU memory).
 
     Per token and layer a decoder keeps roughly 12 hidden-size and 4 intermediate-size values for backward.
     """
@@ -142,7 +142,7 @@ def activation_token_budget(model: Any, device: str, target_bytes: int | None = 
     layers = getattr(config, "num_hidden_layers", 32)
     per_token = layers * (12 * hidden + 4 * inter) * 4
     if target_bytes is None:
-        target_bytes = torch.cuda.mem_get_info()[0] // 4 if device == "cuda" else 512 << 20
+        target_bytes = torch.cuda.mem_get_info()[0] // 4 if device == "cuda" else 384 << 20
     return max(256, int(target_bytes // per_token))
 
 
