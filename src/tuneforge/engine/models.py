@@ -49,6 +49,16 @@ def resolve_model_source(name: str, *, config_dir: Path | None = None, gguf_file
     )
 
 
+def loadable(source: ModelSource) -> ModelSource:
+    """A GGUF model is converted once to safetensors in the model cache: loading it directly de-quantises it every
+    time (~30 s for 135M parameters) and leaves it flagged as quantized, which training and saving refuse."""
+    if source.gguf_file and source.is_local:
+        from tuneforge.engine.bundled import converted_gguf_dir
+
+        return ModelSource(str(converted_gguf_dir(Path(source.path) / source.gguf_file)))
+    return source
+
+
 def _single_gguf(directory: Path) -> str | None:
     files = sorted(directory.glob("*.gguf"))
     return files[0].name if len(files) == 1 else None

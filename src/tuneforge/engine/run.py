@@ -35,9 +35,6 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     rank = int(os.environ.get("RANK", "0"))  # torchrun: every rank trains, rank 0 alone reports
     _configure_logging(run_dir, rank)
-    from tuneforge.engine.allocator import tune_malloc
-
-    tune_malloc()
     from tuneforge.engine.callbacks import StopRequest
 
     stop = StopRequest()

@@ -11,7 +11,7 @@ from typing import Any
 
 from tuneforge.engine.adapters import count_parameters, prepare_trainable_model
 from tuneforge.engine.errors import EngineError, NotYetSupported
-from tuneforge.engine.models import load_model, load_tokenizer, resolve_model_source
+from tuneforge.engine.models import load_model, load_tokenizer, loadable, resolve_model_source
 from tuneforge.engine.precision import Precision, choose_precision
 from tuneforge.rundir import EventWriter, RunDir
 from tuneforge.schemas.events import EventType
@@ -67,7 +67,7 @@ def _prepare(cfg: Any, config_dir: Path | None, precision: Precision) -> Prepare
 
     set_seed(cfg.seed)
     started = time.monotonic()
-    source = resolve_model_source(cfg.model_name_or_path, config_dir=config_dir, gguf_file=cfg.gguf_file)
+    source = loadable(resolve_model_source(cfg.model_name_or_path, config_dir=config_dir, gguf_file=cfg.gguf_file))
     tokenizer = load_tokenizer(source, trust_remote_code=cfg.trust_remote_code)
     template = get_template(cfg.template, tokenizer)
     fix_tokenizer(tokenizer, template)
