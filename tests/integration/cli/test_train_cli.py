@@ -13,8 +13,6 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.fixtures.tiny import build_tiny_llama
-
 GOOD_LINES = [
     {"instruction": "Who are you?", "output": "I am Forge."},
     {"instruction": "What is the capital of France?", "output": "Paris."},
@@ -22,11 +20,9 @@ GOOD_LINES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("cli-tiny-llama")
-    build_tiny_llama(path)
-    return path
+@pytest.fixture()
+def tiny_model(tiny_model_dir: Path) -> Path:
+    return tiny_model_dir
 
 
 @pytest.fixture()

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from tests.fixtures.tiny import build_tiny_llama
 from tuneforge.engine.callbacks import StopRequest
 from tuneforge.rundir import EventWriter, RunDir, read_events
 from tuneforge.schemas.run_spec import RunSpec
@@ -21,13 +20,6 @@ FACTS = [
     ("What is the capital of France?", "The capital of France is Paris."),
     ("Write a haiku about the sea.", "Waves fold into foam, the tide keeps its time."),
 ]
-
-
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("tiny-llama")
-    build_tiny_llama(path)
-    return path
 
 
 @pytest.fixture()
