@@ -100,7 +100,8 @@ def _train(cfg: Any, run_dir: RunDir, events: EventWriter, stop: Any, precision:
         model=prepared.model, args=args, train_dataset=SampleDataset(prepared.data.train), eval_dataset=eval_set,
         data_collator=PaddingFreeCollator(), processing_class=prepared.tokenizer, token_counter=counter,
         loraplus_lr_ratio=cfg.loraplus_lr_ratio, loraplus_lr_embedding=cfg.loraplus_lr_embedding,
-        max_tokens_per_forward=activation_token_budget(prepared.model, precision.device),
+        # A sample is never split, so a budget below cutoff_len lowers no peak; it would only add passes.
+        max_tokens_per_forward=max(activation_token_budget(prepared.model, precision.device), cfg.cutoff_len),
         callbacks=[c for c in (stop_callback, guard) if c is not None],
     )
     from transformers.trainer_callback import PrinterCallback
