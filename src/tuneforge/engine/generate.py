@@ -12,6 +12,7 @@ import yaml
 
 from tuneforge.engine.errors import EngineError
 from tuneforge.engine.models import loadable, resolve_model_source
+from tuneforge.engine.outputs import stop_token_ids
 
 log = logging.getLogger(__name__)
 
@@ -102,12 +103,7 @@ def load_chat_model(model: str, adapter: str | None = None, template: str | None
     lm.eval()
     if system is None:
         system = trained.get("default_system")
-    stop_ids = {tokenizer.eos_token_id}
-    for word in chosen.stop_words:
-        token_id = tokenizer.convert_tokens_to_ids(word)
-        if isinstance(token_id, int) and token_id != tokenizer.unk_token_id:
-            stop_ids.add(token_id)
-    return ChatModel(lm, tokenizer, chosen, system, sorted(i for i in stop_ids if i is not None))
+    return ChatModel(lm, tokenizer, chosen, system, stop_token_ids(tokenizer, chosen))
 
 
 def _trained_config(adapter: str) -> dict[str, Any]:

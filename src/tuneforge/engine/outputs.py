@@ -39,14 +39,19 @@ def _save_generation_config(model: Any, tokenizer: Any, template: Any, output_di
     generation = getattr(base, "generation_config", None)
     if generation is None:
         return
-    stop_ids = {tokenizer.eos_token_id}
+    generation.eos_token_id = stop_token_ids(tokenizer, template)
+    generation.pad_token_id = tokenizer.pad_token_id
+    generation.save_pretrained(str(output_dir))
+
+
+def stop_token_ids(tokenizer: Any, template: Any) -> list[int]:
+    """Token ids that end an answer: the tokenizer's eos and the template's stop words (e.g. <|im_end|>)."""
+    ids = {tokenizer.eos_token_id}
     for word in template.stop_words:
         token_id = tokenizer.convert_tokens_to_ids(word)
         if isinstance(token_id, int) and token_id != tokenizer.unk_token_id:
-            stop_ids.add(token_id)
-    generation.eos_token_id = sorted(i for i in stop_ids if i is not None)
-    generation.pad_token_id = tokenizer.pad_token_id
-    generation.save_pretrained(str(output_dir))
+            ids.add(token_id)
+    return sorted(i for i in ids if i is not None)
 
 
 def model_card(cfg: Any, config: dict[str, Any], metrics: dict[str, Any]) -> str:
