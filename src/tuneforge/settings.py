@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -20,6 +21,31 @@ class Settings(BaseSettings):
     )
     runs_dir: Path | None = Field(default=None, description="Run directories of tasks. Default: HOME/runs.")
     database_url: str | None = Field(default=None, description="SQLAlchemy URL. Default: SQLite in HOME.")
+    outputs_dir: Path | None = Field(default=None, description="Default parent of task outputs. Default: HOME/outputs.")
+    allowed_roots: list[Path] = Field(
+        default_factory=list,
+        description="Folders task outputs, datasets and models given by path must lie in (besides HOME). "
+        "JSON list in the environment, e.g. TUNEFORGE_ALLOWED_ROOTS='[\"/data\", \"/output\"]'.",
+    )
+    cpu_slots: int = Field(default_factory=lambda: max(1, (os.cpu_count() or 1) // 2), ge=1,
+                           description="Training slots on a host without GPUs (tasks run one per slot).")
+    stop_grace_s: float = Field(default=60.0, gt=0, description="Seconds a stopping worker gets before it is killed.")
+    poll_interval_s: float = Field(default=0.5, gt=0, description="How often the scheduler reads the run directories.")
+    host: str = "127.0.0.1"
+    port: int = 8321
+
+    @property
+    def database(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'tuneforge.db'}"
+
+    @property
+    def outputs_path(self) -> Path:
+        return self.outputs_dir or self.home / "outputs"
+
+    @property
+    def roots(self) -> list[Path]:
+        """Every folder user-given paths may point into: HOME (runs, outputs, models) plus the configured ones."""
+        return [self.home.expanduser().resolve(), *(Path(r).expanduser().resolve() for r in self.allowed_roots)]
 
     @property
     def models_path(self) -> Path:

@@ -1,0 +1,37 @@
+"""Task statuses and the naming rule shared by the service, the API, the CLI and the console."""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+
+
+class TaskStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    STOPPED = "stopped"
+
+
+ACTIVE_STATUSES = frozenset({TaskStatus.PENDING, TaskStatus.RUNNING, TaskStatus.STOPPING})
+FINAL_STATUSES = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.STOPPED})
+
+# Seed 001: lowercase letters, digits and "-", starting and ending with a letter or digit. "_" is accepted as well
+# because seed 003's own request example names its task "my_finetuning_task".
+NAME_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?$")
+NAME_MAX = 63
+
+
+def name_problem(value: object) -> str | None:
+    """Why a task / experiment name is not allowed, or None when it is."""
+    if not isinstance(value, str) or not value:
+        return "is required: lowercase letters, digits and '-' (e.g. 'qwen-medical-lora-1')"
+    if len(value) > NAME_MAX:
+        return f"is {len(value)} characters long; at most {NAME_MAX} are allowed"
+    if not NAME_PATTERN.match(value):
+        bad = sorted({c for c in value if not re.match(r"[a-z0-9_-]", c)})
+        why = f"contains {', '.join(repr(c) for c in bad)}" if bad else "must start and end with a letter or digit"
+        return f"{why}: use lowercase letters, digits and '-', starting and ending with a letter or digit"
+    return None

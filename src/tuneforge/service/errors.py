@@ -1,0 +1,50 @@
+"""What a use-case refuses, and why. The API maps each kind to an HTTP status and the error body."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from tuneforge.schemas import ConfigProblem
+
+
+class ServiceError(Exception):
+    code = "error"
+    status = 400
+
+    def __init__(self, message: str, details: Sequence[ConfigProblem | dict[str, Any]] = ()) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = [d if isinstance(d, dict) else {"field": d.field, "message": d.message} for d in details]
+
+
+class InvalidInput(ServiceError):
+    """Bad input: each detail names the field (API name, e.g. trainingArgs.lora_rank) and what to do."""
+
+    code = "invalid_input"
+    status = 422
+
+    @classmethod
+    def of(cls, problems: Sequence[ConfigProblem]) -> InvalidInput:
+        first = problems[0]
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        return cls(f"{first.field}: {first.message}{more}", problems)
+
+
+class NotFound(ServiceError):
+    code = "not_found"
+    status = 404
+
+
+class Conflict(ServiceError):
+    """The request is fine but the resource's state forbids it (stop a completed task, a taken name)."""
+
+    code = "conflict"
+    status = 409
+
+
+class DoesNotFit(ServiceError):
+    """The estimate says the task cannot fit the devices it asked for; details carry the numbers."""
+
+    code = "does_not_fit"
+    status = 422

@@ -1,0 +1,31 @@
+"""User paths are confined to the configured roots: no '../../etc', no symlink escape."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tuneforge.schemas import ConfigProblem
+
+
+def confine(
+    value: str | Path, roots: list[Path], field: str, base: Path | None = None
+) -> tuple[Path | None, ConfigProblem | None]:
+    """The resolved path when it lies inside one of `roots`, else the problem to report for `field`. A relative
+    path starts at `base` (default: the first root)."""
+    raw = str(value)
+    if "\x00" in raw:
+        return None, ConfigProblem(field, "contains a NUL character")
+    path = Path(raw).expanduser()
+    if not path.is_absolute():
+        path = (base or roots[0]) / path
+    resolved = path.resolve()  # follows symlinks: a link out of a root is outside
+    if any(resolved == root or resolved.is_relative_to(root) for root in roots):
+        return resolved, None
+    allowed = ", ".join(str(r) for r in roots)
+    return None, ConfigProblem(field, f"{raw!r} resolves to {resolved}, outside the allowed folders ({allowed}); "
+                                      "use a path inside them or add a folder to TUNEFORGE_ALLOWED_ROOTS")
+
+
+def is_inside(path: Path, roots: list[Path]) -> bool:
+    resolved = path.resolve()
+    return any(resolved == root or resolved.is_relative_to(root) for root in roots)

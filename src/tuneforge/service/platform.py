@@ -1,0 +1,39 @@
+"""The running platform: database, devices, executor, scheduler and the use-cases built on them."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from tuneforge.service.executor import LocalExecutor
+from tuneforge.service.experiments import ExperimentService
+from tuneforge.service.scheduler import Scheduler
+from tuneforge.service.tasks import TaskService
+from tuneforge.settings import Settings
+from tuneforge.store import Database
+
+log = logging.getLogger(__name__)
+
+
+class Platform:
+    def __init__(self, settings: Settings, devices: list[Any] | None = None,
+                 executor: LocalExecutor | None = None) -> None:
+        from tuneforge.service.devices import detect_devices
+
+        self.settings = settings
+        self.db = Database(settings.database)
+        self.db.upgrade()
+        self.devices = devices if devices is not None else detect_devices(settings.cpu_slots)
+        self.executor = executor or LocalExecutor()
+        self.scheduler = Scheduler(self.db, settings, self.executor, self.devices)
+        self.tasks = TaskService(self)
+        self.experiments = ExperimentService(self)
+
+    def start(self) -> None:
+        """Start the queue; workers that outlived a previous server are watched again from the first tick."""
+        self.settings.runs_path.mkdir(parents=True, exist_ok=True)
+        self.scheduler.start()
+
+    def close(self) -> None:
+        self.scheduler.shutdown()
+        self.db.dispose()

@@ -1,0 +1,151 @@
+"""The queue: watch active tasks (ingest events, find dead workers, escalate slow stops) and start pending tasks
+in creation order as soon as the devices they ask for are free. One thread in the server process."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, update
+
+from tuneforge.rundir import RunDir
+from tuneforge.schemas.run_spec import RunSpec
+from tuneforge.schemas.tasks import TaskStatus
+from tuneforge.service.executor import LocalExecutor
+from tuneforge.service.ingest import ingest_events, mark_worker_lost
+from tuneforge.settings import Settings
+from tuneforge.store import Database, Task
+
+log = logging.getLogger(__name__)
+WATCHED = (TaskStatus.RUNNING, TaskStatus.STOPPING)
+
+
+class Scheduler:
+    def __init__(self, db: Database, settings: Settings, executor: LocalExecutor, devices: list[Any]) -> None:
+        self.db, self.settings, self.executor, self.devices = db, settings, executor, devices
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()  # one tick at a time (the thread, and tests calling tick())
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="tuneforge-scheduler", daemon=True)
+        self._thread.start()
+
+    def shutdown(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread:
+            self._thread.join(timeout=10)
+
+    def wake(self) -> None:
+        """Something changed (a task was created or stopped): look now instead of at the next poll."""
+        self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.tick()
+            except Exception:  # the queue must survive one bad tick (a database hiccup, a vanished file)
+                log.exception("scheduler tick failed")
+            self._wake.wait(self.settings.poll_interval_s)
+            self._wake.clear()
+
+    def tick(self) -> None:
+        with self._lock:
+            for task_id in self._ids(WATCHED):
+                self.watch(task_id)
+            self.launch_pending()
+
+    def _ids(self, statuses: tuple[TaskStatus, ...]) -> list[int]:
+        with self.db.session() as session:
+            query = select(Task.id).where(Task.status.in_(statuses)).order_by(Task.created_at, Task.id)
+            return list(session.scalars(query))
+
+    def watch(self, task_id: int) -> None:
+        with self.db.session() as session:
+            task = session.get(Task, task_id)
+            if task is None or task.status not in WATCHED:
+                return
+            ingest_events(session, task)
+            if task.pid is None:
+                return
+            state = self.executor.poll(task.pid, task.pid_started_at)
+            if task.status not in WATCHED:  # a final event arrived
+                if not state.alive and state.exit_code is not None:
+                    task.exit_code = state.exit_code
+                return
+            if not state.alive:
+                ingest_events(session, task)  # the final event may have landed just before the exit
+                if task.status in WATCHED:
+                    reason = "killed by a signal" if (state.exit_code or 0) < 0 else "it crashed or was killed"
+                    mark_worker_lost(task, state.exit_code, reason)
+                elif state.exit_code is not None:
+                    task.exit_code = state.exit_code
+                return
+            waited = time.time() - (task.stop_requested_at or time.time())
+            if task.status == TaskStatus.STOPPING and waited > self.settings.stop_grace_s:
+                log.warning("task %s ignored SIGTERM for %.0f s: killing it", task.id, waited)
+                self.executor.kill(task.pid)
+
+    def busy_devices(self) -> set[int]:
+        with self.db.session() as session:
+            rows = session.scalars(select(Task.devices).where(Task.status.in_(WATCHED)))
+            return {index for devices in rows for index in (devices or [])}
+
+    def launch_pending(self) -> None:
+        """First come, first served; a later task that fits free devices may start before an earlier one that
+        waits for a busy device (backfill), so one large request never idles the whole host."""
+        busy = self.busy_devices()
+        for task_id in self._ids((TaskStatus.PENDING,)):
+            with self.db.session() as session:
+                task = session.get(Task, task_id)
+                if task is None or task.status != TaskStatus.PENDING:
+                    continue
+                chosen = self._choose(task, busy)
+                if chosen is None:
+                    continue
+                if not self._claim(session, task.id):
+                    continue
+                busy |= set(chosen)
+                self._launch(task, chosen)
+
+    def _choose(self, task: Task, busy: set[int]) -> list[int] | None:
+        wanted, count = task.requested_devices, task.device_count
+        free = [d.index for d in self.devices if d.index not in busy]
+        if wanted is not None:
+            return list(wanted) if all(i in free for i in wanted) else None
+        return free[:count] if len(free) >= count else None
+
+    @staticmethod
+    def _claim(session: Any, task_id: int) -> bool:
+        """pending → running only if nobody (a stop, a delete) changed it meanwhile."""
+        result = session.execute(update(Task).where(Task.id == task_id, Task.status == TaskStatus.PENDING)
+                                 .values(status=TaskStatus.RUNNING))
+        return result.rowcount == 1
+
+    def _launch(self, task: Task, devices: list[int]) -> None:
+        run_dir = RunDir(Path(task.run_dir))
+        config = dict(task.training_args)
+        if task.resume_requested:
+            config["resume_from_checkpoint"] = "last"
+        run_dir.create(RunSpec(config=config, task_id=str(task.id)))
+        kind = self.devices[0].kind if self.devices else "cpu"
+        threads = max(1, (os.cpu_count() or 1) // self.settings.cpu_slots) if kind == "cpu" else None
+        try:
+            launched = self.executor.launch(run_dir.path, devices, kind, threads)
+        except OSError as exc:
+            task.status, task.ended_at = TaskStatus.FAILED, time.time()
+            task.error_message = f"could not start the worker: {exc}"
+            return
+        task.status = TaskStatus.RUNNING
+        task.devices = devices
+        task.pid, task.pid_started_at, task.command = launched.pid, launched.started_at, launched.command
+        task.started_at = task.started_at if task.resume_requested and task.started_at else time.time()
+        task.ended_at, task.error_message, task.exit_code, task.resume_requested = None, None, None, False
+        task.stop_requested_at = None
+        log.info("task %s started: pid %s on devices %s", task.id, launched.pid, devices)

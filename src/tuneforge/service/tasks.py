@@ -1,0 +1,276 @@
+"""Task use-cases: create, list, get, log, metrics, checkpoints, stop, delete, copy, resume, estimate."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
+
+from tuneforge.schemas import ConfigProblem
+from tuneforge.schemas.tasks import ACTIVE_STATUSES, FINAL_STATUSES, TaskStatus, name_problem
+from tuneforge.service.errors import Conflict, InvalidInput, NotFound
+from tuneforge.service.experiments import check_experiment_membership, experiment_defaults
+from tuneforge.service.planning import TaskPlan, TaskRequest, plan_task
+from tuneforge.service.views import (
+    LogChunk,
+    MetricSeries,
+    TaskDetail,
+    metric_series,
+    task_detail,
+    task_summary,
+)
+from tuneforge.store import Checkpoint, MetricPoint, Task
+
+MAX_PAGE_SIZE = 200
+LOG_CHUNK_BYTES = 256 * 1024
+
+
+class TaskService:
+    def __init__(self, platform: Any) -> None:
+        self.platform = platform
+        self.db = platform.db
+        self.settings = platform.settings
+
+    # -- create ------------------------------------------------------------------------------------------------
+    def plan(self, request: TaskRequest, check_name: bool = True) -> TaskPlan:
+        if request.experiment_id is not None:
+            request = self._with_experiment_defaults(request)
+        plan = plan_task(request, self.settings, self.platform.devices, check_name=check_name)
+        if request.experiment_id is not None:
+            with self.db.session() as session:
+                check_experiment_membership(session, request.experiment_id, plan.cfg)
+        return plan
+
+    def _with_experiment_defaults(self, request: TaskRequest) -> TaskRequest:
+        """A task added to an experiment ("添加任务") inherits its model, dataset, template, method and stage."""
+        with self.db.session() as session:
+            shared = experiment_defaults(session, request.experiment_id)
+        args = dict(request.training_args) if isinstance(request.training_args, dict) else request.training_args
+        if isinstance(args, dict):
+            for key in ("template", "finetuning_type", "stage"):
+                args.setdefault(key, shared[key])
+        return replace(request, base_model=request.base_model or shared["model_name_or_path"],
+                       dataset_path=request.dataset_path or shared["dataset"], training_args=args)
+
+    def create(self, request: TaskRequest) -> TaskDetail:
+        plan = self.plan(request)
+        with self.db.session() as session:
+            self._check_output_free(session, plan.output_dir)
+            task = _new_task(plan)
+            session.add(task)
+            try:
+                session.flush()
+            except IntegrityError as exc:
+                raise Conflict(f"name: a task named {request.name!r} already exists; choose another name",
+                               [ConfigProblem("name", "already exists")]) from exc
+            task.run_dir = str(self.settings.runs_path / f"task-{task.id}")
+            task.log_path = str(Path(task.run_dir) / "train.log")
+            detail = task_detail(task, [])
+        self.platform.scheduler.wake()
+        return detail
+
+    def _check_output_free(self, session: Any, output_dir: Path) -> None:
+        query = select(Task.name).where(Task.output_path == str(output_dir), Task.status.in_(ACTIVE_STATUSES))
+        other = session.scalar(query)
+        if other:
+            raise Conflict(f"outputPath: task {other!r} is writing to {output_dir} right now; choose another path",
+                           [ConfigProblem("outputPath", f"in use by active task {other!r}")])
+
+    # -- read --------------------------------------------------------------------------------------------------
+    def list(self, status: str | None = None, owner_id: int | None = None, name: str | None = None,
+             experiment_id: int | None = None, page: int = 1, page_size: int = 20) -> dict[str, Any]:
+        problems = []
+        statuses = [s.strip() for s in status.split(",")] if status else []
+        bad = [s for s in statuses if s not in TaskStatus.__members__.values()]
+        if bad:
+            problems.append(ConfigProblem("status", f"unknown status {bad[0]!r}; one of: "
+                                                    f"{', '.join(s.value for s in TaskStatus)}"))
+        if page < 1:
+            problems.append(ConfigProblem("page", "must be ≥ 1"))
+        if not 1 <= page_size <= MAX_PAGE_SIZE:
+            problems.append(ConfigProblem("pageSize", f"must be between 1 and {MAX_PAGE_SIZE}"))
+        if problems:
+            raise InvalidInput.of(problems)
+        query = select(Task)
+        if statuses:
+            query = query.where(Task.status.in_(statuses))
+        if owner_id is not None:
+            query = query.where(Task.owner_id == owner_id)
+        if experiment_id is not None:
+            query = query.where(Task.experiment_id == experiment_id)
+        if name:
+            pattern = f"%{_escape_like(name)}%"
+            query = query.where(or_(Task.name.like(pattern, escape="\\"), Task.description.like(pattern, escape="\\")))
+        with self.db.session() as session:
+            total = session.scalar(select(func.count()).select_from(query.subquery()))
+            rows = session.scalars(query.order_by(Task.created_at.desc(), Task.id.desc())
+                                   .offset((page - 1) * page_size).limit(page_size))
+            items = [task_summary(t) for t in rows]
+        return {"total": total, "page": page, "page_size": page_size, "items": items}
+
+    def get(self, task_id: int) -> TaskDetail:
+        with self.db.session() as session:
+            task = _task(session, task_id)
+            return task_detail(task, list(task.checkpoints))
+
+    def metrics(self, task_id: int) -> MetricSeries:
+        with self.db.session() as session:
+            task = _task(session, task_id)
+            points = list(session.scalars(select(MetricPoint).where(MetricPoint.task_id == task_id)
+                                          .order_by(MetricPoint.seq)))
+            return metric_series(task, points)
+
+    def checkpoints(self, task_id: int) -> list[dict[str, Any]]:
+        with self.db.session() as session:
+            _task(session, task_id)
+            rows = session.scalars(select(Checkpoint).where(Checkpoint.task_id == task_id).order_by(Checkpoint.step))
+            return [{"step": c.step, "path": c.path, "createdAt": c.created_at,
+                     "exists": Path(c.path).is_dir()} for c in rows]
+
+    def log(self, task_id: int, offset: int | None = None, tail: int | None = None) -> LogChunk:
+        """Lines of train.log: the last `tail` lines, or everything from byte `offset` (follow by passing back
+        `nextOffset`)."""
+        with self.db.session() as session:
+            task = _task(session, task_id)
+            path, status = Path(task.log_path), task.status
+        if offset is not None and offset < 0:
+            raise InvalidInput.of([ConfigProblem("offset", "must be ≥ 0")])
+        if not path.is_file():
+            return LogChunk(task_id=task_id, status=status, offset=offset or 0, next_offset=offset or 0, lines=[])
+        size = path.stat().st_size
+        if offset is None:
+            start = max(0, size - LOG_CHUNK_BYTES)
+            lines, end = _read_lines(path, start, size)
+            if start > 0:
+                lines = lines[1:]  # the first line was cut in the middle
+            return LogChunk(task_id=task_id, status=status, offset=start, next_offset=end,
+                            lines=lines[-tail:] if tail else lines)
+        lines, end = _read_lines(path, min(offset, size), min(size, offset + LOG_CHUNK_BYTES))
+        return LogChunk(task_id=task_id, status=status, offset=offset, next_offset=end, lines=lines)
+
+    # -- control -----------------------------------------------------------------------------------------------
+    def stop(self, task_id: int) -> TaskDetail:
+        executor = self.platform.executor
+        with self.db.session() as session:
+            task = _task(session, task_id)
+            if task.status in FINAL_STATUSES:
+                raise Conflict(f"task {task.name!r} is already {task.status}; only pending or running tasks stop")
+            if task.status == TaskStatus.PENDING:
+                task.status, task.ended_at = TaskStatus.STOPPED, time.time()
+            elif task.status == TaskStatus.RUNNING:
+                task.status, task.stop_requested_at = TaskStatus.STOPPING, time.time()
+                if task.pid:
+                    executor.request_stop(task.pid)
+            detail = task_detail(task, list(task.checkpoints))
+        self.platform.scheduler.wake()
+        return detail
+
+    def delete(self, task_id: int) -> dict[str, Any]:
+        """Stops the task if it runs, removes its run directory (logs, events, checkpoints) and its row; the output
+        model files stay (seed 003)."""
+        executor = self.platform.executor
+        with self.db.session() as session:
+            task = _task(session, task_id)
+            if task.status in ACTIVE_STATUSES:
+                task.status, task.stop_requested_at = TaskStatus.STOPPING, time.time()
+            pid, started, run_dir, output = task.pid, task.pid_started_at, task.run_dir, task.output_path
+        if pid and not executor.wait(pid, started, 0):
+            executor.request_stop(pid)
+            if not executor.wait(pid, started, 10.0):
+                executor.kill(pid)
+                executor.wait(pid, started, 5.0)
+        with self.db.session() as session:
+            task = session.get(Task, task_id)
+            if task is not None:
+                session.delete(task)
+        if run_dir and Path(run_dir).is_dir() and Path(run_dir).resolve() != Path(output).resolve():
+            shutil.rmtree(run_dir, ignore_errors=True)
+        return {"id": task_id, "deleted": True, "outputPath": output, "outputKept": Path(output).exists()}
+
+    def copy(self, task_id: int, name: str | None = None, overrides: dict[str, Any] | None = None) -> TaskDetail:
+        """A new task with the same parameters (seed 000). Output goes to a fresh folder named after the copy."""
+        with self.db.session() as session:
+            source = _task(session, task_id)
+            new_name = name or _copy_name(session, source.name)
+            args = {k: v for k, v in source.training_args.items() if k != "output_dir"}
+            request = TaskRequest(name=new_name, description=source.description, owner_id=source.owner_id,
+                                  base_model=source.base_model, dataset_path=source.dataset,
+                                  training_args={**args, **(overrides or {})},
+                                  gpu_config=source.gpu_config, experiment_id=source.experiment_id)
+        return self.create(request)
+
+    def resume(self, task_id: int) -> TaskDetail:
+        """A stopped or failed task goes back to the queue and continues from its last checkpoint."""
+        with self.db.session() as session:
+            task = _task(session, task_id)
+            if task.status not in (TaskStatus.STOPPED, TaskStatus.FAILED):
+                raise Conflict(f"task {task.name!r} is {task.status}; only stopped or failed tasks resume")
+            if not task.checkpoints or not any(Path(c.path).is_dir() for c in task.checkpoints):
+                raise Conflict(f"task {task.name!r} has no checkpoint to resume from; copy it to start again",
+                               [ConfigProblem("checkpoints", "none saved (save_steps decides how often)")])
+            task.status, task.resume_requested = TaskStatus.PENDING, True
+            task.error_message, task.exit_code, task.ended_at, task.stop_requested_at = None, None, None, None
+            detail = task_detail(task, list(task.checkpoints))
+        self.platform.scheduler.wake()
+        return detail
+
+    def estimate(self, request: TaskRequest) -> dict[str, Any]:
+        """What createTask would resolve and need, without creating anything."""
+        plan = self.plan(replace(request, name=request.name or "estimate"), check_name=bool(request.name))
+        return {"estimate": plan.estimate, "autoValues": plan.auto_values, "trainingArgs": plan.config,
+                "dataset": plan.dataset.__dict__ if plan.dataset else None,
+                "devices": plan.device_indexes, "deviceCount": plan.device_count}
+
+
+def _new_task(plan: TaskPlan) -> Task:
+    request, cfg = plan.request, plan.cfg
+    return Task(
+        name=request.name, description=request.description or "", owner_id=request.owner_id,
+        experiment_id=request.experiment_id, status=TaskStatus.PENDING, progress=0.0,
+        base_model=cfg.model_name_or_path, dataset=",".join(cfg.dataset) if isinstance(cfg.dataset, list)
+        else (cfg.dataset or ""), output_path=str(plan.output_dir), stage=cfg.stage,
+        finetuning_type=cfg.finetuning_type, training_args=plan.config, auto_values=plan.auto_values,
+        gpu_config=request.gpu_config or {}, estimate=plan.estimate, requested_devices=plan.device_indexes,
+        device_count=plan.device_count, devices=[], created_at=time.time(), metrics={},
+        total_steps=(plan.estimate or {}).get("total_steps"),
+    )
+
+
+def _task(session: Any, task_id: int) -> Task:
+    task = session.get(Task, task_id)
+    if task is None:
+        raise NotFound(f"task {task_id} does not exist", [ConfigProblem("id", "no such task")])
+    return task
+
+
+def _copy_name(session: Any, name: str) -> str:
+    base = re.sub(r"-copy(-\d+)?$", "", name)[:50]
+    for n in range(1, 1000):
+        candidate = f"{base}-copy" if n == 1 else f"{base}-copy-{n}"
+        if session.scalar(select(Task.id).where(Task.name == candidate)) is None:
+            return candidate
+    raise Conflict(f"too many copies of {name!r}; give the copy a name")
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _read_lines(path: Path, start: int, end: int) -> tuple[list[str], int]:
+    """Whole lines between byte offsets; a last line without its newline is left for the next read."""
+    with path.open("rb") as f:
+        f.seek(start)
+        data = f.read(end - start)
+    cut = data.rfind(b"\n") + 1
+    return data[:cut].decode("utf-8", errors="replace").splitlines(), start + cut
+
+
+def check_name(value: str) -> None:
+    if why := name_problem(value):
+        raise InvalidInput.of([ConfigProblem("name", why)])

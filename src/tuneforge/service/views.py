@@ -1,0 +1,171 @@
+"""What the API returns: camelCase JSON (seed 003's style), built from the store's rows."""
+
+from __future__ import annotations
+
+import shlex
+import time
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+from tuneforge.store import Checkpoint, Experiment, MetricPoint, Task
+
+
+class View(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, serialize_by_alias=True)
+
+
+class CheckpointView(View):
+    step: int
+    path: str
+    created_at: float
+
+
+class TaskSummary(View):
+    """A row of the task list."""
+
+    id: int
+    name: str
+    description: str
+    owner_id: int | None
+    experiment_id: int | None
+    status: str
+    progress: float
+    base_model: str
+    dataset_path: str
+    output_path: str
+    stage: str
+    finetuning_type: str
+    step: int
+    total_steps: int | None
+    epoch: float | None
+    loss: float | None
+    tokens_trained: int
+    tokens_per_second: float | None
+    elapsed_s: float | None
+    eta_s: float | None
+    created_at: float
+    start_time: float | None
+    end_time: float | None
+
+
+class TaskDetail(TaskSummary):
+    """Everything of seed 003's FinetuningTask, plus what the console shows."""
+
+    training_args: dict[str, Any]
+    auto_values: list[dict[str, Any]]
+    gpu_config: dict[str, Any]
+    devices: list[int]
+    estimate: dict[str, Any] | None
+    command: str | None
+    command_args: list[str] | None
+    log_path: str
+    run_dir: str
+    error_message: str | None
+    exit_code: int | None
+    pid: int | None
+    metrics: dict[str, Any]
+    checkpoints: list[CheckpointView]
+
+
+class MetricSeries(View):
+    """The chart's data: one list per series, x = step."""
+
+    task_id: int
+    status: str
+    loss: list[tuple[int, float]]
+    eval_loss: list[tuple[int, float]]
+    learning_rate: list[tuple[int, float]]
+    grad_norm: list[tuple[int, float]]
+    tokens: list[tuple[int, int]]
+    last_seq: int
+
+
+class LogChunk(View):
+    task_id: int
+    status: str
+    offset: int
+    next_offset: int
+    lines: list[str]
+
+
+class ExperimentView(View):
+    id: int
+    name: str
+    description: str
+    owner_id: int | None
+    base_model: str
+    template: str
+    finetuning_type: str
+    stage: str
+    dataset_path: str
+    created_at: float
+    tasks: list[dict[str, Any]] = []
+    best_task_id: int | None = None
+
+
+def task_summary(task: Task) -> dict[str, Any]:
+    end = task.ended_at or (time.time() if task.started_at else None)
+    return {
+        "id": task.id, "name": task.name, "description": task.description, "owner_id": task.owner_id,
+        "experiment_id": task.experiment_id, "status": task.status, "progress": task.progress,
+        "base_model": task.base_model, "dataset_path": task.dataset, "output_path": task.output_path,
+        "stage": task.stage, "finetuning_type": task.finetuning_type, "step": task.step,
+        "total_steps": task.total_steps, "epoch": task.epoch, "loss": task.loss,
+        "tokens_trained": task.tokens_trained, "tokens_per_second": task.tokens_per_second,
+        "elapsed_s": round(end - task.started_at, 1) if task.started_at and end else None,
+        "eta_s": task.eta_s, "created_at": task.created_at, "start_time": task.started_at,
+        "end_time": task.ended_at,
+    }
+
+
+def task_detail(task: Task, checkpoints: list[Checkpoint]) -> TaskDetail:
+    return TaskDetail(
+        **task_summary(task), training_args=task.training_args, auto_values=task.auto_values,
+        gpu_config=task.gpu_config, devices=task.devices or [], estimate=task.estimate,
+        command=shlex.join(task.command) if task.command else None, command_args=task.command,
+        log_path=task.log_path, run_dir=task.run_dir, error_message=task.error_message, exit_code=task.exit_code,
+        pid=task.pid, metrics=task.metrics,
+        checkpoints=[CheckpointView(step=c.step, path=c.path, created_at=c.created_at) for c in checkpoints],
+    )
+
+
+def metric_series(task: Task, points: list[MetricPoint]) -> MetricSeries:
+    def pairs(kind: str, attr: str) -> list:
+        return [(p.step, getattr(p, attr)) for p in points if p.kind == kind and getattr(p, attr) is not None]
+
+    return MetricSeries(task_id=task.id, status=task.status, loss=pairs("train", "loss"),
+                        eval_loss=pairs("eval", "eval_loss"), learning_rate=pairs("train", "learning_rate"),
+                        grad_norm=pairs("train", "grad_norm"), tokens=pairs("train", "tokens"),
+                        last_seq=task.last_seq)
+
+
+def experiment_view(experiment: Experiment, tasks: list[Task] | None = None) -> ExperimentView:
+    rows = [_experiment_row(t) for t in tasks or []]
+    scored = [r for r in rows if r["status"] == "completed" and r["score"] is not None]
+    best = min(scored, key=lambda r: r["score"])["id"] if scored else None
+    return ExperimentView(id=experiment.id, name=experiment.name, description=experiment.description,
+                          owner_id=experiment.owner_id, base_model=experiment.base_model,
+                          template=experiment.template, finetuning_type=experiment.finetuning_type,
+                          stage=experiment.stage, dataset_path=experiment.dataset, created_at=experiment.created_at,
+                          tasks=rows, best_task_id=best)
+
+
+HYPER_PARAMETERS = ("learning_rate", "num_train_epochs", "per_device_train_batch_size", "gradient_accumulation_steps",
+                    "lora_rank", "lora_alpha", "lora_dropout", "cutoff_len", "lr_scheduler_type", "warmup_ratio")
+
+
+def _experiment_row(task: Task) -> dict[str, Any]:
+    """A task's final figures side by side: the best run is the completed one with the lowest eval loss (or, with
+    no evaluation, the lowest final training loss)."""
+    metrics = task.metrics or {}
+    eval_loss = metrics.get("eval_loss")
+    train_loss = metrics.get("train_loss", task.loss)
+    return {
+        "id": task.id, "name": task.name, "status": task.status, "progress": task.progress,
+        "hyperParameters": {k: task.training_args.get(k) for k in HYPER_PARAMETERS if k in task.training_args},
+        "trainLoss": train_loss, "evalLoss": eval_loss, "perplexity": metrics.get("perplexity"),
+        "tokensTrained": task.tokens_trained, "runtimeS": metrics.get("train_runtime"),
+        "score": eval_loss if eval_loss is not None else train_loss,
+    }
