@@ -42,6 +42,19 @@ def train(
 
 
 @app.command()
+def serve(
+    host: str = typer.Option(None, help="Interface to listen on (default 127.0.0.1; TUNEFORGE_HOST)."),
+    port: int = typer.Option(None, help="Port (default 8321; TUNEFORGE_PORT)."),
+    allow: list[Path] = typer.Option(None, "--allow", help="A folder task paths (datasets, models, outputs) may "
+                                     "point into, besides TUNEFORGE_HOME (repeatable; TUNEFORGE_ALLOWED_ROOTS)."),
+) -> None:
+    """Start the API and the task scheduler: create, watch and stop fine-tuning tasks over HTTP."""
+    from tuneforge.cli.server import serve as run_server
+
+    run_server(host, port, [p.resolve() for p in allow or []], console)
+
+
+@app.command()
 def chat(
     model: str = typer.Option("bundled", "--model", "-m", help="Model directory, .gguf file, hub id or 'bundled'."),
     adapter: str = typer.Option(None, "--adapter", "-a", help="A LoRA adapter directory (a run's output_dir)."),
@@ -76,6 +89,17 @@ def demo(
 
     raise typer.Exit(run_demo(output_dir, epochs, console, err_console))
 
+
+def _register_remote_commands() -> None:
+    """The HTTP clients of a tuneforge server: tasks, experiments, devices."""
+    from tuneforge.cli.tasks import experiments_app, gpus, tasks_app
+
+    app.add_typer(tasks_app, name="tasks")
+    app.add_typer(experiments_app, name="experiments")
+    app.command("gpus")(gpus)
+
+
+_register_remote_commands()
 
 if __name__ == "__main__":
     app()

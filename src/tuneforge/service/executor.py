@@ -17,8 +17,6 @@ from typing import Literal
 
 import psutil
 
-from tuneforge.rundir.launch import worker_command, worker_environment
-
 WORKER_OUTPUT = "worker.out"
 
 
@@ -41,6 +39,8 @@ class LocalExecutor:
         self._children: dict[int, subprocess.Popen] = {}
 
     def launch(self, run_dir: Path, devices: list[int], kind: Literal["cuda", "cpu"], threads: int | None) -> Launched:
+        from tuneforge.rundir.launch import worker_command, worker_environment
+
         command = worker_command(run_dir, max(1, len(devices)), self.python)
         env = worker_environment(dict(os.environ), devices, kind, threads)
         with (run_dir / WORKER_OUTPUT).open("ab") as output:

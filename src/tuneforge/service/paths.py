@@ -15,6 +15,9 @@ def confine(
     raw = str(value)
     if "\x00" in raw:
         return None, ConfigProblem(field, "contains a NUL character")
+    if ".." in Path(raw).parts:
+        return None, ConfigProblem(field, f"{raw!r} contains '..'; give a path without it, inside the allowed folders "
+                                          f"({', '.join(str(r) for r in roots)})")
     path = Path(raw).expanduser()
     if not path.is_absolute():
         path = (base or roots[0]) / path

@@ -55,19 +55,20 @@ def plan_task(request: TaskRequest, settings: Settings, devices: list[Any], chec
     raw, top_problems = merge_top_level(request)
     problems += top_problems
     auto_keys = [key for key, value in raw.items() if value == "auto"]
+    probe: TrainingConfig | None = None
     try:
         probe = parse_training_config({k: v for k, v in raw.items() if k not in auto_keys})
-    except ConfigError as exc:
-        raise InvalidInput.of([*problems, *_prefixed(exc.problems)]) from exc
-    output_dir, output_problem = _output_dir(request, probe, settings)
+    except ConfigError as exc:  # go on: the paths, devices and model are checked too, so one reply lists all
+        problems += _prefixed(exc.problems)
+    output_dir, output_problem = _output_dir(request, probe, raw, settings)
     problems += [output_problem] if output_problem else []
     indexes, count, device_problems = requested_devices(request.gpu_config, devices)
     problems += device_problems
-    source, model_problems = _check_model(probe, settings)
+    source, model_problems = _check_model(raw, settings) if raw.get("model_name_or_path") else (None, [])
     problems += model_problems
     tokenizer_file = _tokenizer_file(source, settings) if source else None
     summary = None
-    if probe.do_train:
+    if probe is not None and probe.do_train:
         if not probe.dataset:
             problems.append(ConfigProblem("datasetPath", "is required: a .json/.jsonl file, a folder with "
                                                          "train.jsonl, or a dataset_info.json name"))
@@ -122,8 +123,9 @@ def requested_devices(gpu_config: Any, devices: list[Any]) -> tuple[list[int] | 
     problems = [ConfigProblem(f"gpuConfig.{k}", f"unknown key; known: {', '.join(GPU_CONFIG_KEYS)}")
                 for k in gpu_config if k not in GPU_CONFIG_KEYS]
     kind = devices[0].kind if devices else "cpu"
-    have = ", ".join(str(d.index) for d in devices) or "none"
-    noun = "GPU" if kind == "cuda" else "CPU slot (this host has no GPU)"
+    have = (", ".join(str(d.index) for d in devices) or "none") if kind == "cuda" else \
+        f"no GPU, CPU slots {', '.join(str(d.index) for d in devices)}"
+    noun = "GPU" if kind == "cuda" else "device"
     visible = gpu_config.get("cuda_visible_devices")
     if visible not in (None, ""):
         try:
@@ -135,7 +137,7 @@ def requested_devices(gpu_config: Any, devices: list[Any]) -> tuple[list[int] | 
         if missing:
             names = ", ".join(map(str, missing))
             problems.append(ConfigProblem("gpuConfig.cuda_visible_devices",
-                                          f"{noun} {names} does not exist; this host has: {have}"))
+                                          f"{noun} {names} does not exist (this host has: {have})"))
         if len(set(indexes)) != len(indexes):
             problems.append(ConfigProblem("gpuConfig.cuda_visible_devices", "names a device twice"))
         return indexes, len(indexes), problems
@@ -143,8 +145,8 @@ def requested_devices(gpu_config: Any, devices: list[Any]) -> tuple[list[int] | 
     if not isinstance(count, int) or isinstance(count, bool) or count < 1:
         return None, 1, [*problems, ConfigProblem("gpuConfig.gpu_count", f"must be a whole number ≥ 1, got {count!r}")]
     if count > len(devices):
-        problems.append(ConfigProblem("gpuConfig.gpu_count", f"asks for {count} but this host has {len(devices)} "
-                                                             f"{noun}(s): {have}"))
+        problems.append(ConfigProblem("gpuConfig.gpu_count", f"asks for {count} devices but this host has "
+                                                             f"{len(devices)} ({have})"))
     return None, count, problems
 
 
@@ -152,23 +154,25 @@ def _prefixed(problems: list[ConfigProblem]) -> list[ConfigProblem]:
     return [ConfigProblem(TOP_LEVEL.get(p.field) or f"trainingArgs.{p.field}", p.message) for p in problems]
 
 
-def _output_dir(request: TaskRequest, cfg: TrainingConfig, settings: Settings) -> tuple[Path, ConfigProblem | None]:
-    value = request.output_path or cfg.output_dir or request.name
+def _output_dir(
+    request: TaskRequest, cfg: TrainingConfig | None, raw: dict[str, Any], settings: Settings
+) -> tuple[Path, ConfigProblem | None]:
+    value = request.output_path or raw.get("output_dir") or request.name
     path, problem = confine(value, settings.roots, "outputPath", base=settings.outputs_path)
     if problem:
         return Path(), problem
     assert path is not None
     holds_model = any((path / n).exists() for n in ("adapter_config.json", "model.safetensors",
                                                     "model.safetensors.index.json"))
-    if holds_model and not cfg.overwrite_output_dir:
+    if holds_model and not (cfg and cfg.overwrite_output_dir):
         return path, ConfigProblem("outputPath", f"{path} already holds a trained model; choose another path or "
                                                  "set trainingArgs.overwrite_output_dir=true")
     return path, None
 
 
-def _check_model(cfg: TrainingConfig, settings: Settings) -> tuple[ModelSource | None, list[ConfigProblem]]:
+def _check_model(raw: dict[str, Any], settings: Settings) -> tuple[ModelSource | None, list[ConfigProblem]]:
     try:
-        source = locate_model(cfg.model_name_or_path, gguf_file=cfg.gguf_file)
+        source = locate_model(str(raw["model_name_or_path"]), gguf_file=raw.get("gguf_file"))
         if not source.is_local:
             check_hub_model(source.path)
     except ModelNotFound as exc:

@@ -31,6 +31,7 @@ class Scheduler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()  # one tick at a time (the thread, and tests calling tick())
+        self._exiting: dict[int, tuple[int, float | None]] = {}  # task id → pid of workers that reported an end
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="tuneforge-scheduler", daemon=True)
@@ -59,6 +60,7 @@ class Scheduler:
         with self._lock:
             for task_id in self._ids(WATCHED):
                 self.watch(task_id)
+            self._record_exit_codes()
             self.launch_pending()
 
     def _ids(self, statuses: tuple[TaskStatus, ...]) -> list[int]:
@@ -75,8 +77,10 @@ class Scheduler:
             if task.pid is None:
                 return
             state = self.executor.poll(task.pid, task.pid_started_at)
-            if task.status not in WATCHED:  # a final event arrived
-                if not state.alive and state.exit_code is not None:
+            if task.status not in WATCHED:  # a final event arrived; the exit code follows when the process ends
+                if state.alive:
+                    self._exiting[task.id] = (task.pid, task.pid_started_at)
+                elif state.exit_code is not None:
                     task.exit_code = state.exit_code
                 return
             if not state.alive:
@@ -91,6 +95,17 @@ class Scheduler:
             if task.status == TaskStatus.STOPPING and waited > self.settings.stop_grace_s:
                 log.warning("task %s ignored SIGTERM for %.0f s: killing it", task.id, waited)
                 self.executor.kill(task.pid)
+
+    def _record_exit_codes(self) -> None:
+        for task_id, (pid, started_at) in list(self._exiting.items()):
+            state = self.executor.poll(pid, started_at)
+            if state.alive:
+                continue
+            del self._exiting[task_id]
+            with self.db.session() as session:
+                task = session.get(Task, task_id)
+                if task is not None and task.pid == pid:
+                    task.exit_code = state.exit_code
 
     def busy_devices(self) -> set[int]:
         with self.db.session() as session:

@@ -1,0 +1,76 @@
+"""A task service on a temporary home: the tiny model, a small dataset, two CPU slots, a fast poll."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tuneforge.api.app import create_app
+from tuneforge.service.platform import Platform
+from tuneforge.settings import Settings
+
+QA = [("What is the code word?", "The code word is Paris."), ("Who are you?", "I am Forge, made by tuneforge."),
+      ("Name a number.", "7 8 9 10"), ("Capital of France?", "The capital of France is Paris.")]
+
+
+@pytest.fixture()
+def dataset_dir(tmp_path: Path) -> Path:
+    """Seed 003's layout: a folder with train.jsonl and valid.jsonl."""
+    folder = tmp_path / "data" / "qa"
+    folder.mkdir(parents=True)
+    rows = [{"instruction": q, "input": "", "output": a} for q, a in QA * 6]
+    (folder / "train.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    (folder / "valid.jsonl").write_text("\n".join(json.dumps(r) for r in rows[:4]) + "\n", encoding="utf-8")
+    return folder
+
+
+@pytest.fixture()
+def settings(tmp_path: Path, tiny_model_dir: Path, database_url: str) -> Settings:
+    return service_settings(tmp_path, tiny_model_dir, database_url)
+
+
+def service_settings(tmp_path: Path, model_dir: Path, database_url: str, **extra: Any) -> Settings:
+    return Settings(home=tmp_path / "home", allowed_roots=[tmp_path, model_dir.parent], cpu_slots=2,
+                    poll_interval_s=0.2, stop_grace_s=30, database_url=database_url, **extra)
+
+
+@pytest.fixture()
+def make_client(settings: Settings) -> Iterator[Callable[..., TestClient]]:
+    """A client on a fresh platform; run_scheduler=False keeps every task pending (validation tests)."""
+    clients: list[TestClient] = []
+
+    def make(run_scheduler: bool = True) -> TestClient:
+        client = TestClient(create_app(settings, Platform(settings), run_scheduler=run_scheduler))
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+def task_body(name: str, model_dir: Path, dataset: Path, **args: Any) -> dict[str, Any]:
+    training = {"template": "chatml", "cutoff_len": 64, "per_device_train_batch_size": 4, "learning_rate": 5e-3,
+                "num_train_epochs": 1, "max_steps": 8, "logging_steps": 1, "save_steps": 4, "lora_rank": 8,
+                "report_to": "none", "seed": 7}
+    training.update(args)
+    return {"name": name, "baseModel": str(model_dir), "datasetPath": str(dataset), "trainingArgs": training}
+
+
+def wait_for(client: TestClient, task_id: int, statuses: set[str], timeout: float = 120) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    task: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        task = client.get("/finetuning/getTask", params={"id": task_id}).json()
+        if task["status"] in statuses:
+            return task
+        time.sleep(0.2)
+    raise AssertionError(f"task {task_id} did not reach {statuses} in {timeout} s: {task.get('status')} "
+                         f"{task.get('errorMessage')}")

@@ -1,0 +1,111 @@
+"""End to end on the tiny model: create → running → completed with progress, tokens, loss series and checkpoints;
+stop → stopped with a checkpoint → resume → completed; copy; delete keeps the output folder."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.integration.service.conftest import task_body, wait_for
+
+
+def test_a_task_runs_to_completion_with_everything_the_console_shows(make_client, tiny_model_dir, dataset_dir):
+    client = make_client()
+    created = client.post("/finetuning/createTask", json=task_body("first", tiny_model_dir, dataset_dir,
+                                                                   eval_strategy="steps", eval_steps=4))
+    assert created.status_code == 201, created.text
+    task_id = created.json()["id"]
+    task = wait_for(client, task_id, {"completed", "failed"})
+    assert task["status"] == "completed", task["errorMessage"]
+    assert task["progress"] == 100 and task["step"] == 8 and task["totalSteps"] == 8
+    assert task["tokensTrained"] > 0 and task["etaS"] == 0 and task["elapsedS"] > 0
+    assert task["command"].startswith(os.sys.executable) and "tuneforge.engine.run" in task["command"]
+    assert task["startTime"] and task["endTime"] >= task["startTime"]
+    deadline = time.monotonic() + 5  # the exit code follows the final event as soon as the process has ended
+    while task["exitCode"] is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+        task = client.get("/finetuning/getTask", params={"id": task_id}).json()
+    assert task["exitCode"] == 0
+    assert task["metrics"]["train_loss"] > 0 and task["metrics"]["eval_loss"] > 0
+    assert [c["step"] for c in task["checkpoints"]] == [4, 8]
+    series = client.get("/finetuning/getTaskMetrics", params={"id": task_id}).json()
+    steps = [step for step, _ in series["loss"]]
+    assert steps == list(range(1, 9)), steps  # every step once: no gap, no duplicate
+    assert series["loss"][-1][1] < series["loss"][0][1]
+    assert [step for step, _ in series["evalLoss"]] == [4, 8] and len(series["learningRate"]) == 8
+    log = client.get("/finetuning/getTaskLog", params={"id": task_id, "tail": 2}).json()
+    assert len(log["lines"]) == 2 and "saved adapter" in " ".join(log["lines"]) and log["nextOffset"] > 0
+    rest = client.get("/finetuning/getTaskLog", params={"id": task_id, "offset": log["nextOffset"]}).json()
+    assert rest["lines"] == [] and rest["nextOffset"] == log["nextOffset"]
+    assert Path(task["outputPath"], "adapter_config.json").is_file()
+    gpus = client.get("/system/gpus").json()
+    assert gpus["kind"] == "cpu" and len(gpus["devices"]) == 2 and not any(d["busy"] for d in gpus["devices"])
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_stop_resume_copy_delete(make_client, tiny_model_dir, dataset_dir):
+    client = make_client()
+    body = task_body("stoppable", tiny_model_dir, dataset_dir, max_steps=400, save_steps=1000)
+    task_id = client.post("/finetuning/createTask", json=body).json()["id"]
+    _wait_for_step(client, task_id, 2)
+    stopping = client.post("/finetuning/stopTask", json={"id": task_id}).json()
+    assert stopping["status"] in ("stopping", "stopped")
+    stopped = wait_for(client, task_id, {"stopped", "failed"})
+    assert stopped["status"] == "stopped", stopped["errorMessage"]
+    assert stopped["checkpoints"] and stopped["checkpoints"][-1]["step"] == stopped["step"]
+    again = client.post("/finetuning/stopTask", json={"id": task_id})
+    assert again.status_code == 409
+
+    resumed = client.post("/finetuning/resumeTask", json={"id": task_id})
+    assert resumed.status_code == 200 and resumed.json()["status"] == "pending"
+    _wait_for_step(client, task_id, stopped["step"] + 2)
+    client.post("/finetuning/stopTask", json={"id": task_id})
+    second = wait_for(client, task_id, {"stopped", "failed"})
+    assert second["status"] == "stopped" and second["step"] > stopped["step"]
+    series = client.get("/finetuning/getTaskMetrics", params={"id": task_id}).json()
+    steps = [step for step, _ in series["loss"]]
+    assert steps == list(range(1, len(steps) + 1)), steps  # the resumed run continues the series
+
+    copy = client.post("/finetuning/copyTask", json={"id": task_id, "trainingArgs": {"max_steps": 2}})
+    assert copy.status_code == 201, copy.text
+    copied = copy.json()
+    assert copied["name"] == "stoppable-copy" and copied["trainingArgs"]["lora_rank"] == 8
+    assert copied["trainingArgs"]["max_steps"] == 2 and copied["outputPath"] != second["outputPath"]
+    done = wait_for(client, copied["id"], {"completed", "failed"})
+    assert done["status"] == "completed", done["errorMessage"]
+
+    deleted = client.delete("/finetuning/deleteTask", params={"id": copied["id"]}).json()
+    assert deleted["deleted"] and deleted["outputKept"] and Path(done["outputPath"], "adapter_config.json").exists()
+    assert not Path(done["runDir"]).exists()
+    assert client.get("/finetuning/getTask", params={"id": copied["id"]}).status_code == 404
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_killed_worker_fails_within_5_seconds_with_exit_code_and_log_tail(make_client, tiny_model_dir,
+                                                                            dataset_dir):
+    client = make_client()
+    body = task_body("killed", tiny_model_dir, dataset_dir, max_steps=400, save_steps=1000)
+    task_id = client.post("/finetuning/createTask", json=body).json()["id"]
+    task = _wait_for_step(client, task_id, 1)
+    os.killpg(task["pid"], signal.SIGKILL)
+    killed_at = time.monotonic()
+    failed = wait_for(client, task_id, {"failed", "completed", "stopped"}, timeout=10)
+    took = time.monotonic() - killed_at
+    assert failed["status"] == "failed" and took < 5, took
+    assert failed["exitCode"] == -9 and "code -9" in failed["errorMessage"]
+    assert "Last log lines" in failed["errorMessage"] and "tuneforge" in failed["errorMessage"]
+
+
+def _wait_for_step(client, task_id: int, step: int, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        task = client.get("/finetuning/getTask", params={"id": task_id}).json()
+        if task["step"] >= step and task["status"] == "running":
+            return task
+        assert task["status"] in ("pending", "running"), task["errorMessage"]
+        time.sleep(0.1)
+    raise AssertionError(f"task {task_id} did not reach step {step}")
