@@ -1,0 +1,259 @@
+"""Before launch: how much memory a task needs per device and how long it will train (torch-free).
+
+Memory per device (DDP: every device holds a full copy):
+- weights at the load precision: 16-bit for frozen weights under bf16 / fp16 (LoRA, freeze), fp32 for trained
+  weights under mixed precision (the fp32 master copy of a full fine-tune), 16-bit with pure_bf16, 0.5 / 1 byte
+  per linear weight with quantization_bit 4 / 8 (embeddings, norms and the LM head stay 16-bit);
+- adapters: LoRA adds r·(in+out) per targeted linear layer ("all" = every linear layer of attention and MLP);
+- gradients and optimizer state for the trained parameters only (AdamW: 2 fp32 states; 8-bit / paged variants
+  a quarter of that);
+- activations saved for backward, per token and layer (Korthikanti et al. 2022, "Reducing Activation Recomputation
+  in Large Transformer Models", adapted to Llama-style blocks: RMSNorm with an fp32 upcast, GQA, a gated MLP,
+  no dropout, SDPA / flash attention that keeps no s×s scores); gradient checkpointing keeps only each block's
+  input plus one block. The worker batches without padding and splits a batch above its activation budget, so
+  a forward pass holds batch × mean sample length tokens, at most max(budget, cutoff_len);
+- logits only where a token is trained (the worker skips the LM head elsewhere), in fp32 for the loss;
+- the CUDA context (~0.5 GiB) or the CPU process's runtime (~0.8 GiB), plus 10% allocator slack on activations.
+
+Time: training FLOPs per token ≈ 6·N for full fine-tuning and 4·N + 6·N_trained for LoRA / freeze (frozen
+weights get no weight gradient), + 2·N with gradient checkpointing, at an assumed throughput: a table of GPU peak
+tensor TFLOP/s × 0.35 MFU, or this project's measured CPU figure (bench/train_throughput.py) per core.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from pydantic import BaseModel
+
+from tuneforge.modelref.shape import ModelShape
+from tuneforge.schemas import TrainingConfig
+from tuneforge.service.devices import Device
+from tuneforge.service.estimate_formulas import (
+    GIB,
+    MIB,
+    SFT_TRAINED_FRACTION,
+    Trainable,
+    activation_bytes_per_token,
+    count_trainable,
+    optimizer_bytes_per_parameter,
+    throughput_flops,
+    training_flops_per_token,
+    weight_bytes,
+)
+
+GPU_CONTEXT_BYTES = 512 * MIB
+# python + torch + transformers + peft (~0.35 GiB at import), tokenizer, data and allocator caches: the demo's and
+# the throughput bench's measured peak RSS (1.72 and 2.24 GiB) sit within 5% of the estimate with this figure.
+CPU_RUNTIME_BYTES = 800 * MIB
+ALLOCATOR_SLACK = 0.10
+CPU_ACTIVATION_BUDGET = 384 * MIB  # the worker's split budget on CPU (engine.trainer.activation_token_budget)
+# chosen + rejected (KTO: completion + KL sample): two sequences of ~mean_sample_tokens each per sample
+PAIRED_STAGES = ("rm", "dpo", "kto")
+
+
+class MemoryBreakdown(BaseModel):
+    """Bytes needed on each device, by kind."""
+
+    weights: int
+    adapters: int
+    gradients: int
+    optimizer_state: int
+    activations: int
+    logits: int
+    overhead: int
+    total: int
+
+
+class Estimate(BaseModel):
+    """A task's memory need per device against the devices' memory, and its expected training time."""
+
+    memory: MemoryBreakdown
+    device_memory: int  # bytes, the smallest total memory among the task's devices
+    device_free_memory: int  # bytes free now on the fullest of them
+    devices: list[str]
+    fits: bool
+    total_parameters: int
+    trainable_parameters: int
+    tokens_per_forward: int
+    gradient_checkpointing: bool
+    steps_per_epoch: int
+    total_steps: int
+    tokens_per_epoch: int
+    seconds_per_epoch: float
+    total_seconds: float
+    tokens_per_second: float
+    basis: str
+    notes: list[str]
+
+    def summary(self) -> str:
+        """One line with the numbers, for a refusal or a log."""
+        parts = ", ".join(f"{name.replace('_', ' ')} {value / GIB:.1f}"
+                          for name, value in self.memory.model_dump().items() if name != "total" and value)
+        verdict = "fits" if self.fits else "does not fit"
+        return (f"needs {self.memory.total / GIB:.1f} GiB per device ({parts} GiB); {self.devices[0]} has "
+                f"{self.device_memory / GIB:.1f} GiB: {verdict}")
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What one epoch feeds the model, derived from the dataset summary and the config."""
+
+    rows: int  # batch items per epoch: samples, or cutoff_len-long rows when packing
+    sequence_tokens: float  # mean tokens of one sequence (the attention span)
+    row_tokens: float  # tokens of one batch item (a preference pair holds two sequences)
+    tokens_per_epoch: int
+    trained_fraction: float  # share of tokens whose logits are computed
+    notes: tuple[str, ...]
+
+
+def workload(cfg: TrainingConfig, num_train_samples: int, mean_sample_tokens: float) -> Workload:
+    notes: list[str] = []
+    if mean_sample_tokens <= 0:
+        mean_sample_tokens = float(cfg.cutoff_len)
+        notes.append("sample length unknown: assumed cutoff_len tokens per sample")
+    length = min(mean_sample_tokens, float(cfg.cutoff_len))
+    rows = max(num_train_samples, 0)
+    per_row = 2 if cfg.stage in PAIRED_STAGES else 1
+    tokens = rows * length * per_row
+    packing = cfg.packing if cfg.packing is not None else cfg.stage == "pt"
+    if packing and not cfg.neat_packing and per_row == 1:
+        rows, length = max(math.ceil(tokens / cfg.cutoff_len), 1 if tokens else 0), float(cfg.cutoff_len)
+    trained = 1.0 if cfg.stage == "pt" or cfg.train_on_prompt else SFT_TRAINED_FRACTION
+    return Workload(rows, length, length * per_row, int(tokens), 0.0 if cfg.stage == "rm" else trained,
+                    tuple(notes))
+
+
+def estimate_training(cfg: TrainingConfig, shape: ModelShape, devices: list[Device], num_train_samples: int,
+                      mean_sample_tokens: float) -> Estimate:
+    """Memory per device and training time of `cfg` on `devices` (the ones the task would get)."""
+    if not devices:
+        raise ValueError("estimate_training needs at least one device")
+    work = workload(cfg, num_train_samples, mean_sample_tokens)
+    trainable = count_trainable(cfg, shape)
+    notes = [*work.notes, *trainable.notes]
+    checkpointing = bool(cfg.gradient_checkpointing)
+    memory, pass_tokens = memory_need(cfg, shape, devices, work, trainable, checkpointing)
+    capacity = min(d.total_memory for d in devices)
+    free = min(d.free_memory for d in devices)
+    fits = memory.total <= capacity
+    notes += _memory_notes(cfg, shape, devices, work, trainable, memory, fits, free)
+    flops, basis = throughput_flops(devices, cfg.precision)
+    per_token = training_flops_per_token(cfg, shape, trainable, work.sequence_tokens, work.trained_fraction,
+                                         checkpointing)
+    tokens_per_second = flops / per_token
+    world = len(devices)
+    batches = math.ceil(work.rows / (cfg.per_device_train_batch_size * world)) if work.rows else 0
+    steps_per_epoch = max(math.ceil(batches / cfg.gradient_accumulation_steps), 1)
+    seconds_per_epoch = work.tokens_per_epoch / tokens_per_second
+    if cfg.max_steps > 0:
+        total_steps = cfg.max_steps
+        total_seconds = seconds_per_epoch * cfg.max_steps / steps_per_epoch
+    else:
+        total_steps = math.ceil(cfg.num_train_epochs * steps_per_epoch)
+        total_seconds = seconds_per_epoch * cfg.num_train_epochs
+    notes.append("time covers training steps only: model loading, evaluation and checkpoint saves come on top")
+    return Estimate(
+        memory=memory, device_memory=capacity, device_free_memory=free,
+        devices=[f"{d.kind}:{d.index} {d.name}" for d in devices], fits=fits,
+        total_parameters=shape.num_parameters, trainable_parameters=trainable.parameters,
+        tokens_per_forward=pass_tokens, gradient_checkpointing=checkpointing,
+        steps_per_epoch=steps_per_epoch, total_steps=total_steps, tokens_per_epoch=work.tokens_per_epoch,
+        seconds_per_epoch=round(seconds_per_epoch, 1), total_seconds=round(total_seconds, 1),
+        tokens_per_second=round(tokens_per_second, 1), basis=basis, notes=notes,
+    )
+
+
+def memory_need(cfg: TrainingConfig, shape: ModelShape, devices: list[Device], work: Workload,
+                trainable: Trainable, checkpointing: bool) -> tuple[MemoryBreakdown, int]:
+    """Per-device bytes, and the tokens one forward pass holds."""
+    weights = weight_bytes(cfg, shape, trainable)
+    trained_bytes = 2 if cfg.pure_bf16 else 4  # trained parameters (and their gradients) stay fp32 unless pure bf16
+    adapters = trainable.adapter_parameters * trained_bytes
+    gradients = trainable.parameters * trained_bytes * (2 if len(devices) > 1 else 1)  # DDP: + bucket copy
+    optimizer = int(trainable.parameters * optimizer_bytes_per_parameter(cfg.optim, cfg.pure_bf16))
+    pass_tokens = _tokens_per_forward(cfg, shape, devices, work, weights + adapters)
+    per_token = activation_bytes_per_token(cfg, shape, trainable, checkpointing)
+    activations = int(pass_tokens * per_token.per_token)
+    logits = 0
+    if not cfg.enable_liger_kernel:  # Liger's fused linear + cross-entropy never materialises the logits
+        logits = int(pass_tokens * work.trained_fraction * shape.vocab_size * (per_token.compute_bytes + 8))
+    gpu = devices[0].kind == "cuda"
+    overhead = (GPU_CONTEXT_BYTES if gpu else CPU_RUNTIME_BYTES) + int(ALLOCATOR_SLACK * (activations + logits))
+    total = weights + adapters + gradients + optimizer + activations + logits + overhead
+    return MemoryBreakdown(weights=weights, adapters=adapters, gradients=gradients, optimizer_state=optimizer,
+                           activations=activations, logits=logits, overhead=overhead, total=total), pass_tokens
+
+
+def engine_activation_budget(shape: ModelShape, device: Device, static_bytes: int) -> int:
+    """Tokens per forward pass the worker allows before splitting a batch (mirrors its own rule: a quarter of the
+    GPU memory free once the model is loaded; the device is taken as the task will get it, empty)."""
+    per_token = shape.num_layers * (12 * shape.hidden_size + 4 * shape.intermediate_size) * 4
+    free_after_load = device.total_memory - GPU_CONTEXT_BYTES - static_bytes
+    target = max(free_after_load, 0) // 4 if device.kind == "cuda" else CPU_ACTIVATION_BUDGET
+    return max(256, target // per_token)
+
+
+def _tokens_per_forward(cfg: TrainingConfig, shape: ModelShape, devices: list[Device], work: Workload,
+                        static_bytes: int) -> int:
+    return _pass_tokens(cfg, shape, devices, cfg.per_device_train_batch_size * work.row_tokens, static_bytes)
+
+
+def _pass_tokens(cfg: TrainingConfig, shape: ModelShape, devices: list[Device], batch_tokens: float,
+                 static_bytes: int) -> int:
+    batch_tokens = math.ceil(batch_tokens)
+    if cfg.stage not in ("sft", "pt"):
+        return batch_tokens  # the split applies to the padding-free SFT / PT batches only
+    budget = min(engine_activation_budget(shape, d, static_bytes) for d in devices)
+    return min(batch_tokens, max(budget, cfg.cutoff_len))
+
+
+def _memory_notes(cfg: TrainingConfig, shape: ModelShape, devices: list[Device], work: Workload,
+                  trainable: Trainable, memory: MemoryBreakdown, fits: bool, free: int) -> list[str]:
+    notes = []
+    if cfg.gradient_checkpointing is None:
+        notes.append("activations assume gradient checkpointing off (unset = auto: the worker turns it on only "
+                     "when the GPU is already half full)")
+    if len(devices) > 1:
+        notes.append(f"DDP over {len(devices)} devices: each holds a full copy of the model and optimizer state")
+    if cfg.deepspeed:
+        notes.append("a DeepSpeed config is set: ZeRO sharding is not modelled, so memory is an upper bound")
+    if fits and memory.total > free:
+        notes.append(f"fits the devices, but only {free / GIB:.1f} GiB is free now: the task waits until it is")
+    if not fits:
+        notes += _lighter_options(cfg, shape, devices, work)
+    elif (peak := _longest_batch_need(cfg, shape, devices, work, trainable, memory)) > memory.total:
+        notes.append(f"memory is for batches of average length; a batch of cutoff_len-long samples needs up to "
+                     f"{peak / GIB:.1f} GiB" + ("" if peak <= min(d.total_memory for d in devices) else
+                                                 ", more than the device has: lower cutoff_len if that happens"))
+    return notes
+
+
+def _longest_batch_need(cfg: TrainingConfig, shape: ModelShape, devices: list[Device], work: Workload,
+                        trainable: Trainable, memory: MemoryBreakdown) -> int:
+    """Total bytes when every sample of a batch is cutoff_len long (the worker's split still applies)."""
+    longest = replace(work, row_tokens=work.row_tokens / work.sequence_tokens * cfg.cutoff_len, sequence_tokens=
+                      float(cfg.cutoff_len))
+    peak, _ = memory_need(cfg, shape, devices, longest, trainable, bool(cfg.gradient_checkpointing))
+    return peak.total if peak.activations > 1.2 * memory.activations else memory.total
+
+
+def _lighter_options(cfg: TrainingConfig, shape: ModelShape, devices: list[Device], work: Workload) -> list[str]:
+    """The first of the usual memory savers that would make the task fit, with its number."""
+    options: list[tuple[str, dict[str, object]]] = [
+        ("gradient_checkpointing: true", {"gradient_checkpointing": True}),
+        ("finetuning_type: lora with gradient_checkpointing", {"finetuning_type": "lora",
+                                                               "gradient_checkpointing": True}),
+        ("QLoRA (finetuning_type: lora, quantization_bit: 4) with gradient_checkpointing",
+         {"finetuning_type": "lora", "quantization_bit": 4, "gradient_checkpointing": True}),
+    ]
+    capacity = min(d.total_memory for d in devices)
+    for label, change in options:
+        if all(getattr(cfg, key) == value for key, value in change.items()):
+            continue
+        lighter = cfg.model_copy(update=change)
+        memory, _ = memory_need(lighter, shape, devices, work, count_trainable(lighter, shape), True)
+        if memory.total <= capacity:
+            return [f"with {label} it would need {memory.total / GIB:.1f} GiB and fit"]
+    return ["even QLoRA with gradient checkpointing would not fit: ask for more devices or a larger one"]
