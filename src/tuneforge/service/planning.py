@@ -13,6 +13,7 @@ from typing import Any
 from tuneforge.modelref import ModelNotFound, ModelSource, check_hub_model, locate_model
 from tuneforge.schemas import ALIASES, ConfigError, ConfigProblem, TrainingConfig, parse_training_config
 from tuneforge.schemas.tasks import name_problem
+from tuneforge.service.auto_values import is_auto
 from tuneforge.service.datasets_check import DatasetSummary, check_task_datasets
 from tuneforge.service.errors import DoesNotFit, InvalidInput
 from tuneforge.service.paths import confine
@@ -54,7 +55,7 @@ def plan_task(request: TaskRequest, settings: Settings, devices: list[Any], chec
         problems.append(ConfigProblem("name", why))
     raw, top_problems = merge_top_level(request)
     problems += top_problems
-    auto_keys = [key for key, value in raw.items() if value == "auto"]
+    auto_keys = [key for key, value in raw.items() if is_auto(value)]
     probe: TrainingConfig | None = None
     try:
         probe = parse_training_config({k: v for k, v in raw.items() if k not in auto_keys})
@@ -99,7 +100,7 @@ def merge_top_level(request: TaskRequest) -> tuple[dict[str, Any], list[ConfigPr
     """baseModel / datasetPath / outputPath fill the training config; the same key in trainingArgs must agree."""
     if not isinstance(request.training_args, dict):
         return {}, [ConfigProblem("trainingArgs", "must be a JSON object of training arguments")]
-    raw = {ALIASES.get(k, k) if v == "auto" else k: v for k, v in request.training_args.items()}
+    raw = {ALIASES.get(k, k) if is_auto(v) else k: v for k, v in request.training_args.items()}
     problems = []
     given = {"model_name_or_path": request.base_model, "dataset": request.dataset_path,
              "output_dir": request.output_path}

@@ -61,6 +61,9 @@ class TaskService:
     def create(self, request: TaskRequest) -> TaskDetail:
         plan = self.plan(request)
         with self.db.session() as session:
+            if session.scalar(select(Task.id).where(Task.name == request.name)) is not None:
+                raise Conflict(f"name: a task named {request.name!r} already exists; choose another name",
+                               [ConfigProblem("name", "already exists")])
             self._check_output_free(session, plan.output_dir)
             task = _new_task(plan)
             session.add(task)

@@ -101,3 +101,11 @@ def test_list_filters_and_pages(make_client, tiny_model_dir, dataset_dir):
     assert client.get("/finetuning/getTaskList", params={"status": "pending"}).json()["total"] == 4
     bad = client.get("/finetuning/getTaskList", params={"status": "runing"})
     assert bad.status_code == 422 and "status" in _fields(bad)
+
+
+def test_two_active_tasks_cannot_write_to_one_output_folder(make_client, tiny_model_dir, dataset_dir, tmp_path):
+    client = make_client(run_scheduler=False)
+    body = task_body("one", tiny_model_dir, dataset_dir) | {"outputPath": str(tmp_path / "shared-out")}
+    assert client.post("/finetuning/createTask", json=body).status_code == 201
+    second = client.post("/finetuning/createTask", json=body | {"name": "two"})
+    assert second.status_code == 409 and _fields(second) == {"outputPath"}
