@@ -11,6 +11,8 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+import torch
+import torch.distributed as dist
 from transformers import TrainerCallback
 
 from tuneforge.engine.trainer import TokenCounter
@@ -88,8 +90,40 @@ class StopRequest:
         self.requested = True
 
 
+class RankSync(TrainerCallback):
+    """Under torchrun: one all-reduce at every step end carries each rank's stop request and its new tokens.
+
+    Every rank then stops at the same step (a rank that leaves early hangs the others in their next collective),
+    and the token counts rank 0 reports are the sums over all ranks, not its own shard. Read `requested` as the
+    agreed decision; it changes only inside `agree()`, never between two callbacks of one step.
+    """
+
+    def __init__(self, local: StopRequest, counter: TokenCounter) -> None:
+        self.local = local
+        self.counter = counter
+        self.requested = False
+        self._synced = (0, 0)  # global tokens_seen, trained_tokens after the last agreement
+
+    def agree(self, device: Any) -> bool:
+        """Collective: every rank must call it at the same point of the run (device: NCCL reduces GPU tensors)."""
+        seen, trained = self._synced
+        values = torch.tensor([int(self.local.requested), self.counter.tokens_seen - seen,
+                               self.counter.trained_tokens - trained], dtype=torch.int64, device=device)
+        dist.all_reduce(values)
+        self.counter.tokens_seen = seen + int(values[1])
+        self.counter.trained_tokens = trained + int(values[2])
+        self._synced = (self.counter.tokens_seen, self.counter.trained_tokens)
+        self.requested = self.requested or bool(values[0])
+        return self.requested
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.agree(args.device)
+
+
 class GracefulStopCallback(TrainerCallback):
-    def __init__(self, stop: StopRequest) -> None:
+    """Saves and stops at the end of the step in which `stop.requested` became true (a StopRequest or a RankSync)."""
+
+    def __init__(self, stop: StopRequest | RankSync) -> None:
         self.stop = stop
         self.stopped_at: int | None = None
 

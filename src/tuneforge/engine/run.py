@@ -40,7 +40,17 @@ def main(argv: list[str] | None = None) -> int:
     stop = StopRequest()
     signal.signal(signal.SIGTERM, stop.request)
     events = EventWriter(run_dir.events_file) if rank == 0 else NullEventWriter()
-    return run_worker(run_dir, events, stop)
+    code = run_worker(run_dir, events, stop)
+    if code == EXIT_OK:  # after a failure a peer may be gone: just exit
+        _leave_process_group()
+    return code
+
+
+def _leave_process_group() -> None:
+    """Under torchrun: leave the process group the Trainer joined (NCCL warns about a leak at exit otherwise)."""
+    distributed = sys.modules.get("torch.distributed")
+    if distributed is not None and distributed.is_available() and distributed.is_initialized():
+        distributed.destroy_process_group()
 
 
 class NullEventWriter:
@@ -98,7 +108,10 @@ def _describe_failure(exc: Exception, engine_error: type) -> tuple[str, str | No
         return (f"out of memory: {exc}", "lower per_device_train_batch_size or cutoff_len, turn on "
                 "gradient_checkpointing, or use LoRA / QLoRA", EXIT_FAILED)
     log.error("unexpected error:\n%s", traceback.format_exc())
-    return f"{type(exc).__name__}: {exc}", "see train.log for the traceback", EXIT_FAILED
+    hint = "see train.log for the traceback"
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # a peer's failure reaches rank 0 as a broken collective
+        hint += " and train.rank*.log: another rank may have failed first"
+    return f"{type(exc).__name__}: {exc}", hint, EXIT_FAILED
 
 
 def _configure_logging(run_dir: RunDir, rank: int = 0) -> None:

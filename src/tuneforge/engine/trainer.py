@@ -15,7 +15,10 @@ from tuneforge.engine.batching import IGNORE_INDEX
 
 @dataclass
 class TokenCounter:
-    """Tokens the model has read (input, without padding) and learnt from (targets), on this process."""
+    """Tokens the model has read (input, without padding) and learnt from (targets).
+
+    compute_loss counts this process's batches; under torchrun RankSync adds the other ranks' at every step end.
+    """
 
     tokens_seen: int = 0
     trained_tokens: int = 0
@@ -42,22 +45,29 @@ class ForgeTrainer(Trainer):
             self.token_counter.trained_tokens += int(n_targets)
         denominator = num_items_in_batch if num_items_in_batch is not None else n_targets
         loss = loss_sum / torch.clamp(torch.as_tensor(denominator, device=loss_sum.device), min=1)
-        if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+        counted_everywhere = self.args.average_tokens_across_devices and self.model_accepts_loss_kwargs
+        if counted_everywhere and num_items_in_batch is not None:
+            # num_items_in_batch is then the count over all ranks (Trainer gathers it); DDP averages the gradients.
             loss = loss * self.accelerator.num_processes
         return (loss, {}) if return_outputs else loss
 
     def _loss_sum(self, model: Any, inputs: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Summed cross-entropy over target tokens, and their count."""
+        """Summed cross-entropy over target tokens, and their count.
+
+        The call goes through `model(...)` itself, never its inner modules: under DDP that forward is what arms the
+        gradient all-reduce (bypassing it trains every rank on its own shard, unsynchronised).
+        """
         shift_labels = inputs["labels"][:, 1:]
         targets = shift_labels != IGNORE_INDEX
-        causal_lm = _causal_lm(model)
-        hidden = causal_lm.get_decoder()(
-            input_ids=inputs["input_ids"], position_ids=inputs.get("position_ids"),
-            attention_mask=inputs.get("attention_mask"), use_cache=False,
-        ).last_hidden_state
         # The LM head (a vocabulary-sized projection) runs only where a token is predicted and trained.
-        logits = causal_lm.get_output_embeddings()(hidden[:, :-1][targets]).float()
-        loss_sum = torch.nn.functional.cross_entropy(logits, shift_labels[targets], reduction="sum")
+        keep = targets.any(dim=0).nonzero().flatten()
+        logits = model(
+            input_ids=inputs["input_ids"], position_ids=inputs.get("position_ids"),
+            attention_mask=inputs.get("attention_mask"), use_cache=False, logits_to_keep=keep,
+        ).logits
+        # A model that ignores logits_to_keep returns every position.
+        logits = logits[targets[:, keep]] if logits.shape[1] == keep.numel() else logits[:, :-1][targets]
+        loss_sum = torch.nn.functional.cross_entropy(logits.float(), shift_labels[targets], reduction="sum")
         return loss_sum, targets.sum()
 
     def evaluate(self, eval_dataset: Any = None, ignore_keys: list[str] | None = None,

@@ -46,8 +46,6 @@ def run_training(run_dir: RunDir, events: EventWriter, stop: Any) -> RunOutcome:
                               hint="set do_train: true; evaluation jobs come with the models and evaluation issue")
     precision = choose_precision(cfg)
     prepared = _prepare(cfg, config_dir, precision)
-    if stop.requested:
-        return RunOutcome("stopped", 0)
     return _train(cfg, run_dir, events, stop, precision, prepared, config_dir)
 
 
@@ -87,14 +85,17 @@ def _prepare(cfg: Any, config_dir: Path | None, precision: Precision) -> Prepare
 def _train(cfg: Any, run_dir: RunDir, events: EventWriter, stop: Any, precision: Precision, prepared: Prepared,
            config_dir: Path | None) -> RunOutcome:
     from tuneforge.engine.batching import PaddingFreeCollator, SampleDataset
-    from tuneforge.engine.callbacks import DivergenceGuard, GracefulStopCallback, RunEventsCallback
+    from tuneforge.engine.callbacks import DivergenceGuard, GracefulStopCallback, RankSync, RunEventsCallback
     from tuneforge.engine.outputs import save_outputs
     from tuneforge.engine.trainer import ForgeTrainer, TokenCounter, activation_token_budget
 
     counter = TokenCounter()
     eval_set = SampleDataset(prepared.data.eval) if prepared.data.eval else None
-    args = training_arguments(cfg, run_dir, precision, has_eval=eval_set is not None)
-    stop_callback = GracefulStopCallback(stop)
+    args = training_arguments(cfg, run_dir, precision, has_eval=eval_set is not None,
+                              moe=has_experts(prepared.model))  # under torchrun this joins the process group
+    # Under torchrun every rank must take the same stop decision at the same step: RankSync agrees on it.
+    sync = RankSync(stop, counter) if args.world_size > 1 else None
+    stop_callback = GracefulStopCallback(sync or stop)
     guard = DivergenceGuard(counter, cfg.divergence_factor, cfg.divergence_patience) if cfg.divergence_guard else None
     trainer = ForgeTrainer(
         model=prepared.model, args=args, train_dataset=SampleDataset(prepared.data.train), eval_dataset=eval_set,
@@ -102,8 +103,11 @@ def _train(cfg: Any, run_dir: RunDir, events: EventWriter, stop: Any, precision:
         loraplus_lr_ratio=cfg.loraplus_lr_ratio, loraplus_lr_embedding=cfg.loraplus_lr_embedding,
         # A sample is never split, so a budget below cutoff_len lowers no peak; it would only add passes.
         max_tokens_per_forward=max(activation_token_budget(prepared.model, precision.device), cfg.cutoff_len),
-        callbacks=[c for c in (stop_callback, guard) if c is not None],
+        callbacks=[c for c in (sync, stop_callback, guard) if c is not None],
     )
+    stopped_while_loading = sync.agree(args.device) if sync else stop.requested
+    if stopped_while_loading:
+        return RunOutcome("stopped", 0)
     from transformers.trainer_callback import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)  # our events and train.log say the same, once
@@ -136,7 +140,7 @@ def _train(cfg: Any, run_dir: RunDir, events: EventWriter, stop: Any, precision:
     return RunOutcome("completed", step, last_checkpoint, metrics=metrics)
 
 
-def training_arguments(cfg: Any, run_dir: RunDir, precision: Precision, *, has_eval: bool):
+def training_arguments(cfg: Any, run_dir: RunDir, precision: Precision, *, has_eval: bool, moe: bool = False):
     from transformers import TrainingArguments
 
     eval_strategy = cfg.eval_strategy if has_eval else "no"
@@ -182,11 +186,29 @@ def training_arguments(cfg: Any, run_dir: RunDir, precision: Precision, *, has_e
         run_name=cfg.run_name,
         use_cpu=cfg.use_cpu or precision.device == "cpu",
         ddp_timeout=cfg.ddp_timeout,
+        ddp_backend=_ddp_backend(precision),
+        # Every trainable weight gets a gradient each step (frozen ones are not DDP's concern), except the experts
+        # a batch did not route to; searching for unused ones costs a graph walk per step.
+        ddp_find_unused_parameters=moe,
         dataloader_num_workers=cfg.dataloader_num_workers,
         remove_unused_columns=False,
         disable_tqdm=True,
         dataloader_pin_memory=precision.device == "cuda",
     )
+
+
+def _ddp_backend(precision: Precision) -> str | None:
+    """torchrun on a CPU host: gloo, named (accelerate would pick MPI where torch has it, which torchrun does not set
+    up). Only under a launcher: accelerate takes any named backend as a sign of a distributed run."""
+    launched = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return "gloo" if launched and precision.device == "cpu" else None
+
+
+def has_experts(model: Any) -> bool:
+    """A mixture-of-experts model: some experts may get no token, hence no gradient, in a step."""
+    config = getattr(model, "config", None)
+    keys = ("num_experts", "num_local_experts", "n_routed_experts", "moe_num_experts")
+    return any((getattr(config, key, None) or 0) > 1 for key in keys)
 
 
 def use_gradient_checkpointing(cfg: Any, precision: Precision) -> bool:
