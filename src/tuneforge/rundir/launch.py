@@ -47,6 +47,7 @@ def worker_environment(base: dict[str, str], devices: list[int], kind: Literal["
         raise ValueError(f"threads_per_process: {threads_per_process}, expected 1 or more (or None to leave it)")
     env = dict(base)
     env["CUDA_VISIBLE_DEVICES"] = ",".join(str(d) for d in devices) if kind == "cuda" else ""
+    env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"  # the numbering NVML (the inventory) uses; CUDA's default differs
     if threads_per_process is not None:
         env["OMP_NUM_THREADS"] = str(threads_per_process)
     env["TOKENIZERS_PARALLELISM"] = "false"  # the tokenizers' own thread pool would fight the ranks for cores

@@ -60,8 +60,17 @@ class LocalExecutor:
         return ProcessState(alive=_is_same_process(pid, started_at))
 
     def request_stop(self, pid: int) -> None:
-        """SIGTERM to the whole group: every rank finishes its step, rank 0 saves a checkpoint."""
-        _signal_group(pid, signal.SIGTERM)
+        """SIGTERM to the worker, or under torchrun to its ranks (torchrun itself would exit 1 when signalled, though
+        the ranks stop cleanly): every rank finishes its step, rank 0 saves a checkpoint."""
+        try:
+            ranks = [c for c in psutil.Process(pid).children() if "tuneforge.engine.run" in " ".join(c.cmdline())]
+        except psutil.Error:
+            ranks = []
+        if not ranks:
+            _signal_group(pid, signal.SIGTERM)
+        for rank in ranks:
+            with contextlib.suppress(psutil.Error):
+                rank.send_signal(signal.SIGTERM)
 
     def kill(self, pid: int) -> None:
         _signal_group(pid, signal.SIGKILL)

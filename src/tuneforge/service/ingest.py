@@ -111,7 +111,8 @@ def _seen(session: Session, task: Task, seq: int) -> bool:
 
 def mark_worker_lost(task: Task, exit_code: int | None, reason: str) -> None:
     """The worker ended without a final event: the task failed (or, if a stop was asked, stopped)."""
-    tail = "\n".join(RunDir(Path(task.run_dir)).tail_log(LOG_TAIL_LINES) + _worker_output_tail(task))
+    tail = "\n".join(RunDir(Path(task.run_dir)).tail_log(LOG_TAIL_LINES) + _rank_log_tails(task)
+                     + _worker_output_tail(task))
     code = "unknown (the worker was re-attached after a server restart)" if exit_code is None else str(exit_code)
     task.exit_code = exit_code
     task.ended_at = time.time()
@@ -125,13 +126,25 @@ def mark_worker_lost(task: Task, exit_code: int | None, reason: str) -> None:
                           f"Last log lines:\n{tail or '(the log is empty)'}")
 
 
+def _rank_log_tails(task: Task, lines: int = 5) -> list[str]:
+    """Under torchrun another rank may hold the real cause (rank 0 only sees its peer vanish)."""
+    tails = []
+    for path in sorted(Path(task.run_dir).glob("train.rank*.log")):
+        tails += [f"--- {path.name} ---", *_tail(path, lines)]
+    return tails
+
+
+def _tail(path: Path, lines: int) -> list[str]:
+    with path.open("rb") as f:
+        f.seek(0, 2)
+        f.seek(max(0, f.tell() - 16 * 1024))
+        return f.read().decode("utf-8", errors="replace").splitlines()[-lines:]
+
+
 def _worker_output_tail(task: Task, lines: int = 10) -> list[str]:
     """stdout/stderr of the worker: holds what happened before train.log existed (e.g. an import error)."""
     path = Path(task.run_dir) / "worker.out"
     if not path.is_file():
         return []
-    with path.open("rb") as f:
-        f.seek(0, 2)
-        f.seek(max(0, f.tell() - 16 * 1024))
-        text = f.read().decode("utf-8", errors="replace").splitlines()[-lines:]
+    text = _tail(path, lines)
     return ["--- worker output ---", *text] if text else []

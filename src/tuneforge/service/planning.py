@@ -6,19 +6,22 @@ the API field (baseModel, datasetPath, outputPath, gpuConfig.cuda_visible_device
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tuneforge.data.sources import split_names
 from tuneforge.modelref import ModelNotFound, ModelSource, check_hub_model, locate_model
 from tuneforge.schemas import ALIASES, ConfigError, ConfigProblem, TrainingConfig, parse_training_config
 from tuneforge.schemas.tasks import name_problem
 from tuneforge.service.auto_values import is_auto
-from tuneforge.service.datasets_check import DatasetSummary, check_task_datasets
+from tuneforge.service.datasets_check import PACKAGE_DATA, DatasetSummary, check_task_datasets
 from tuneforge.service.errors import DoesNotFit, InvalidInput
 from tuneforge.service.paths import confine
 from tuneforge.settings import Settings
 
+BUNDLED_DATASETS = PACKAGE_DATA / "datasets"
 GPU_CONFIG_KEYS = ("cuda_visible_devices", "gpu_count", "memory_optimization")
 TOP_LEVEL = {"model_name_or_path": "baseModel", "dataset": "datasetPath", "output_dir": "outputPath"}
 
@@ -55,6 +58,7 @@ def plan_task(request: TaskRequest, settings: Settings, devices: list[Any], chec
         problems.append(ConfigProblem("name", why))
     raw, top_problems = merge_top_level(request)
     problems += top_problems
+    use_bundled_datasets(raw)
     auto_keys = [key for key, value in raw.items() if is_auto(value)]
     probe: TrainingConfig | None = None
     try:
@@ -115,6 +119,17 @@ def merge_top_level(request: TaskRequest) -> tuple[dict[str, Any], list[ConfigPr
         problems.append(ConfigProblem("baseModel", "is required: a model directory, a .gguf file, a hub id or "
                                                    "'bundled'"))
     return raw, problems
+
+
+def use_bundled_datasets(raw: dict[str, Any]) -> None:
+    """Names of the datasets shipped with tuneforge ("identity", "instructions") work without a dataset_dir."""
+    names = split_names(raw.get("dataset")) + split_names(raw.get("eval_dataset"))
+    if not names or raw.get("dataset_dir") or any(Path(n).suffix or "/" in n for n in names):
+        return
+    info = BUNDLED_DATASETS / "dataset_info.json"
+    known = json.loads(info.read_text(encoding="utf-8")) if info.is_file() else {}
+    if all(n in known for n in names):
+        raw["dataset_dir"] = str(BUNDLED_DATASETS)
 
 
 def requested_devices(gpu_config: Any, devices: list[Any]) -> tuple[list[int] | None, int, list[ConfigProblem]]:

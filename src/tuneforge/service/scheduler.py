@@ -144,6 +144,9 @@ class Scheduler:
         return result.rowcount == 1
 
     def _launch(self, task: Task, devices: list[int]) -> None:
+        if not task.run_dir:  # rows written by other tools: the run directory is always under runs_path
+            task.run_dir = str(self.settings.runs_path / f"task-{task.id}")
+            task.log_path = str(Path(task.run_dir) / "train.log")
         run_dir = RunDir(Path(task.run_dir))
         config = dict(task.training_args)
         if task.resume_requested:

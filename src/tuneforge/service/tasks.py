@@ -12,11 +12,11 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from tuneforge.schemas import ConfigProblem
+from tuneforge.schemas import ALIASES, ConfigProblem
 from tuneforge.schemas.tasks import ACTIVE_STATUSES, FINAL_STATUSES, TaskStatus, name_problem
 from tuneforge.service.errors import Conflict, InvalidInput, NotFound
 from tuneforge.service.experiments import check_experiment_membership, experiment_defaults
-from tuneforge.service.planning import TaskPlan, TaskRequest, plan_task
+from tuneforge.service.planning import TOP_LEVEL, TaskPlan, TaskRequest, plan_task
 from tuneforge.service.views import (
     LogChunk,
     MetricSeries,
@@ -201,10 +201,13 @@ class TaskService:
         with self.db.session() as session:
             source = _task(session, task_id)
             new_name = name or _copy_name(session, source.name)
-            args = {k: v for k, v in source.training_args.items() if k != "output_dir"}
+            changes = {ALIASES.get(k, k): v for k, v in (overrides or {}).items()}
+            args = {k: v for k, v in source.training_args.items() if k not in TOP_LEVEL}
             request = TaskRequest(name=new_name, description=source.description, owner_id=source.owner_id,
-                                  base_model=source.base_model, dataset_path=source.dataset,
-                                  training_args={**args, **(overrides or {})},
+                                  base_model=changes.pop("model_name_or_path", source.base_model),
+                                  dataset_path=changes.pop("dataset", source.dataset),
+                                  output_path=changes.pop("output_dir", None),
+                                  training_args={**args, **changes},
                                   gpu_config=source.gpu_config, experiment_id=source.experiment_id)
         return self.create(request)
 

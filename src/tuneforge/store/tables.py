@@ -17,6 +17,7 @@ class Experiment(Base):
     """Tasks that share base model, template, method, stage and dataset and differ in hyper-parameters (seed 001)."""
 
     __tablename__ = "experiments"
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(63), unique=True)
@@ -34,7 +35,8 @@ class Experiment(Base):
 
 class Task(Base):
     __tablename__ = "tasks"
-    __table_args__ = (Index("ix_tasks_status_created", "status", "created_at"),)
+    # AUTOINCREMENT on SQLite: a deleted task's id is never given to a new one (old links must not show another task)
+    __table_args__ = (Index("ix_tasks_status_created", "status", "created_at"), {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(63), unique=True)

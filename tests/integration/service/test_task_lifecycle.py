@@ -109,3 +109,26 @@ def _wait_for_step(client, task_id: int, step: int, timeout: float = 120) -> dic
         assert task["status"] in ("pending", "running"), task["errorMessage"]
         time.sleep(0.1)
     raise AssertionError(f"task {task_id} did not reach step {step}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_two_devices_train_under_torchrun_and_stop_cleanly(make_client, tiny_model_dir, dataset_dir):
+    """On a CPU host, "0,1" means two CPU slots: the same torchrun path a 2-GPU task takes, with gloo."""
+    client = make_client()
+    body = task_body("ddp", tiny_model_dir, dataset_dir, max_steps=300, save_steps=1000,
+                     per_device_train_batch_size=2) | {"gpuConfig": {"cuda_visible_devices": "0,1"}}
+    task_id = client.post("/finetuning/createTask", json=body).json()["id"]
+    task = _wait_for_step(client, task_id, 2)
+    assert "torch.distributed.run" in task["command"] and "--nproc_per_node 2" in task["command"]
+    assert task["devices"] == [0, 1]
+    assert all(d["busy"] for d in client.get("/system/gpus").json()["devices"])
+    client.post("/finetuning/stopTask", json={"id": task_id})
+    stopped = wait_for(client, task_id, {"stopped", "failed"}, timeout=60)
+    assert stopped["status"] == "stopped", stopped["errorMessage"]
+    assert stopped["checkpoints"] and stopped["checkpoints"][-1]["step"] == stopped["step"]
+    deadline = time.monotonic() + 10
+    while stopped["exitCode"] is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+        stopped = client.get("/finetuning/getTask", params={"id": task_id}).json()
+    assert stopped["exitCode"] == 0  # torchrun's ranks were asked to stop; torchrun itself was not signalled
