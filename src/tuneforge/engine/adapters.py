@@ -23,7 +23,7 @@ def prepare_trainable_model(model: Any, cfg: Any, *, is_trainable: bool = True) 
         else:
             for param in model.parameters():
                 param.requires_grad_(True)
-    if cfg.quantization_bit is None:
+    if cfg.quantization_bit is None and not cfg.pure_bf16:
         _upcast_trainable(model)
     return model
 
@@ -134,7 +134,7 @@ def _upcast_trainable(model: Any) -> None:
     import torch
 
     for param in model.parameters():
-        if param.requires_grad and param.dtype in (torch.float16,):
+        if param.requires_grad and param.dtype in (torch.float16, torch.bfloat16):
             param.data = param.data.float()
 
 

@@ -59,7 +59,7 @@ def load_model(cfg: Any, source: ModelSource, precision: Precision, *, for_train
     _apply_rope_scaling(config, cfg)
     kwargs: dict[str, Any] = {
         "config": config,
-        "dtype": precision.load_dtype,
+        "dtype": precision.load_dtype(cfg.finetuning_type),
         "attn_implementation": attention_implementation(cfg.flash_attn, config, cfg.cutoff_len, for_training),
         "trust_remote_code": cfg.trust_remote_code,
         **hub,

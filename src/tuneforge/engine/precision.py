@@ -13,14 +13,15 @@ class Precision:
     name: str  # "fp32" | "bf16" | "fp16" | "pure_bf16"
     device: str  # "cuda" | "cpu" | "mps"
 
-    @property
-    def load_dtype(self):
+    def load_dtype(self, finetuning_type: str = "full"):
+        """Full fine-tuning in mixed precision keeps fp32 master weights. LoRA and freeze keep the frozen weights in
+        the compute dtype (half the memory: what lets a 7B LoRA fit 24 GB) and upcast only the trainable ones."""
         import torch
 
         if self.name == "pure_bf16":
             return torch.bfloat16
-        if self.name == "fp16" and self.device == "cuda":
-            return torch.float32  # mixed precision keeps fp32 master weights
+        if finetuning_type != "full" and self.name in ("bf16", "fp16"):
+            return self.compute_dtype
         return torch.float32
 
     @property
