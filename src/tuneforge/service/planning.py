@@ -18,6 +18,7 @@ from tuneforge.schemas.tasks import name_problem
 from tuneforge.service.auto_values import is_auto
 from tuneforge.service.datasets_check import PACKAGE_DATA, DatasetSummary, check_task_datasets
 from tuneforge.service.errors import DoesNotFit, InvalidInput
+from tuneforge.service.path_args import absolutize, path_problems
 from tuneforge.service.paths import confine
 from tuneforge.settings import Settings
 
@@ -59,6 +60,9 @@ def plan_task(request: TaskRequest, settings: Settings, devices: list[Any], chec
     raw, top_problems = merge_top_level(request)
     problems += top_problems
     use_bundled_datasets(raw)
+    raw = absolutize(raw, Path.cwd())  # what the checks below found is what the worker (cwd: its run dir) will use
+    problems += [p for p in path_problems(raw, settings.roots, [PACKAGE_DATA])
+                 if p.field not in ("baseModel", "datasetPath", "outputPath")]  # those are checked below
     auto_keys = [key for key, value in raw.items() if is_auto(value)]
     probe: TrainingConfig | None = None
     try:

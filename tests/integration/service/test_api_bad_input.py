@@ -18,6 +18,8 @@ def _fields(response) -> set[str]:
     ({"datasetPath": "/tmp/definitely/not/here.jsonl"}, "datasetPath"),
     ({"outputPath": "../../etc"}, "outputPath"),
     ({"outputPath": "/etc/tuneforge"}, "outputPath"),
+    ({"trainingArgs": {"adapter_name_or_path": "/etc/adapter"}}, "trainingArgs.adapter_name_or_path"),
+    ({"trainingArgs": {"deepspeed": "/root/ds_z3.json"}}, "trainingArgs.deepspeed"),
     ({"gpuConfig": {"cuda_visible_devices": "7"}}, "gpuConfig.cuda_visible_devices"),
     ({"gpuConfig": {"gpu_count": 9}}, "gpuConfig.gpu_count"),
     ({"name": "My Task"}, "name"),
@@ -109,3 +111,13 @@ def test_two_active_tasks_cannot_write_to_one_output_folder(make_client, tiny_mo
     assert client.post("/finetuning/createTask", json=body).status_code == 201
     second = client.post("/finetuning/createTask", json=body | {"name": "two"})
     assert second.status_code == 409 and _fields(second) == {"outputPath"}
+
+
+def test_relative_paths_are_stored_as_the_service_resolved_them(make_client, tiny_model_dir, dataset_dir,
+                                                                 monkeypatch):
+    """The worker runs in its run directory: a relative datasetPath must not change meaning there."""
+    monkeypatch.chdir(dataset_dir.parent)
+    client = make_client(run_scheduler=False)
+    response = client.post("/finetuning/createTask", json=task_body("rel", tiny_model_dir, "qa"))
+    assert response.status_code == 201, response.text
+    assert response.json()["trainingArgs"]["dataset"] == str(dataset_dir)
