@@ -36,8 +36,9 @@ def settings(tmp_path: Path, tiny_model_dir: Path, database_url: str) -> Setting
 
 
 def service_settings(tmp_path: Path, model_dir: Path, database_url: str, **extra: Any) -> Settings:
-    return Settings(home=tmp_path / "home", allowed_roots=[tmp_path, model_dir.parent], cpu_slots=2,
-                    poll_interval_s=0.2, stop_grace_s=30, database_url=database_url, **extra)
+    values = {"home": tmp_path / "home", "allowed_roots": [tmp_path, model_dir.parent], "cpu_slots": 2,
+              "poll_interval_s": 0.2, "stop_grace_s": 30, "database_url": database_url}
+    return Settings(**(values | extra))
 
 
 @pytest.fixture()
