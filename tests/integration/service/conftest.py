@@ -44,17 +44,33 @@ def service_settings(tmp_path: Path, model_dir: Path, database_url: str, **extra
 @pytest.fixture()
 def make_client(settings: Settings) -> Iterator[Callable[..., TestClient]]:
     """A client on a fresh platform; run_scheduler=False keeps every task pending (validation tests)."""
-    clients: list[TestClient] = []
+    clients: list[tuple[TestClient, Platform]] = []
 
     def make(run_scheduler: bool = True) -> TestClient:
-        client = TestClient(create_app(settings, Platform(settings), run_scheduler=run_scheduler))
+        platform = Platform(settings)
+        client = TestClient(create_app(settings, platform, run_scheduler=run_scheduler))
         client.__enter__()
-        clients.append(client)
+        clients.append((client, platform))
         return client
 
     yield make
-    for client in clients:
+    for client, platform in clients:
         client.__exit__(None, None, None)
+        kill_workers(platform)
+
+
+def kill_workers(platform: Platform) -> None:
+    """Workers outlive their server by design; a test must not leave one training in the background."""
+    from sqlalchemy import select
+
+    from tuneforge.schemas.tasks import ACTIVE_STATUSES
+    from tuneforge.store import Task
+
+    with platform.db.session() as session:
+        rows = session.execute(select(Task.pid).where(Task.status.in_(ACTIVE_STATUSES), Task.pid.is_not(None)))
+        for (pid,) in rows:
+            platform.executor.kill(pid)
+    platform.db.dispose()
 
 
 def task_body(name: str, model_dir: Path, dataset: Path, **args: Any) -> dict[str, Any]:

@@ -3,6 +3,7 @@ completes with a metric series that has no gap and no duplicate."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -51,6 +52,7 @@ def _get(port: int, task_id: int) -> dict:
 def test_a_server_killed_mid_run_loses_nothing(tmp_path, tiny_model_dir, dataset_dir):
     port = _free_port()
     server = _start_server(tmp_path, tiny_model_dir, port)
+    worker_pid = None
     try:
         body = task_body("survivor", tiny_model_dir, dataset_dir, max_steps=60, save_steps=1000)
         task_id = httpx.post(f"http://127.0.0.1:{port}/finetuning/createTask", json=body, timeout=30).json()["id"]
@@ -75,3 +77,6 @@ def test_a_server_killed_mid_run_loses_nothing(tmp_path, tiny_model_dir, dataset
     finally:
         server.kill()
         server.wait()
+        if worker_pid is not None:  # never leave a worker training behind a failed assertion
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(worker_pid, signal.SIGKILL)
