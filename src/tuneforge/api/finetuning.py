@@ -30,7 +30,7 @@ def _task_request(body: CreateTaskBody) -> TaskRequest:
     return TaskRequest(name=body.name, description=body.description, owner_id=body.owner_id,
                        base_model=body.base_model, dataset_path=body.dataset_path, output_path=body.output_path,
                        training_args=body.training_args, gpu_config=body.gpu_config,
-                       experiment_id=body.experiment_id)
+                       experiment_id=body.experiment_id, datasets=body.datasets)
 
 
 def _task_id(query_id: int | None, body: TaskIdBody | None) -> int:

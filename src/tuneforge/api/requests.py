@@ -28,6 +28,9 @@ class CreateTaskBody(Body):
     gpu_config: dict[str, Any] = Field(default_factory=dict, description='{"cuda_visible_devices": "0,1"} or '
                                        '{"gpu_count": 2}; "memory_optimization": true turns on gradient checkpointing.')
     experiment_id: int | None = Field(default=None, description="Add the task to this experiment (seed 001).")
+    datasets: list[dict[str, Any]] | None = Field(
+        default=None, description='Managed datasets with mixing ratios, e.g. [{"name": "med-qa", "version": 2, '
+        '"ratio": 0.8}, {"name": "general", "ratio": 0.2}] (instead of datasetPath).')
 
 
 class TaskIdBody(Body):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tuneforge.data.mixing import mix_records
 from tuneforge.data.reading import make_format, read_records
 from tuneforge.data.records import ChatRecord, DatasetError, TextRecord
 from tuneforge.data.sources import DatasetConfigError, DatasetNotFound, resolve_dataset_sources
@@ -25,6 +26,7 @@ class DatasetSummary:
     mean_sample_tokens: float
     tokens_measured_with: str  # "tokenizer" | "characters"
     files: list[str]
+    samples_per_dataset: dict[str, dict[str, int]]  # name → rows, used (after mixing)
 
 
 def check_task_datasets(
@@ -47,7 +49,9 @@ def check_task_datasets(
         return None, problems
     kind = "text" if cfg.stage == "pt" else "chat"
     train, evaluation, files = [], [], []
+    per_source: list[int] = []
     for index, source in enumerate(sources):
+        before = len(train)
         fmt = make_format(source.formatting, source.columns, source.tags)
         for path, bucket in [*((p, train if index < n_train else evaluation) for p in source.files),
                              *((p, evaluation) for p in source.eval_files)]:
@@ -59,10 +63,24 @@ def check_task_datasets(
                 problems += [ConfigProblem(field, str(p)) for p in shown]
                 if exc.total > len(shown):
                     problems.append(ConfigProblem(field, f"{path}: {exc.total - len(shown)} more problems"))
+        if index < n_train:
+            per_source.append(len(train) - before)
     if problems:
         return None, problems
     mean, how = mean_tokens(train, tokenizer_file)
-    return DatasetSummary(len(train), len(evaluation), mean, how, files), []
+    used = mixed_counts(per_source, cfg)
+    counts = {s.name: {"rows": rows, "used": n} for s, rows, n in zip(train_sources, per_source, used, strict=True)}
+    return DatasetSummary(sum(used), len(evaluation), mean, how, files, counts), []
+
+
+def mixed_counts(rows: list[int], cfg: Any) -> list[int]:
+    """Samples each dataset contributes after mixing (the engine's own rule, on counts only)."""
+    if len(rows) <= 1 or cfg.mix_strategy == "concat" or not all(rows):
+        return list(rows)
+    probs = list(cfg.interleave_probs) if cfg.interleave_probs else None
+    seed = 42 if cfg.seed is None else int(cfg.seed)  # as the engine seeds its mixing
+    result = mix_records([list(range(n)) for n in rows], cfg.mix_strategy, probs, seed=seed)
+    return result.counts
 
 
 def record_text(record: ChatRecord | TextRecord) -> str:

@@ -7,7 +7,7 @@ the API field (baseModel, datasetPath, outputPath, gpuConfig.cuda_visible_device
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ class TaskRequest:
     training_args: dict[str, Any] = field(default_factory=dict)
     gpu_config: dict[str, Any] = field(default_factory=dict)
     experiment_id: int | None = None
+    datasets: list[Any] | None = None  # managed datasets with mixing ratios (dataset_refs.apply_mixture)
 
 
 @dataclass
@@ -51,6 +52,7 @@ class TaskPlan:
     dataset: DatasetSummary | None
     auto_values: list[dict[str, Any]] = field(default_factory=list)
     estimate: dict[str, Any] | None = None
+    pinned: list[Any] = field(default_factory=list)  # managed dataset versions (dataset_refs.PinnedVersion)
 
 
 def plan_task(request: TaskRequest, settings: Settings, devices: list[Any], check_name: bool = True) -> TaskPlan:
@@ -99,6 +101,8 @@ def plan_task(request: TaskRequest, settings: Settings, devices: list[Any], chec
     except ConfigError as exc:
         raise InvalidInput.of(_prefixed(exc.problems)) from exc
     estimate = _estimate(cfg, shape, chosen, summary)
+    if estimate is not None and summary is not None:
+        estimate["dataset"] = asdict(summary)
     if estimate is not None and not estimate["fits"]:
         raise DoesNotFit(_does_not_fit_message(estimate), [{"field": "estimate", "message": "", **estimate}])
     return TaskPlan(request, config, cfg, output_dir, indexes, count, summary, auto_values, estimate)
@@ -205,7 +209,7 @@ def _check_model(raw: dict[str, Any], settings: Settings) -> tuple[ModelSource |
     return source, []
 
 
-def _local_dir(source: ModelSource, settings: Settings) -> Path | None:
+def local_model_dir(source: ModelSource, settings: Settings) -> Path | None:
     """The directory with config.json / tokenizer.json, when we have one without loading anything."""
     if source.bundled:
         converted = settings.models_path / "smollm2-135m-instruct"
@@ -219,7 +223,7 @@ def _local_dir(source: ModelSource, settings: Settings) -> Path | None:
 
 
 def _tokenizer_file(source: ModelSource, settings: Settings) -> Path | None:
-    directory = _local_dir(source, settings)
+    directory = local_model_dir(source, settings)
     return directory / "tokenizer.json" if directory else None
 
 
@@ -228,7 +232,7 @@ def _model_shape(source: ModelSource | None, settings: Settings) -> Any:
 
     if source is None:
         return None
-    directory = _local_dir(source, settings)
+    directory = local_model_dir(source, settings)
     try:
         if directory is not None:
             return read_model_shape(directory, None)
@@ -263,8 +267,6 @@ def _estimate(cfg: TrainingConfig, shape: Any, devices: list[Any], summary: Data
 def _as_dict(choice: Any) -> dict[str, Any]:
     if hasattr(choice, "model_dump"):
         return choice.model_dump(mode="json")
-    from dataclasses import asdict
-
     return asdict(choice)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from tuneforge.service.datasets import DatasetService
 from tuneforge.service.executor import LocalExecutor
 from tuneforge.service.experiments import ExperimentService
 from tuneforge.service.scheduler import Scheduler
@@ -28,12 +29,15 @@ class Platform:
         self.scheduler = Scheduler(self.db, settings, self.executor, self.devices)
         self.tasks = TaskService(self)
         self.experiments = ExperimentService(self)
+        self.datasets = DatasetService(self)
 
     def start(self) -> None:
         """Start the queue; workers that outlived a previous server are watched again from the first tick."""
         self.settings.runs_path.mkdir(parents=True, exist_ok=True)
         self.scheduler.start()
+        self.datasets.resume_pending_validations()
 
     def close(self) -> None:
         self.scheduler.shutdown()
+        self.datasets.close()
         self.db.dispose()

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from tuneforge.schemas import ALIASES, ConfigProblem
 from tuneforge.schemas.tasks import ACTIVE_STATUSES, FINAL_STATUSES, TaskStatus, name_problem
+from tuneforge.service.dataset_refs import apply_mixture, resolve_references
 from tuneforge.service.errors import Conflict, InvalidInput, NotFound
 from tuneforge.service.experiments import check_experiment_membership, experiment_defaults
 from tuneforge.service.planning import TOP_LEVEL, TaskPlan, TaskRequest, plan_task
@@ -25,7 +26,7 @@ from tuneforge.service.views import (
     task_detail,
     task_summary,
 )
-from tuneforge.store import Checkpoint, MetricPoint, Task
+from tuneforge.store import Checkpoint, MetricPoint, Task, TaskDataset
 
 MAX_PAGE_SIZE = 200
 LOG_CHUNK_BYTES = 256 * 1024
@@ -41,7 +42,13 @@ class TaskService:
     def plan(self, request: TaskRequest, check_name: bool = True) -> TaskPlan:
         if request.experiment_id is not None:
             request = self._with_experiment_defaults(request)
+        request, problems = apply_mixture(request)
+        with self.db.session() as session:
+            request, pinned, more = resolve_references(session, request, self.settings.home / "datasets")
+        if problems or more:
+            raise InvalidInput.of([*problems, *more])
         plan = plan_task(request, self.settings, self.platform.devices, check_name=check_name)
+        plan.pinned = pinned
         if request.experiment_id is not None:
             with self.db.session() as session:
                 check_experiment_membership(session, request.experiment_id, plan.cfg)
@@ -72,6 +79,8 @@ class TaskService:
             except IntegrityError as exc:
                 raise Conflict(f"name: a task named {request.name!r} already exists; choose another name",
                                [ConfigProblem("name", "already exists")]) from exc
+            session.add_all(TaskDataset(task_id=task.id, version_id=p.version_id, weight=p.weight)
+                            for p in plan.pinned)
             task.run_dir = str(self.settings.runs_path / f"task-{task.id}")
             task.log_path = str(Path(task.run_dir) / "train.log")
             detail = task_detail(task, [])

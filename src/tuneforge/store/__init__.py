@@ -1,6 +1,8 @@
 """The durable store: SQLAlchemy 2 tables, sessions, Alembic migrations (SQLite by default, PostgreSQL by URL)."""
 
 from tuneforge.store.database import Database
+from tuneforge.store.dataset_tables import Dataset, DatasetVersion, TaskDataset
 from tuneforge.store.tables import Base, Checkpoint, Experiment, MetricPoint, Task
 
-__all__ = ["Base", "Checkpoint", "Database", "Experiment", "MetricPoint", "Task"]
+__all__ = ["Base", "Checkpoint", "Database", "Dataset", "DatasetVersion", "Experiment", "MetricPoint", "Task",
+           "TaskDataset"]

@@ -3,7 +3,7 @@
 from alembic import context
 from sqlalchemy import create_engine
 
-from tuneforge.store.tables import Base
+from tuneforge.store import Base  # every table module registered on Base.metadata
 
 config = context.config
 target_metadata = Base.metadata

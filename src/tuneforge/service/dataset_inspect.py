@@ -1,0 +1,54 @@
+"""Looking into a dataset version: statistics with a chosen model's tokenizer and cutoff, and the template preview."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tuneforge.modelref import ModelNotFound, locate_model
+from tuneforge.schemas import ConfigProblem
+from tuneforge.service.errors import InvalidInput
+from tuneforge.settings import Settings
+
+
+def model_tokenizer_dir(model: str, settings: Settings) -> Path:
+    """The folder holding the model's tokenizer.json (bundled: its converted copy), found without torch."""
+    from tuneforge.service.planning import local_model_dir
+
+    try:
+        source = locate_model(model)
+    except ModelNotFound as exc:
+        raise InvalidInput.of([ConfigProblem("model", str(exc))]) from exc
+    directory = local_model_dir(source, settings)
+    if directory is None or not (directory / "tokenizer.json").is_file():
+        hint = "run a task or `tuneforge chat` with it once" if source.bundled else "use a model folder with one"
+        raise InvalidInput.of([ConfigProblem("model", f"no tokenizer.json for {model!r} here yet; {hint}")])
+    return directory
+
+
+def statistics(fields: dict[str, Any], by_split: dict[str, list[Path]], stored: dict[str, Any] | None,
+               model: str | None, cutoff_len: int | None, settings: Settings) -> dict[str, Any]:
+    from tuneforge.data.statistics import dataset_statistics
+
+    if model is None and cutoff_len is None and stored is not None:
+        return stored
+    tokenizer = model_tokenizer_dir(model, settings) / "tokenizer.json" if model else None
+    stats = dataset_statistics(by_split, tokenizer_file=tokenizer, cutoff_len=cutoff_len, **fields)
+    return stats.model_dump(mode="json")
+
+
+def preview(fields: dict[str, Any], files: list[Path], *, template: str, model: str, n: int, cutoff_len: int,
+            train_on_prompt: bool, mask_history: bool, tokens: bool, settings: Settings) -> dict[str, Any]:
+    from tuneforge.data.preview import load_preview
+    from tuneforge.data.tokenizer_file import FastTokenizer
+
+    tokenizer = FastTokenizer.from_dir(model_tokenizer_dir(model, settings))
+    try:
+        samples = load_preview(files, n, fields["formatting"], fields["columns"], fields["tags"], template=template,
+                               tokenizer=tokenizer, cutoff_len=cutoff_len, train_on_prompt=train_on_prompt,
+                               mask_history=mask_history, stage="pt" if fields["purpose"] == "pt" else "sft",
+                               with_tokens=tokens)
+    except ValueError as exc:  # an unknown template, a mapping that does not fit the records
+        raise InvalidInput.of([ConfigProblem("template", str(exc))]) from exc
+    return {"template": template, "model": model, "cutoffLen": cutoff_len,
+            "samples": [s.model_dump(mode="json") for s in samples]}

@@ -1,0 +1,85 @@
+"""Background work on a dataset version: validate every record (file:line:field) and compute its statistics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tuneforge.settings import Settings
+from tuneforge.store import Database, Dataset, DatasetVersion
+
+MAX_LISTED = 100
+
+
+def version_files(version: DatasetVersion) -> dict[str, list[Path]]:
+    return {split: [Path(version.path) / name for name in names] for split, names in version.files.items()}
+
+
+def validate_version(db: Database, version_id: int, settings: Settings) -> None:
+    from tuneforge.data.statistics import dataset_statistics
+    from tuneforge.data.validation import validate_dataset
+
+    with db.session() as session:
+        version = session.get(DatasetVersion, version_id)
+        if version is None:
+            return
+        dataset = session.get(Dataset, version.dataset_id)
+        mapping = {"formatting": dataset.formatting or None, "purpose": dataset.purpose,
+                   "columns": dataset.columns or None, "tags": dataset.tags or None}
+        by_split = version_files(version)
+    all_files = [path for paths in by_split.values() for path in paths]
+    last = [0.0]
+
+    def progress(done: int, total: int) -> None:
+        fraction = round(90.0 * done / max(total, 1), 1)
+        if fraction - last[0] >= 5:  # a database write every 5%
+            last[0] = fraction
+            _update(db, version_id, progress=fraction)
+
+    report = validate_dataset(all_files, max_listed=MAX_LISTED, progress=progress, **mapping)
+    report_json = _relative(report.model_dump(mode="json"), Path(all_files[0]).parent)
+    valid = report_json.get("total_problems", 0) == 0
+    stats = None
+    if valid:
+        detected = {**mapping, "formatting": mapping["formatting"] or report_json.get("formatting")}
+        stats = dataset_statistics(by_split, tokenizer_file=default_tokenizer(settings), cutoff_len=None,
+                                   **detected).model_dump(mode="json")
+    rows = report_json.get("rows_per_split") or _rows(report_json, by_split)
+    _update(db, version_id, status="valid" if valid else "invalid", progress=100.0, report=report_json,
+            stats=stats, rows=rows)
+
+
+def default_tokenizer(settings: Settings) -> Path | None:
+    """Token counts use the bundled model's tokenizer when it has been converted; otherwise characters."""
+    path = settings.models_path / "smollm2-135m-instruct" / "tokenizer.json"
+    return path if path.is_file() else None
+
+
+def _rows(report: dict[str, Any], by_split: dict[str, list[Path]]) -> dict[str, int]:
+    per_file = report.get("rows_per_file") or {}
+    return {split: sum(per_file.get(p.name, per_file.get(str(p), 0)) for p in paths)
+            for split, paths in by_split.items()}
+
+
+def _relative(report: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """File names in the report as the user uploaded them, not the server's storage path."""
+    text = str(folder) + "/"
+
+    def strip(value: Any) -> Any:
+        if isinstance(value, str):
+            return value.replace(text, "")
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        if isinstance(value, dict):
+            return {strip(k): strip(v) for k, v in value.items()}
+        return value
+
+    return strip(report)
+
+
+def _update(db: Database, version_id: int, **values: Any) -> None:
+    with db.session() as session:
+        version = session.get(DatasetVersion, version_id)
+        if version is not None:
+            for key, value in values.items():
+                setattr(version, key, value)
