@@ -1,0 +1,242 @@
+"""Dataset preview: the first records rendered through a chat template, with the tokens trained on and masked.
+
+Torch-free, for the API process. It runs the very code training runs (get_template, fix_tokenizer, encode_chat,
+encode_pretrain) on a FastTokenizer built from the same files, so the tokens the console shows as trained are
+exactly the ones the loss is computed on.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from tuneforge.data.formats import RecordFormat, RecordKind, convert_object, detect_formatting
+from tuneforge.data.reading import iter_objects, make_format
+from tuneforge.data.records import ChatRecord, DatasetProblem, TextRecord
+from tuneforge.data.templates import ChatTemplate, fix_tokenizer, get_template
+from tuneforge.data.tokenize import IGNORE_INDEX, EncodedSample, encode_chat, encode_pretrain
+from tuneforge.data.tokenizer_file import FastTokenizer
+
+PREVIEW_STAGES = ("sft", "pt")
+MAX_KEPT_SKIPPED = 100  # problems met while looking for valid records; beyond this only the count grows
+Record = ChatRecord | TextRecord
+
+
+class PreviewSegment(BaseModel):
+    """A run of consecutive tokens that are all trained on, or all masked."""
+
+    text: str
+    trained: bool
+    tokens: int = Field(description="number of tokens in the run")
+
+
+class SamplePreview(BaseModel):
+    """One record as training sees it."""
+
+    origin: str = Field(description="file:line the record comes from")
+    segments: list[PreviewSegment] = Field(default_factory=list)
+    token_count: int = 0
+    trained_count: int = Field(0, description="tokens the loss is computed on")
+    truncated: bool = Field(False, description="longer than cutoff_len: tokens_cut tokens were cut")
+    tokens_cut: int = 0
+    dropped: bool = Field(False, description="no token is trained on, so training skips the record")
+    tokens: list[tuple[str, bool]] | None = Field(
+        None, description="per token: the text it adds and whether it is trained on (when asked)")
+    error: str | None = Field(None, description="why the record cannot be encoded (training would fail on it)")
+
+
+@dataclass
+class PreviewRecords:
+    """The first valid records of some files, and the problems met on the way to them."""
+
+    records: list[Record] = field(default_factory=list)
+    skipped: list[DatasetProblem] = field(default_factory=list)
+    skipped_total: int = 0
+
+
+def bind_template(template: str | None, tokenizer: FastTokenizer) -> tuple[ChatTemplate, FastTokenizer]:
+    """The template and a copy of the tokenizer fixed as training fixes it (end-of-turn token as eos, missing
+    stop words added); the caller's tokenizer is left unchanged. Raises UnknownTemplate naming `template`."""
+    working = tokenizer.copy()
+    chosen = get_template(template, working)
+    fix_tokenizer(working, chosen)
+    return chosen, working
+
+
+def preview_records(
+    records: Sequence[Record],
+    *,
+    template: str | None,
+    tokenizer: FastTokenizer,
+    cutoff_len: int,
+    train_on_prompt: bool = False,
+    mask_history: bool = False,
+    default_system: str | None = None,
+    stage: str = "sft",
+    packing: bool | None = None,
+    token_view: bool = False,
+) -> list[SamplePreview]:
+    """Each record encoded as training encodes it, as coloured segments (and per-token when `token_view`).
+
+    Stage sft masks prompts (unless `train_on_prompt`) and earlier answers (with `mask_history`); stage pt trains
+    every token. With packing (pt's default) a long document is not cut, it flows into the next block.
+    """
+    _check_options(stage, cutoff_len)
+    chosen, working = bind_template(template, tokenizer)
+    options = {"train_on_prompt": train_on_prompt, "mask_history": mask_history, "default_system": default_system}
+    concatenated = stage == "pt" and (packing is None or packing)
+    previews = []
+    for record in records:
+        try:
+            if stage == "pt":
+                sample, cut = _encode_text(record, working, cutoff_len, concatenated)
+            else:
+                sample, cut = _encode_chat(record, chosen, working, cutoff_len, options)
+        except ValueError as error:  # a tokenizer template that refuses the conversation, a wrong record kind
+            previews.append(SamplePreview(origin=record.origin, error=str(error)))
+            continue
+        previews.append(_sample_preview(record.origin, sample, cut, working, token_view))
+    return previews
+
+
+def render_text(
+    record: Record,
+    *,
+    template: str | ChatTemplate | None,
+    tokenizer: FastTokenizer,
+    default_system: str | None = None,
+) -> str:
+    """The whole record as text through the template, before tokenisation and truncation (a document gets the
+    eos text training appends). Pass a ChatTemplate from bind_template (with its tokenizer) to reuse one."""
+    if isinstance(template, ChatTemplate):
+        chosen, working = template, tokenizer
+    else:
+        chosen, working = bind_template(template, tokenizer)
+    if isinstance(record, TextRecord):
+        return record.text + (working.eos_token or "")
+    system = record.system if record.system is not None else default_system
+    eos = (working.eos_token or "") if chosen.spec.append_eos else ""
+    return "".join(prompt + response + (eos if response else "")
+                   for prompt, response in chosen.turn_texts(record.messages, system))
+
+
+def load_preview(
+    files: Sequence[Path],
+    n: int,
+    formatting: str | None = None,
+    columns: dict[str, str] | None = None,
+    tags: dict[str, str] | None = None,
+    *,
+    stage: str = "sft",
+    names: Sequence[str] | None = None,
+) -> PreviewRecords:
+    """The first `n` valid records of the files in order, reading no further than needed; invalid ones are
+    skipped and listed. `names` are the file names to show in origins (e.g. the uploaded name of a stored file).
+    Without formatting / columns / tags each file's format is detected from its first object."""
+    if n < 1:
+        raise ValueError(f"n: the number of records to preview must be at least 1, got {n}")
+    if stage not in PREVIEW_STAGES:
+        raise ValueError(f"stage: the preview supports {' and '.join(PREVIEW_STAGES)}, not {stage!r}")
+    if names is not None and len(names) != len(files):
+        raise ValueError(f"names: expected one display name per file ({len(files)}), got {len(names)}")
+    kind: RecordKind = "text" if stage == "pt" else "chat"
+    given = make_format(formatting, columns, tags)
+    result = PreviewRecords()
+    for index, path in enumerate(files):
+        display = names[index] if names is not None else str(path)
+        for item in _file_records(Path(path), display, given, kind):
+            if isinstance(item, DatasetProblem):
+                result.skipped_total += 1
+                if len(result.skipped) < MAX_KEPT_SKIPPED:
+                    result.skipped.append(item)
+                continue
+            result.records.append(item)
+            if len(result.records) >= n:
+                return result
+    return result
+
+
+def _file_records(
+    path: Path, display: str, fmt: RecordFormat | None, kind: RecordKind
+) -> Iterator[Record | DatasetProblem]:
+    for item in iter_objects(path, display):
+        if isinstance(item, DatasetProblem):
+            yield item
+            continue
+        line, obj = item
+        if fmt is None:
+            detected = detect_formatting(obj)
+            if detected is None:
+                yield DatasetProblem(display, line, "", "cannot tell the dataset format: expected 'instruction'/"
+                                     "'output' (alpaca), 'conversations'/'messages' (sharegpt) or 'text' "
+                                     "(pre-training); give the formatting and columns")
+                return
+            fmt = RecordFormat(detected)
+        record, problems = convert_object(obj, fmt, display, line, kind)
+        yield from problems
+        if record is not None:
+            yield record
+
+
+def _check_options(stage: str, cutoff_len: int) -> None:
+    if stage not in PREVIEW_STAGES:
+        raise ValueError(f"stage: the preview supports {' and '.join(PREVIEW_STAGES)}, not {stage!r}")
+    if cutoff_len < 1:
+        raise ValueError(f"cutoff_len: must be at least 1, got {cutoff_len}")
+
+
+def _encode_chat(
+    record: Record, template: ChatTemplate, tokenizer: FastTokenizer, cutoff_len: int, options: dict
+) -> tuple[EncodedSample, int]:
+    if not isinstance(record, ChatRecord):
+        raise ValueError("stage sft needs a conversation (instruction / messages), not a plain text document")
+    sample = encode_chat(record, template, tokenizer, cutoff_len, **options)
+    if not sample.truncated:
+        return sample, 0
+    whole = encode_chat(record, template, tokenizer, sys.maxsize, **options)
+    return sample, len(whole.input_ids) - len(sample.input_ids)
+
+
+def _encode_text(
+    record: Record, tokenizer: FastTokenizer, cutoff_len: int, concatenated: bool
+) -> tuple[EncodedSample, int]:
+    if not isinstance(record, TextRecord):
+        raise ValueError("stage pt needs a text document ('text' column), not a conversation")
+    [whole] = encode_pretrain([record], tokenizer, sys.maxsize, packing=False)
+    if concatenated or len(whole.input_ids) <= cutoff_len:
+        return whole, 0
+    [sample] = encode_pretrain([record], tokenizer, cutoff_len, packing=False)
+    return sample, len(whole.input_ids) - len(sample.input_ids)
+
+
+def _sample_preview(
+    origin: str, sample: EncodedSample, cut: int, tokenizer: FastTokenizer, token_view: bool
+) -> SamplePreview:
+    flags = [label != IGNORE_INDEX for label in sample.labels]
+    pieces = tokenizer.decode_pieces(sample.input_ids)
+    trained = sum(flags)
+    return SamplePreview(
+        origin=origin,
+        segments=_segments(pieces, flags),
+        token_count=len(sample.input_ids),
+        trained_count=trained,
+        truncated=sample.truncated,
+        tokens_cut=cut,
+        dropped=trained == 0,
+        tokens=list(zip(pieces, flags, strict=True)) if token_view else None,
+    )
+
+
+def _segments(pieces: list[str], flags: list[bool]) -> list[PreviewSegment]:
+    segments: list[PreviewSegment] = []
+    for piece, trained in zip(pieces, flags, strict=True):
+        if segments and segments[-1].trained == trained:
+            segments[-1].text += piece
+            segments[-1].tokens += 1
+        else:
+            segments.append(PreviewSegment(text=piece, trained=trained, tokens=1))
+    return segments
