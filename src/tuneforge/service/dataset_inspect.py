@@ -39,16 +39,23 @@ def statistics(fields: dict[str, Any], by_split: dict[str, list[Path]], stored: 
 
 def preview(fields: dict[str, Any], files: list[Path], *, template: str, model: str, n: int, cutoff_len: int,
             train_on_prompt: bool, mask_history: bool, tokens: bool, settings: Settings) -> dict[str, Any]:
-    from tuneforge.data.preview import load_preview
-    from tuneforge.data.tokenizer_file import FastTokenizer
+    from tuneforge.data.preview import load_preview, preview_records
+    from tuneforge.data.tokenizer_file import FastTokenizer, TokenizerFileError
 
-    tokenizer = FastTokenizer.from_dir(model_tokenizer_dir(model, settings))
     try:
-        samples = load_preview(files, n, fields["formatting"], fields["columns"], fields["tags"], template=template,
-                               tokenizer=tokenizer, cutoff_len=cutoff_len, train_on_prompt=train_on_prompt,
-                               mask_history=mask_history, stage="pt" if fields["purpose"] == "pt" else "sft",
-                               with_tokens=tokens)
-    except ValueError as exc:  # an unknown template, a mapping that does not fit the records
-        raise InvalidInput.of([ConfigProblem("template", str(exc))]) from exc
+        tokenizer = FastTokenizer.from_dir(model_tokenizer_dir(model, settings))
+    except TokenizerFileError as exc:
+        raise InvalidInput.of([ConfigProblem("model", str(exc))]) from exc
+    stage = "pt" if fields["purpose"] == "pt" else "sft"
+    try:
+        loaded = load_preview(files, n, fields["formatting"], fields["columns"] or None, fields["tags"] or None,
+                              stage=stage, names=[p.name for p in files])
+        samples = preview_records(loaded.records, template=template, tokenizer=tokenizer, cutoff_len=cutoff_len,
+                                  train_on_prompt=train_on_prompt, mask_history=mask_history, stage=stage,
+                                  token_view=tokens)
+    except ValueError as exc:  # an unknown template or a bad argument: the message names the field
+        field = str(exc).split(":", 1)[0] if ":" in str(exc) else "template"
+        raise InvalidInput.of([ConfigProblem(field, str(exc))]) from exc
     return {"template": template, "model": model, "cutoffLen": cutoff_len,
-            "samples": [s.model_dump(mode="json") for s in samples]}
+            "samples": [s.model_dump(mode="json") for s in samples],
+            "skipped": [str(p) for p in loaded.skipped], "skippedTotal": loaded.skipped_total}
