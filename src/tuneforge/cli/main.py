@@ -91,10 +91,12 @@ def demo(
 
 
 def _register_remote_commands() -> None:
-    """The HTTP clients of a tuneforge server: tasks, experiments, devices."""
+    """The HTTP clients of a tuneforge server: tasks, experiments, datasets, devices."""
+    from tuneforge.cli.datasets import datasets_app
     from tuneforge.cli.tasks import experiments_app, gpus, tasks_app
 
     app.add_typer(tasks_app, name="tasks")
+    app.add_typer(datasets_app, name="datasets")
     app.add_typer(experiments_app, name="experiments")
     app.command("gpus")(gpus)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 DEFAULT_SERVER = "http://127.0.0.1:8321"
 SERVER_ENV = "TUNEFORGE_SERVER"
 REQUEST_TIMEOUT_S = 30.0  # createTask reads the dataset and model config before answering
+UPLOAD_ANSWER_TIMEOUT_S = 600.0  # after the last byte the server stores and hashes every file before answering
 
 
 class ServerUnavailable(Exception):
@@ -75,6 +76,21 @@ class ApiClient:
     def delete(self, path: str, **params: Any) -> Any:
         return self._call("DELETE", path, params=_present(params))
 
+    def upload(self, path: str, form: dict[str, Any], files: list[Path],
+               on_read: Callable[[int], None] | None = None) -> Any:
+        """POST a multipart form with `files` as its `files` parts, streamed from disk; `on_read(n)` hears of every
+        n bytes read for sending (negative after a rewind), so a caller can draw a progress bar."""
+        import httpx
+
+        readers = [CountingReader(file, on_read or _ignore) for file in files]
+        parts = [("files", (reader.name, reader, "application/octet-stream")) for reader in readers]
+        timeout = httpx.Timeout(REQUEST_TIMEOUT_S, read=UPLOAD_ANSWER_TIMEOUT_S)
+        try:  # no files: a plain form (a server path or URI instead of an upload)
+            return self._call("POST", path, data=_present(form), files=parts or None, timeout=timeout)
+        finally:
+            for reader in readers:
+                reader.close()
+
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         import httpx
 
@@ -99,6 +115,40 @@ class ApiClient:
                 yield from parse_events(response.iter_lines())
         except httpx.TransportError as exc:
             raise ServerUnavailable(self.url) from exc
+
+
+class CountingReader:
+    """A file opened for an upload whose reads are counted as httpx streams it (it reads 64 KiB at a time).
+    fileno() lets httpx take the size from the file system, so the request has a Content-Length."""
+
+    def __init__(self, path: Path, on_read: Callable[[int], None]) -> None:
+        self.name = path.name
+        self._file = path.open("rb")
+        self._on_read = on_read
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._file.read(size)
+        self._on_read(len(chunk))
+        return chunk
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        before = self._file.tell()
+        after = self._file.seek(offset, whence)
+        self._on_read(after - before)  # httpx rewinds before sending (and again on a retry)
+        return after
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def fileno(self) -> int:
+        return self._file.fileno()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _ignore(_: int) -> None:
+    return None
 
 
 def parse_events(lines: Iterator[str]) -> Iterator[tuple[str, Any]]:
