@@ -54,8 +54,10 @@ def preview(fields: dict[str, Any], files: list[Path], *, template: str, model: 
                                   train_on_prompt=train_on_prompt, mask_history=mask_history, stage=stage,
                                   token_view=tokens)
     except ValueError as exc:  # an unknown template or a bad argument: the message names the field
-        field = str(exc).split(":", 1)[0] if ":" in str(exc) else "template"
-        raise InvalidInput.of([ConfigProblem(field, str(exc))]) from exc
+        field, _, message = str(exc).partition(":")
+        if not message or " " in field:
+            field, message = "template", str(exc)
+        raise InvalidInput.of([ConfigProblem(field, message.strip())]) from exc
     return {"template": template, "model": model, "cutoffLen": cutoff_len,
             "samples": [s.model_dump(mode="json") for s in samples],
             "skipped": [str(p) for p in loaded.skipped], "skippedTotal": loaded.skipped_total}

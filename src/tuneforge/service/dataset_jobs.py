@@ -38,13 +38,13 @@ def validate_version(db: Database, version_id: int, settings: Settings) -> None:
 
     report = validate_dataset(all_files, max_listed=MAX_LISTED, progress=progress, **mapping)
     report_json = _relative(report.model_dump(mode="json"), Path(all_files[0]).parent)
-    valid = report_json.get("total_problems", 0) == 0
+    valid = bool(report_json.get("valid"))
     stats = None
     if valid:
         detected = {**mapping, "formatting": mapping["formatting"] or report_json.get("formatting")}
         stats = dataset_statistics(by_split, tokenizer_file=default_tokenizer(settings), cutoff_len=None,
                                    **detected).model_dump(mode="json")
-    rows = report_json.get("rows_per_split") or _rows(report_json, by_split)
+    rows = _rows(report_json, by_split)
     _update(db, version_id, status="valid" if valid else "invalid", progress=100.0, report=report_json,
             stats=stats, rows=rows)
 
@@ -56,9 +56,8 @@ def default_tokenizer(settings: Settings) -> Path | None:
 
 
 def _rows(report: dict[str, Any], by_split: dict[str, list[Path]]) -> dict[str, int]:
-    per_file = report.get("rows_per_file") or {}
-    return {split: sum(per_file.get(p.name, per_file.get(str(p), 0)) for p in paths)
-            for split, paths in by_split.items()}
+    per_file = {f["file"]: f["rows_ok"] for f in report.get("files") or []}
+    return {split: sum(per_file.get(p.name, 0) for p in paths) for split, paths in by_split.items()}
 
 
 def _relative(report: dict[str, Any], folder: Path) -> dict[str, Any]:

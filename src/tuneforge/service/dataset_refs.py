@@ -105,7 +105,7 @@ def _pick_version(dataset: Dataset, wanted: str | None) -> tuple[Any, ConfigProb
         return None, ConfigProblem("datasetPath", f"{dataset.name}@v{version.version} is still being validated "
                                                   f"({version.progress:.0f}%); try again in a moment")
     if version.status != "valid":
-        count = (version.report or {}).get("total_problems", "some")
+        count = (version.report or {}).get("problem_count", "some")
         return None, ConfigProblem("datasetPath", f"{dataset.name}@v{version.version} is invalid ({count} problems, "
                                                   "see validateDataset); fix the file and upload a new version")
     return version, None

@@ -14,7 +14,7 @@ def version_view(dataset: Dataset, version: DatasetVersion, brief: bool = False)
         "reference": f"{dataset.name}@v{version.version}", "status": version.status,
         "progress": version.progress, "contentHash": version.content_hash, "source": version.source,
         "files": version.files, "sizeBytes": version.size_bytes, "rows": version.rows,
-        "problemCount": report.get("total_problems", 0), "createdAt": version.created_at,
+        "problemCount": report.get("problem_count", 0), "createdAt": version.created_at,
     }
     if not brief:
         view |= {"path": version.path, "report": version.report, "stats": version.stats}
@@ -28,6 +28,6 @@ def dataset_view(dataset: Dataset, versions: list[DatasetVersion], brief: bool =
         "formatting": dataset.formatting or ((latest.report or {}).get("formatting") if latest else None),
         "purpose": dataset.purpose, "columns": dataset.columns, "tags": dataset.tags,
         "createdAt": dataset.created_at, "latestVersion": latest.version if latest else None,
-        "status": latest.status if latest else None,
+        "status": latest.status if latest else None, "rows": latest.rows if latest else None,
         "versions": [version_view(dataset, v, brief=True) for v in versions] if not brief else None,
     }
