@@ -1,65 +1,117 @@
 """Read .json / .jsonl dataset files into records, naming file:line:field for every problem.
 
 For .jsonl the line is the physical line; for .json (a top-level array, possibly pretty-printed) it is the
-line where the object starts. A .json file that holds JSON Lines is read as such (Hugging Face datasets does).
+line where the object starts. A .json file that holds JSON Lines is read as such (Hugging Face datasets does),
+and one holding a single (pretty-printed) object gives that one record. .jsonl files are streamed line by line;
+a .json file is read whole (its objects are not kept).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from tuneforge.data.formats import RecordFormat, RecordKind, convert_object, detect_formatting
-from tuneforge.data.records import ChatRecord, DatasetError, DatasetProblem, TextRecord, ValidationReport
+from tuneforge.data.formats import Record, RecordFormat, RecordKind, convert_object, detect_formatting
+from tuneforge.data.records import DatasetError, DatasetProblem, ValidationReport
 
 SUFFIXES = (".json", ".jsonl")
 MAX_KEPT_PROBLEMS = 1000  # beyond this only the count grows, so a broken 100 MB file cannot exhaust memory
+PROGRESS_STEP = 1 << 20  # report bytes read about every MiB
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 Parsed = tuple[int, Any]  # (line, object)
+BytesRead = Callable[[int], None]  # bytes of the file read so far
 
 
-def iter_objects(path: Path, display: str | None = None) -> Iterator[Parsed | DatasetProblem]:
-    """Yield (line, object) for each object of the file, or a DatasetProblem where it cannot be parsed."""
+class _Progress:
+    """Calls back with the bytes read at most once per PROGRESS_STEP; `scale` turns characters into bytes."""
+
+    def __init__(self, callback: BytesRead | None, scale: float = 1.0) -> None:
+        self.callback, self.scale, self.next_at = callback, scale, PROGRESS_STEP
+
+    def at(self, position: int) -> None:
+        if self.callback is not None and position >= self.next_at:
+            done = int(position * self.scale)
+            self.callback(done)
+            self.next_at = position + PROGRESS_STEP
+
+
+def iter_objects(
+    path: Path, display: str | None = None, *, on_bytes: BytesRead | None = None
+) -> Iterator[Parsed | DatasetProblem]:
+    """Yield (line, object) for each object of the file, or a DatasetProblem where it cannot be parsed.
+
+    `on_bytes(bytes_read)` is called about every MiB (not at the end: the caller knows the file's size).
+    """
     name = display or str(path)
+    with path.open("rb") as handle:
+        head = handle.read(64)
+    if head[:2] in _UTF16_BOMS and b"\x00" in head[2:]:  # a UTF-16 BOM, then ASCII as two bytes a character
+        yield DatasetProblem(name, 1, "", "the file is UTF-16 text; save it as UTF-8", "not_utf8")
+        return
     if path.suffix.lower() == ".jsonl":
-        yield from _iter_jsonl(path, name)
+        yield from _iter_jsonl(path, name, _Progress(on_bytes))
         return
     data = path.read_bytes()
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
         line = data.count(b"\n", 0, error.start) + 1
-        yield DatasetProblem(name, line, "", f"not UTF-8 (byte {error.start}); save the file as UTF-8")
+        yield DatasetProblem(name, line, "", f"not UTF-8 (byte {error.start}); save the file as UTF-8", "not_utf8")
         return
+    progress = _Progress(on_bytes, len(data) / max(1, len(text)))
+    del data
     text = text.removeprefix("\ufeff")
     start = _WHITESPACE.match(text, 0).end()  # type: ignore[union-attr]
     if start == len(text):
-        yield DatasetProblem(name, 1, "", "empty file: expected a JSON array of objects")
+        yield DatasetProblem(name, 0, "", "empty file: expected a JSON array of objects", "empty_file")
     elif text[start] == "[":
-        yield from _iter_json_array(text, start, name)
+        yield from _iter_json_array(text, start, name, progress)
+    elif (whole := _single_object(text, start)) is not None:
+        yield whole
     else:
-        yield from _iter_json_lines_text(text, name)
+        yield from _iter_json_lines_text(text, name, progress)
 
 
-def _iter_jsonl(path: Path, name: str) -> Iterator[Parsed | DatasetProblem]:
+def _iter_jsonl(path: Path, name: str, progress: _Progress) -> Iterator[Parsed | DatasetProblem]:
+    done = 0
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
+            done += len(raw)
+            progress.at(done)
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as error:
-                yield DatasetProblem(name, number, "", f"not UTF-8 (byte {error.start} of the line); save as UTF-8")
+                yield DatasetProblem(name, number, "", f"not UTF-8 (byte {error.start} of the line); save as UTF-8",
+                                     "not_utf8")
                 continue
             if number == 1:
                 line = line.removeprefix("\ufeff")
             yield from _parse_line(line, number, name)
 
 
-def _iter_json_lines_text(text: str, name: str) -> Iterator[Parsed | DatasetProblem]:
+def _single_object(text: str, start: int) -> Parsed | None:
+    """A .json file holding one object over several lines (not JSON Lines) is one record."""
+    if text[start] != "{":
+        return None
+    try:
+        obj, end = json.JSONDecoder().raw_decode(text, start)
+    except json.JSONDecodeError:
+        return None
+    if _skip(text, end) != len(text) or "\n" not in text[start:end]:
+        return None
+    return text.count("\n", 0, start) + 1, obj
+
+
+def _iter_json_lines_text(text: str, name: str, progress: _Progress) -> Iterator[Parsed | DatasetProblem]:
+    done = 0
     for number, line in enumerate(text.split("\n"), start=1):
+        done += len(line) + 1
+        progress.at(done)
         yield from _parse_line(line, number, name)
 
 
@@ -69,10 +121,10 @@ def _parse_line(line: str, number: int, name: str) -> Iterator[Parsed | DatasetP
     try:
         yield number, json.loads(line.rstrip("\r\n"))  # with the newline, an unclosed object reports column 1
     except json.JSONDecodeError as error:
-        yield DatasetProblem(name, number, "", f"invalid JSON at column {error.colno}: {error.msg}")
+        yield DatasetProblem(name, number, "", f"invalid JSON at column {error.colno}: {error.msg}", "invalid_json")
 
 
-def _iter_json_array(text: str, pos: int, name: str) -> Iterator[Parsed | DatasetProblem]:
+def _iter_json_array(text: str, pos: int, name: str, progress: _Progress) -> Iterator[Parsed | DatasetProblem]:
     """Walk a top-level array with raw_decode, counting newlines incrementally so it stays linear."""
     decoder = json.JSONDecoder()
     line, counted_to = 1, 0
@@ -81,6 +133,7 @@ def _iter_json_array(text: str, pos: int, name: str) -> Iterator[Parsed | Datase
         nonlocal line, counted_to
         line += text.count("\n", counted_to, index)
         counted_to = index
+        progress.at(index)
         return line
 
     pos = _skip(text, pos + 1)
@@ -91,7 +144,8 @@ def _iter_json_array(text: str, pos: int, name: str) -> Iterator[Parsed | Datase
         try:
             obj, end = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as error:
-            yield DatasetProblem(name, error.lineno, "", f"invalid JSON at column {error.colno}: {error.msg}")
+            yield DatasetProblem(name, error.lineno, "", f"invalid JSON at column {error.colno}: {error.msg}",
+                                 "invalid_json")
             return
         yield line_at(pos), obj
         pos = _skip(text, end)
@@ -103,14 +157,15 @@ def _iter_json_array(text: str, pos: int, name: str) -> Iterator[Parsed | Datase
             return
         where = line_at(pos)
         column = pos - text.rfind("\n", 0, pos)
-        yield DatasetProblem(name, where, "", f"invalid JSON at column {column}: expected ',' or ']'")
+        yield DatasetProblem(name, where, "", f"invalid JSON at column {column}: expected ',' or ']'",
+                             "invalid_json")
         return
 
 
 def _trailing(text: str, pos: int, name: str, line_at: Any) -> Iterator[DatasetProblem]:
     pos = _skip(text, pos)
     if pos < len(text):
-        yield DatasetProblem(name, line_at(pos), "", "unexpected text after the closing ']'")
+        yield DatasetProblem(name, line_at(pos), "", "unexpected text after the closing ']'", "invalid_json")
 
 
 def _skip(text: str, pos: int) -> int:
@@ -123,13 +178,13 @@ def read_records(
     kind: RecordKind = "chat",
     limit: int | None = None,
     display: str | None = None,
-) -> list[ChatRecord | TextRecord]:
+) -> list[Record]:
     """All records of one file (the first `limit` when given); DatasetError lists every problem found."""
     records, problems, total = _scan(path, fmt, kind, limit, display)
     if total:
         raise DatasetError(problems, total)
     if not records:
-        raise DatasetError([DatasetProblem(display or str(path), 0, "", "no samples in the file")])
+        raise DatasetError([DatasetProblem(display or str(path), 0, "", "no samples in the file", "empty_file")])
     return records
 
 
@@ -158,9 +213,9 @@ def make_format(
 
 def _scan(
     path: Path, fmt: RecordFormat | None, kind: RecordKind, limit: int | None, display: str | None
-) -> tuple[list[ChatRecord | TextRecord], list[DatasetProblem], int]:
+) -> tuple[list[Record], list[DatasetProblem], int]:
     name = display or str(path)
-    records: list[ChatRecord | TextRecord] = []
+    records: list[Record] = []
     problems: list[DatasetProblem] = []
     total = 0
     for item in iter_objects(path, name):
@@ -186,5 +241,6 @@ def _detect(obj: Any, name: str, line: int) -> RecordFormat | DatasetProblem:
     if formatting is None:
         return DatasetProblem(name, line, "", "cannot tell the dataset format: expected 'instruction'/'output' "
                               "(alpaca), 'conversations'/'messages' (sharegpt) or 'text' (pre-training); "
-                              "describe the file in dataset_info.json with 'formatting' and 'columns'")
+                              "describe the file in dataset_info.json with 'formatting' and 'columns'",
+                              "unknown_format")
     return RecordFormat(formatting)

@@ -12,6 +12,24 @@ RESPONSE_ROLES: frozenset[str] = frozenset({"assistant", "function"})
 
 MAX_LISTED_PROBLEMS = 20
 
+PROBLEM_CODES: dict[str, str] = {
+    "not_utf8": "the bytes are not UTF-8 text",
+    "invalid_json": "the line is not valid JSON",
+    "not_object": "a JSON value that is not an object",
+    "missing_field": "a required field is missing",
+    "empty_field": "a required field is empty",
+    "wrong_type": "a field has the wrong type",
+    "unknown_role": "a message has a role the tags do not name",
+    "role_order": "the messages of a conversation are in the wrong order",
+    "empty_response": "an answer to learn is empty",
+    "missing_label": "a KTO record has no true / false label",
+    "mixed_formats": "the record is in another format than the rest of the dataset",
+    "unknown_format": "the format or field mapping cannot be told from the records",
+    "unsupported_purpose": "the format cannot be used for the chosen purpose",
+    "empty_file": "the file holds no records",
+    "invalid": "other problems",
+}
+
 
 @dataclass(frozen=True)
 class Message:
@@ -30,6 +48,28 @@ class ChatRecord:
 
 
 @dataclass(frozen=True)
+class KTORecord(ChatRecord):
+    """A conversation plus a human judgement of its last answer (KTO): True desirable, False undesirable."""
+
+    label: bool = True
+
+
+@dataclass(frozen=True)
+class PreferenceRecord:
+    """A prompt and two answers to it, the better one first (DPO, ORPO, SimPO, reward modelling).
+
+    `messages` is the prompt side: alternating turns that end with a user (or observation) message.
+    """
+
+    messages: list[Message]
+    chosen: Message
+    rejected: Message
+    system: str | None = None
+    origin: str = ""
+    tools: str | None = None
+
+
+@dataclass(frozen=True)
 class TextRecord:
     """One pre-training document."""
 
@@ -39,10 +79,16 @@ class TextRecord:
 
 @dataclass(frozen=True)
 class DatasetProblem:
+    """One problem of a dataset: file, line (0 for the whole file), field (empty for the whole line), reason.
+
+    `code` sorts problems into kinds a console can count (see PROBLEM_CODES); the reason is for people.
+    """
+
     file: str
     line: int
     field: str
     reason: str
+    code: str = "invalid"
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
