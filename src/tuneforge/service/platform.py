@@ -8,6 +8,7 @@ from typing import Any
 from tuneforge.service.datasets import DatasetService
 from tuneforge.service.executor import LocalExecutor
 from tuneforge.service.experiments import ExperimentService
+from tuneforge.service.models import ModelService
 from tuneforge.service.scheduler import Scheduler
 from tuneforge.service.tasks import TaskService
 from tuneforge.settings import Settings
@@ -30,12 +31,14 @@ class Platform:
         self.tasks = TaskService(self)
         self.experiments = ExperimentService(self)
         self.datasets = DatasetService(self)
+        self.models = ModelService(self)
 
     def start(self) -> None:
         """Start the queue; workers that outlived a previous server are watched again from the first tick."""
         self.settings.runs_path.mkdir(parents=True, exist_ok=True)
         self.scheduler.start()
         self.datasets.resume_pending_validations()
+        self.models.ensure_bundled()
 
     def close(self) -> None:
         self.scheduler.shutdown()

@@ -2,7 +2,8 @@
 
 from tuneforge.store.database import Database
 from tuneforge.store.dataset_tables import Dataset, DatasetVersion, TaskDataset
+from tuneforge.store.model_tables import RegisteredModel
 from tuneforge.store.tables import Base, Checkpoint, Experiment, MetricPoint, Task
 
-__all__ = ["Base", "Checkpoint", "Database", "Dataset", "DatasetVersion", "Experiment", "MetricPoint", "Task",
-           "TaskDataset"]
+__all__ = ["Base", "Checkpoint", "Database", "Dataset", "DatasetVersion", "Experiment", "MetricPoint",
+           "RegisteredModel", "Task", "TaskDataset"]

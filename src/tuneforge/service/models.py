@@ -1,0 +1,184 @@
+"""The model registry (issue 6): base models, and fine-tuned models published from a task's final output or one of
+its checkpoints, with their lineage (base, task, step, datasets, config, metrics)."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from tuneforge.modelref import ModelNotFound, locate_model
+from tuneforge.schemas import ConfigProblem
+from tuneforge.schemas.tasks import TaskStatus, name_problem
+from tuneforge.service.errors import Conflict, InvalidInput, NotFound
+from tuneforge.service.paths import confine
+from tuneforge.store import Checkpoint, RegisteredModel, Task
+
+BUNDLED_MODEL_NAME = "smollm2-135m-instruct"
+ADAPTER_FILES = ("adapter_config.json",)
+FULL_MODEL_FILES = ("config.json",)
+
+
+@dataclass
+class PublishRequest:
+    task_id: int
+    name: str
+    checkpoint_step: int | None = None  # None: the task's final model
+    description: str = ""
+    owner_id: int | None = None
+
+
+class ModelService:
+    def __init__(self, platform: Any) -> None:
+        self.db = platform.db
+        self.settings = platform.settings
+        self.root = self.settings.home / "registry"
+
+    def ensure_bundled(self) -> None:
+        """The bundled SmolLM2 is a registered base model out of the box (when its package is installed)."""
+        try:
+            locate_model("bundled")
+        except ModelNotFound:
+            return
+        with self.db.session() as session:
+            exists = session.scalar(select(RegisteredModel.id).where(RegisteredModel.name == BUNDLED_MODEL_NAME,
+                                                                      RegisteredModel.owner_id.is_(None)))
+            if exists is None:
+                session.add(RegisteredModel(name=BUNDLED_MODEL_NAME, kind="base", source="bundled",
+                                            description="SmolLM2-135M-Instruct, bundled with tuneforge",
+                                            created_at=time.time()))
+
+    def register_base(self, name: str, source: str, description: str = "", owner_id: int | None = None) -> dict:
+        problems = [ConfigProblem("name", why)] if (why := name_problem(name)) else []
+        try:
+            located = locate_model(source)
+            if located.is_local and not located.bundled:
+                _, problem = confine(located.path, self.settings.roots, "source")
+                problems += [problem] if problem else []
+        except ModelNotFound as exc:
+            problems.append(ConfigProblem("source", f"{exc}" + (f" ({exc.hint})" if exc.hint else "")))
+        if problems:
+            raise InvalidInput.of(problems)
+        with self.db.session() as session:
+            self._check_free(session, name, owner_id)
+            model = RegisteredModel(name=name, kind="base", source=source, description=description,
+                                    owner_id=owner_id, created_at=time.time())
+            session.add(model)
+            session.flush()
+            return model_view(model)
+
+    def publish(self, request: PublishRequest) -> dict[str, Any]:
+        """A completed or stopped task (its final output, or a checkpoint) becomes a registered model. A checkpoint is
+        copied into the registry: deleting the task removes its checkpoints."""
+        if why := name_problem(request.name):
+            raise InvalidInput.of([ConfigProblem("name", why)])
+        with self.db.session() as session:
+            task = session.get(Task, request.task_id)
+            if task is None:
+                raise NotFound(f"task {request.task_id} does not exist", [ConfigProblem("taskId", "no such task")])
+            self._check_free(session, request.name, request.owner_id)
+            folder, step = self._source_folder(session, task, request.checkpoint_step)
+            kind = "adapter" if any((folder / f).is_file() for f in ADAPTER_FILES) else "model"
+            if request.checkpoint_step is not None:
+                target = self.root / f"{request.name}-{int(time.time())}"
+                shutil.copytree(folder, target, ignore=shutil.ignore_patterns(
+                    "optimizer.pt", "scheduler.pt", "rng_state*.pth", "scaler.pt"))
+                folder = target
+            model = RegisteredModel(
+                name=request.name, kind="finetuned", description=request.description, owner_id=request.owner_id,
+                source=task.base_model, adapter_path=str(folder) if kind == "adapter" else None,
+                model_path=str(folder) if kind == "model" else None, task_id=task.id, task_name=task.name,
+                checkpoint_step=step, datasets=task.dataset.split(",") if task.dataset else [],
+                training_config=task.training_args, metrics=_metrics_at(task, step), created_at=time.time())
+            session.add(model)
+            session.flush()
+            return model_view(model)
+
+    def _source_folder(self, session: Any, task: Task, step: int | None) -> tuple[Path, int | None]:
+        if step is None:
+            if task.status != TaskStatus.COMPLETED:
+                raise Conflict(f"task {task.name!r} is {task.status}: only a completed task has a final model; "
+                               "publish one of its checkpoints (checkpointStep)",
+                               [ConfigProblem("checkpointStep", "required unless the task completed")])
+            folder = Path(task.output_path)
+            if not any((folder / f).is_file() for f in (*ADAPTER_FILES, *FULL_MODEL_FILES)):
+                raise Conflict(f"{folder} holds no model any more", [ConfigProblem("taskId", "output missing")])
+            return folder, task.step
+        checkpoint = session.scalar(select(Checkpoint).where(Checkpoint.task_id == task.id, Checkpoint.step == step))
+        steps = [c.step for c in task.checkpoints]
+        if checkpoint is None or not Path(checkpoint.path).is_dir():
+            known = ", ".join(map(str, steps)) or "none"
+            raise InvalidInput.of([ConfigProblem("checkpointStep", f"task {task.name!r} has no checkpoint at step "
+                                                                   f"{step} (saved: {known})")])
+        return Path(checkpoint.path), step
+
+    def _check_free(self, session: Any, name: str, owner_id: int | None) -> None:
+        owner = RegisteredModel.owner_id.is_(None) if owner_id is None else RegisteredModel.owner_id == owner_id
+        if session.scalar(select(RegisteredModel.id).where(RegisteredModel.name == name, owner)) is not None:
+            raise Conflict(f"name: a model named {name!r} already exists", [ConfigProblem("name", "already exists")])
+
+    def list(self, kind: str | None = None, owner_id: int | None = None, name: str | None = None) -> dict[str, Any]:
+        query = select(RegisteredModel).order_by(RegisteredModel.created_at.desc(), RegisteredModel.id.desc())
+        if kind:
+            query = query.where(RegisteredModel.kind == kind)
+        if owner_id is not None:
+            query = query.where(RegisteredModel.owner_id == owner_id)
+        if name:
+            query = query.where(RegisteredModel.name.contains(name))
+        with self.db.session() as session:
+            items = [model_view(m, brief=True) for m in session.scalars(query)]
+        return {"total": len(items), "items": items}
+
+    def get(self, model_id: int) -> dict[str, Any]:
+        with self.db.session() as session:
+            return model_view(_model(session, model_id))
+
+    def find(self, name: str) -> dict[str, Any]:
+        with self.db.session() as session:
+            model = session.scalar(select(RegisteredModel).where(RegisteredModel.name == name))
+            if model is None:
+                raise NotFound(f"model {name!r} is not registered", [ConfigProblem("model", "no such model")])
+            return model_view(model)
+
+    def delete(self, model_id: int) -> dict[str, Any]:
+        with self.db.session() as session:
+            model = _model(session, model_id)
+            copied = model.adapter_path or model.model_path
+            session.delete(model)
+        if copied and Path(copied).resolve().is_relative_to(self.root.resolve()):
+            shutil.rmtree(copied, ignore_errors=True)  # a checkpoint copy; a task's output folder is never removed
+        return {"id": model_id, "deleted": True}
+
+
+def _metrics_at(task: Task, step: int | None) -> dict[str, Any]:
+    metrics = dict(task.metrics or {})
+    if step is not None and step != task.step:
+        losses = [p for p in task.points if p.kind == "train" and p.step <= step and p.loss is not None]
+        evals = [p for p in task.points if p.kind == "eval" and p.step <= step and p.eval_loss is not None]
+        metrics = {"loss": losses[-1].loss if losses else None, "eval_loss": evals[-1].eval_loss if evals else None,
+                   "step": step}
+    return metrics
+
+
+def _model(session: Any, model_id: int) -> RegisteredModel:
+    model = session.get(RegisteredModel, model_id)
+    if model is None:
+        raise NotFound(f"model {model_id} does not exist", [ConfigProblem("id", "no such model")])
+    return model
+
+
+def model_view(model: RegisteredModel, brief: bool = False) -> dict[str, Any]:
+    view = {"id": model.id, "name": model.name, "kind": model.kind, "description": model.description,
+            "ownerId": model.owner_id, "baseModel": model.source, "createdAt": model.created_at,
+            "taskId": model.task_id, "checkpointStep": model.checkpoint_step,
+            "metrics": {k: model.metrics.get(k) for k in ("eval_loss", "train_loss", "loss") if k in model.metrics}}
+    if not brief:
+        view |= {"adapterPath": model.adapter_path, "modelPath": model.model_path, "merged": model.merged,
+                 "lineage": {"baseModel": model.source, "task": {"id": model.task_id, "name": model.task_name},
+                             "checkpointStep": model.checkpoint_step, "datasets": model.datasets,
+                             "trainingConfig": model.training_config, "metrics": model.metrics}}
+    return view

@@ -1,0 +1,33 @@
+"""Registered models (issue 6): base models and fine-tuned ones with their lineage."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tuneforge.store.tables import Base
+
+
+class RegisteredModel(Base):
+    __tablename__ = "models"
+    __table_args__ = (UniqueConstraint("owner_id", "name"), {"sqlite_autoincrement": True})
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # base | finetuned
+    description: Mapped[str] = mapped_column(Text, default="")
+    owner_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    source: Mapped[str] = mapped_column(String(4096))  # base: dir | hub id | .gguf | bundled; finetuned: its base
+    adapter_path: Mapped[str | None] = mapped_column(String(4096))  # LoRA adapter folder (finetuned)
+    model_path: Mapped[str | None] = mapped_column(String(4096))  # a full model folder (full fine-tune, merged)
+    merged: Mapped[bool] = mapped_column(Boolean, default=False)
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id", ondelete="SET NULL"))
+    task_name: Mapped[str | None] = mapped_column(String(63))
+    checkpoint_step: Mapped[int | None] = mapped_column(Integer)  # None: the task's final model
+    datasets: Mapped[list[Any]] = mapped_column(JSON, default=list)  # dataset references (name@vN or paths)
+    training_config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[float] = mapped_column(Float, default=time.time)

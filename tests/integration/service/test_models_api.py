@@ -1,0 +1,62 @@
+"""The registry: publish a task's final model or a checkpoint, with lineage; base models; bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.integration.service.conftest import task_body, wait_for
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_publish_final_and_checkpoint_with_lineage(make_client, tiny_model_dir, dataset_dir):
+    client = make_client()
+    task = client.post("/finetuning/createTask", json=task_body("to-publish", tiny_model_dir, dataset_dir,
+                                                                max_steps=6, save_steps=3)).json()
+    done = wait_for(client, task["id"], {"completed", "failed"})
+    assert done["status"] == "completed", done["errorMessage"]
+
+    final = client.post("/models/publishModel", json={"taskId": task["id"], "name": "qa-final"})
+    assert final.status_code == 201, final.text
+    model = client.get("/models/getModel", params={"id": final.json()["id"]}).json()
+    assert model["kind"] == "finetuned" and model["adapterPath"] == done["outputPath"]
+    lineage = model["lineage"]
+    assert lineage["baseModel"] == str(tiny_model_dir) and lineage["task"]["name"] == "to-publish"
+    assert lineage["checkpointStep"] == 6 and lineage["trainingConfig"]["lora_rank"] == 8
+    assert lineage["datasets"] == [str(dataset_dir)] and lineage["metrics"]["train_loss"] > 0
+
+    early = client.post("/models/publishModel", json={"taskId": task["id"], "name": "qa-step3", "checkpointStep": 3})
+    assert early.status_code == 201, early.text
+    early_model = client.get("/models/getModel", params={"id": early.json()["id"]}).json()
+    copied = Path(early_model["adapterPath"])
+    assert (copied / "adapter_config.json").is_file() and not (copied / "optimizer.pt").exists()
+    assert early_model["checkpointStep"] == 3 and early_model["lineage"]["metrics"]["step"] == 3
+
+    # the registry keeps both after the task is deleted: the checkpoint was copied, the output folder stays
+    client.delete("/finetuning/deleteTask", params={"id": task["id"]})
+    assert copied.is_dir() and Path(done["outputPath"], "adapter_config.json").is_file()
+    names = {m["name"] for m in client.get("/models/getModelList", params={"kind": "finetuned"}).json()["items"]}
+    assert names == {"qa-final", "qa-step3"}
+
+
+def test_publish_and_register_refuse_bad_input(make_client, tiny_model_dir, dataset_dir):
+    client = make_client(run_scheduler=False)
+    pending = client.post("/finetuning/createTask", json=task_body("not-done", tiny_model_dir, dataset_dir)).json()
+    cases = [
+        ({"taskId": 999, "name": "x"}, 404, "taskId"),
+        ({"taskId": pending["id"], "name": "x"}, 409, "checkpointStep"),
+        ({"taskId": pending["id"], "name": "x", "checkpointStep": 5}, 422, "checkpointStep"),
+        ({"taskId": pending["id"], "name": "Bad Name"}, 422, "name"),
+    ]
+    for body, status, field in cases:
+        response = client.post("/models/publishModel", json=body)
+        assert response.status_code == status, (body, response.text)
+        assert field in {d["field"] for d in response.json()["error"]["details"]}, response.text
+    registered = client.post("/models/registerModel", json={"name": "tiny-base", "source": str(tiny_model_dir)})
+    assert registered.status_code == 201 and registered.json()["kind"] == "base"
+    again = client.post("/models/registerModel", json={"name": "tiny-base", "source": str(tiny_model_dir)})
+    assert again.status_code == 409
+    missing = client.post("/models/registerModel", json={"name": "nope", "source": "/tmp/no/such/model"})
+    assert missing.status_code == 422 and missing.json()["error"]["details"][0]["field"] == "source"
+    assert client.get("/models/getModel", params={"id": 999}).status_code == 404
