@@ -16,7 +16,7 @@ from tuneforge.schemas import ConfigProblem
 from tuneforge.schemas.tasks import TaskStatus, name_problem
 from tuneforge.service.errors import Conflict, InvalidInput, NotFound
 from tuneforge.service.paths import confine
-from tuneforge.store import Checkpoint, RegisteredModel, Task
+from tuneforge.store import Checkpoint, Deployment, RegisteredModel, Task
 
 BUNDLED_MODEL_NAME = "smollm2-135m-instruct"
 ADAPTER_FILES = ("adapter_config.json",)
@@ -147,6 +147,10 @@ class ModelService:
     def delete(self, model_id: int) -> dict[str, Any]:
         with self.db.session() as session:
             model = _model(session, model_id)
+            serving = session.scalars(select(Deployment.name).where(Deployment.model_id == model_id)).all()
+            if serving:
+                raise Conflict(f"model {model.name!r} is deployed as {', '.join(serving)}; delete the deployment(s) "
+                               "first", [ConfigProblem("id", "in use by a deployment")])
             copied = model.adapter_path or model.model_path
             session.delete(model)
         if copied and Path(copied).resolve().is_relative_to(self.root.resolve()):

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from tuneforge.service.datasets import DatasetService
+from tuneforge.service.deployments import DeploymentService
 from tuneforge.service.executor import LocalExecutor
 from tuneforge.service.experiments import ExperimentService
 from tuneforge.service.models import ModelService
@@ -32,6 +33,7 @@ class Platform:
         self.experiments = ExperimentService(self)
         self.datasets = DatasetService(self)
         self.models = ModelService(self)
+        self.deployments = DeploymentService(self)
 
     def start(self) -> None:
         """Start the queue; workers that outlived a previous server are watched again from the first tick."""
@@ -39,8 +41,10 @@ class Platform:
         self.scheduler.start()
         self.datasets.resume_pending_validations()
         self.models.ensure_bundled()
+        self.deployments.start_watching()
 
     def close(self) -> None:
         self.scheduler.shutdown()
         self.datasets.close()
+        self.deployments.close()
         self.db.dispose()

@@ -2,8 +2,8 @@
 
 from tuneforge.store.database import Database
 from tuneforge.store.dataset_tables import Dataset, DatasetVersion, TaskDataset
-from tuneforge.store.model_tables import RegisteredModel
+from tuneforge.store.model_tables import Deployment, RegisteredModel
 from tuneforge.store.tables import Base, Checkpoint, Experiment, MetricPoint, Task
 
-__all__ = ["Base", "Checkpoint", "Database", "Dataset", "DatasetVersion", "Experiment", "MetricPoint",
+__all__ = ["Base", "Checkpoint", "Database", "Dataset", "DatasetVersion", "Deployment", "Experiment", "MetricPoint",
            "RegisteredModel", "Task", "TaskDataset"]

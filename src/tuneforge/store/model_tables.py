@@ -31,3 +31,26 @@ class RegisteredModel(Base):
     training_config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[float] = mapped_column(Float, default=time.time)
+
+
+class Deployment(Base):
+    """A named serving process for one registered model, managed by the service (start, health, restart, stop)."""
+
+    __tablename__ = "deployments"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="RESTRICT"), index=True)
+    engine: Mapped[str] = mapped_column(String(16), default="transformers")
+    status: Mapped[str] = mapped_column(String(16), default="starting")  # starting|running|restarting|failed|stopped
+    port: Mapped[int | None] = mapped_column(Integer)
+    pid: Mapped[int | None] = mapped_column(Integer)
+    pid_started_at: Mapped[float | None] = mapped_column(Float)
+    restarts: Mapped[int] = mapped_column(Integer, default=0)
+    command: Mapped[list[Any] | None] = mapped_column(JSON)
+    log_path: Mapped[str] = mapped_column(String(4096), default="")
+    error_message: Mapped[str | None] = mapped_column(Text)
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[float] = mapped_column(Float, default=time.time)
+    started_at: Mapped[float | None] = mapped_column(Float)

@@ -1,8 +1,8 @@
-"""registered models
+"""registered models and deployments
 
 Revision ID: 0003
 Revises: 0002
-Create Date: 2026-11-23 23:28:46.701738
+Create Date: 2026-11-23 23:29:46.543414
 """
 
 import sqlalchemy as sa
@@ -41,9 +41,37 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_models_name'), ['name'], unique=False)
         batch_op.create_index(batch_op.f('ix_models_owner_id'), ['owner_id'], unique=False)
 
+    op.create_table('deployments',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=63), nullable=False),
+    sa.Column('model_id', sa.Integer(), nullable=False),
+    sa.Column('engine', sa.String(length=16), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('port', sa.Integer(), nullable=True),
+    sa.Column('pid', sa.Integer(), nullable=True),
+    sa.Column('pid_started_at', sa.Float(), nullable=True),
+    sa.Column('restarts', sa.Integer(), nullable=False),
+    sa.Column('command', sa.JSON(), nullable=True),
+    sa.Column('log_path', sa.String(length=4096), nullable=False),
+    sa.Column('error_message', sa.Text(), nullable=True),
+    sa.Column('options', sa.JSON(), nullable=False),
+    sa.Column('created_at', sa.Float(), nullable=False),
+    sa.Column('started_at', sa.Float(), nullable=True),
+    sa.ForeignKeyConstraint(['model_id'], ['models.id'], ondelete='RESTRICT'),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('name'),
+    sqlite_autoincrement=True
+    )
+    with op.batch_alter_table('deployments', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_deployments_model_id'), ['model_id'], unique=False)
+
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('deployments', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_deployments_model_id'))
+
+    op.drop_table('deployments')
     with op.batch_alter_table('models', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_models_owner_id'))
         batch_op.drop_index(batch_op.f('ix_models_name'))

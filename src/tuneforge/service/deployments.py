@@ -1,0 +1,238 @@
+"""Deployments (issue 6): a named serving process per registered model (`python -m tuneforge.serving`), started,
+health-checked, restarted when it crashes (up to `MAX_RESTARTS`), stopped and deleted by the service. Several run
+at once, each on its own port; the API's /v1 gateway routes to them by name."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+from sqlalchemy import select
+
+from tuneforge.schemas import ConfigProblem
+from tuneforge.schemas.tasks import name_problem
+from tuneforge.service.errors import Conflict, InvalidInput, NotFound
+from tuneforge.store import Deployment, RegisteredModel
+
+log = logging.getLogger(__name__)
+MAX_RESTARTS = 3
+LIVE = ("starting", "running", "restarting")
+
+
+class DeploymentService:
+    def __init__(self, platform: Any) -> None:
+        self.db = platform.db
+        self.settings = platform.settings
+        self.root = self.settings.home / "deployments"
+        self.python = sys.executable
+        self._children: dict[int, subprocess.Popen] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------
+    def create(self, name: str, model_id: int, options: dict[str, Any] | None = None) -> dict[str, Any]:
+        if why := name_problem(name):
+            raise InvalidInput.of([ConfigProblem("name", why)])
+        with self.db.session() as session:
+            model = session.get(RegisteredModel, model_id)
+            if model is None:
+                raise NotFound(f"model {model_id} does not exist; register or publish it first",
+                               [ConfigProblem("modelId", "no such model")])
+            if session.scalar(select(Deployment.id).where(Deployment.name == name)) is not None:
+                raise Conflict(f"name: a deployment named {name!r} exists", [ConfigProblem("name", "exists")])
+            deployment = Deployment(name=name, model_id=model_id, status="starting", options=options or {},
+                                    log_path=str(self.root / name / "serving.log"), created_at=time.time())
+            session.add(deployment)
+            session.flush()
+            self._launch(deployment, model)
+            return deployment_view(deployment, model)
+
+    def _launch(self, deployment: Deployment, model: RegisteredModel) -> None:
+        port = _free_port()
+        command = [self.python, "-m", "tuneforge.serving", "--model", model.model_path or model.source,
+                   "--name", deployment.name, "--host", "127.0.0.1", "--port", str(port)]
+        if model.adapter_path:
+            command += ["--adapter", model.adapter_path]
+        for key, value in (deployment.options or {}).items():
+            command += [f"--{key.replace('_', '-')}", str(value)]
+        Path(deployment.log_path).parent.mkdir(parents=True, exist_ok=True)
+        with open(deployment.log_path, "ab") as output:
+            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
+                                       start_new_session=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+        self._children[process.pid] = process
+        deployment.port, deployment.pid, deployment.command = port, process.pid, command
+        deployment.pid_started_at = psutil.Process(process.pid).create_time()
+        deployment.started_at = time.time()
+
+    def stop(self, deployment_id: int) -> dict[str, Any]:
+        with self.db.session() as session:
+            deployment, model = _deployment(session, deployment_id)
+            self._terminate(deployment)
+            deployment.status, deployment.pid = "stopped", None
+            return deployment_view(deployment, model)
+
+    def start(self, deployment_id: int) -> dict[str, Any]:
+        with self.db.session() as session:
+            deployment, model = _deployment(session, deployment_id)
+            if deployment.status in LIVE:
+                raise Conflict(f"deployment {deployment.name!r} is already {deployment.status}")
+            deployment.status, deployment.restarts, deployment.error_message = "starting", 0, None
+            self._launch(deployment, model)
+            return deployment_view(deployment, model)
+
+    def delete(self, deployment_id: int) -> dict[str, Any]:
+        with self.db.session() as session:
+            deployment, _ = _deployment(session, deployment_id)
+            self._terminate(deployment)
+            session.delete(deployment)
+        return {"id": deployment_id, "deleted": True}
+
+    def _terminate(self, deployment: Deployment) -> None:
+        if deployment.pid and _alive(deployment.pid, deployment.pid_started_at):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(deployment.pid, signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and _alive(deployment.pid, deployment.pid_started_at):
+                self._reap(deployment.pid)
+                time.sleep(0.1)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(deployment.pid, signal.SIGKILL)
+            self._reap(deployment.pid)
+
+    def _reap(self, pid: int) -> int | None:
+        child = self._children.get(pid)
+        if child is None:
+            return None
+        code = child.poll()
+        if code is not None:
+            del self._children[pid]
+        return code
+
+    # -- watching ----------------------------------------------------------------------------------------------
+    def start_watching(self, interval: float = 1.0) -> None:
+        def loop() -> None:
+            while not self._stop.wait(interval):
+                try:
+                    self.watch()
+                except Exception:  # keep watching the others
+                    log.exception("deployment watch failed")
+
+        self._thread = threading.Thread(target=loop, name="tuneforge-deployments", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+
+    def watch(self) -> None:
+        """starting → running once /health answers; a dead process is restarted (the status says so) up to
+        MAX_RESTARTS times, then failed with the exit code and the log tail."""
+        with self.db.session() as session:
+            rows = session.execute(select(Deployment, RegisteredModel).join(RegisteredModel)
+                                   .where(Deployment.status.in_(LIVE))).all()
+            for deployment, model in rows:
+                if deployment.pid and _alive(deployment.pid, deployment.pid_started_at):
+                    if deployment.status != "running" and _healthy(deployment.port):
+                        deployment.status = "running"
+                    continue
+                code = self._reap(deployment.pid) if deployment.pid else None
+                tail = _tail(Path(deployment.log_path))
+                if deployment.restarts >= MAX_RESTARTS:
+                    deployment.status, deployment.pid = "failed", None
+                    deployment.error_message = (f"the serving process exited (code {code}) and was restarted "
+                                                f"{deployment.restarts} times; giving up. Last log lines:\n{tail}")
+                    continue
+                deployment.restarts += 1
+                deployment.status = "restarting"
+                deployment.error_message = (f"crashed (exit code {code}); restarted "
+                                            f"({deployment.restarts}/{MAX_RESTARTS}). Last log lines:\n{tail}")
+                self._launch(deployment, model)
+
+    # -- read --------------------------------------------------------------------------------------------------
+    def list(self) -> dict[str, Any]:
+        with self.db.session() as session:
+            rows = session.execute(select(Deployment, RegisteredModel).join(RegisteredModel)
+                                   .order_by(Deployment.created_at.desc())).all()
+            items = [deployment_view(d, m) for d, m in rows]
+        return {"total": len(items), "items": items}
+
+    def get(self, deployment_id: int) -> dict[str, Any]:
+        with self.db.session() as session:
+            deployment, model = _deployment(session, deployment_id)
+            return deployment_view(deployment, model) | {"healthy": _healthy(deployment.port)
+                                                         if deployment.status in LIVE else False}
+
+    def logs(self, deployment_id: int, tail: int = 100) -> dict[str, Any]:
+        with self.db.session() as session:
+            deployment, _ = _deployment(session, deployment_id)
+            path = Path(deployment.log_path)
+        return {"id": deployment_id, "lines": _tail(path, tail).splitlines()}
+
+    def route(self, name: str) -> tuple[int, str] | None:
+        """(port, status) of the deployment serving `name`, for the gateway."""
+        with self.db.session() as session:
+            deployment = session.scalar(select(Deployment).where(Deployment.name == name))
+            return (deployment.port, deployment.status) if deployment is not None else None
+
+    def running_names(self) -> list[tuple[str, float]]:
+        with self.db.session() as session:
+            return [(d.name, d.created_at) for d in
+                    session.scalars(select(Deployment).where(Deployment.status == "running"))]
+
+
+def deployment_view(deployment: Deployment, model: RegisteredModel) -> dict[str, Any]:
+    return {"id": deployment.id, "name": deployment.name, "modelId": model.id, "modelName": model.name,
+            "engine": deployment.engine, "status": deployment.status, "port": deployment.port,
+            "pid": deployment.pid, "restarts": deployment.restarts, "errorMessage": deployment.error_message,
+            "command": deployment.command, "logPath": deployment.log_path, "options": deployment.options,
+            "createdAt": deployment.created_at, "startedAt": deployment.started_at}
+
+
+def _deployment(session: Any, deployment_id: int) -> tuple[Deployment, RegisteredModel]:
+    deployment = session.get(Deployment, deployment_id)
+    if deployment is None:
+        raise NotFound(f"deployment {deployment_id} does not exist", [ConfigProblem("id", "no such deployment")])
+    return deployment, session.get(RegisteredModel, deployment.model_id)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _alive(pid: int, started_at: float | None) -> bool:
+    try:
+        process = psutil.Process(pid)
+        return process.status() != psutil.STATUS_ZOMBIE and (
+            started_at is None or abs(process.create_time() - started_at) < 1.0)
+    except psutil.Error:
+        return False
+
+
+def _healthy(port: int | None) -> bool:
+    if not port:
+        return False
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/health", timeout=1.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    if not path.is_file():
+        return ""
+    with path.open("rb") as f:
+        f.seek(0, 2)
+        f.seek(max(0, f.tell() - 32 * 1024))
+        return "\n".join(f.read().decode("utf-8", errors="replace").splitlines()[-lines:])
