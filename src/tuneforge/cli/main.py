@@ -91,13 +91,16 @@ def demo(
 
 
 def _register_remote_commands() -> None:
-    """The HTTP clients of a tuneforge server: tasks, experiments, datasets, devices."""
+    """The HTTP clients of a tuneforge server: tasks, experiments, datasets, models, deployments, devices."""
     from tuneforge.cli.datasets import datasets_app
+    from tuneforge.cli.models import deploy_app, models_app
     from tuneforge.cli.tasks import experiments_app, gpus, tasks_app
 
     app.add_typer(tasks_app, name="tasks")
     app.add_typer(datasets_app, name="datasets")
     app.add_typer(experiments_app, name="experiments")
+    app.add_typer(models_app, name="models")
+    app.add_typer(deploy_app, name="deploy")
     app.command("gpus")(gpus)
 
 
