@@ -33,3 +33,11 @@ EVENT_FIELDS: dict[EventType, tuple[str, ...]] = {
     EventType.FAILED: ("step", "error", "hint", "checkpoint"),
     EventType.STOPPED: ("step", "checkpoint"),
 }
+
+# An export job (tuneforge.engine.export) writes the same types with these fields.
+EXPORT_EVENT_FIELDS: dict[EventType, tuple[str, ...]] = {
+    EventType.STARTED: ("pid", "base_model", "output_dir"),
+    EventType.PROGRESS: ("stage", "percentage", "message"),
+    EventType.COMPLETED: ("output_dir", "files", "sizes"),
+    EventType.FAILED: ("error", "hint"),
+}

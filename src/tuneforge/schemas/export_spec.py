@@ -1,0 +1,57 @@
+"""SPEC.json of an export job (`python -m tuneforge.engine.export SPEC.json`): merge an adapter into its base, save
+sharded safetensors with a model card, optionally write a GGUF file and push to the Hugging Face Hub."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+EXPORT_SPEC_VERSION = 1
+
+ExportDtype = Literal["auto", "float32", "float16", "bfloat16"]
+GgufType = Literal["f16", "q8_0"]
+
+
+class ExportSpec(BaseModel):
+    """What to export and where; the job is a pure function of it (it writes only the output dir and its job dir)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = EXPORT_SPEC_VERSION
+    base_model: str = Field(description="Base model: a local directory, a .gguf file, a hub id, or 'bundled'.")
+    adapter_dir: str | None = Field(default=None, description="A LoRA adapter directory (a tuneforge run's output).")
+    output_dir: str = Field(description="Folder the exported model is written to (created; must be empty).")
+    dtype: ExportDtype = Field(
+        default="auto", description="Weights' dtype in the export; auto keeps the base model's own dtype."
+    )
+    max_shard_size_gb: float = Field(
+        default=5.0, gt=0, description="Largest weight file, in GB (10^9 bytes); bigger models are split."
+    )
+    safe_serialization: bool = Field(default=True, description="Write .safetensors (False: PyTorch .bin files).")
+    merge: bool | None = Field(
+        default=None, description="Merge the adapter into the base weights (default: yes when an adapter is given)."
+    )
+    device: Literal["cpu", "auto"] = Field(default="cpu", description="Where merging runs: cpu, or a GPU if any.")
+    gguf: GgufType | None = Field(default=None, description="Also write a GGUF file (f16 or q8_0) for llama.cpp.")
+    hub_repo_id: str | None = Field(default=None, description="Push the export to this Hugging Face Hub repo.")
+    hub_private: bool = Field(default=True, description="Create the hub repo as private.")
+    hub_token_env: str = Field(default="HF_TOKEN", description="Environment variable holding the hub token.")
+    lineage: dict[str, Any] = Field(
+        default_factory=dict, description="Base model, task, checkpoint, dataset version…: copied into the card."
+    )
+    job_id: str | None = None
+
+    @property
+    def merges(self) -> bool:
+        return bool(self.adapter_dir) if self.merge is None else self.merge
+
+    @model_validator(mode="after")
+    def _check_combination(self) -> ExportSpec:
+        if self.merge and not self.adapter_dir:
+            raise ValueError("merge: true needs adapter_dir (the LoRA adapter to merge into base_model)")
+        if self.gguf and self.adapter_dir and not self.merges:
+            raise ValueError("gguf: a GGUF file holds full weights; set merge: true (or leave it unset) to use it")
+        if self.hub_repo_id is not None and len(self.hub_repo_id.split("/")) != 2:
+            raise ValueError(f"hub_repo_id: '{self.hub_repo_id}' is not 'owner/name'")
+        return self
