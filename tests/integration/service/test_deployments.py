@@ -1,0 +1,95 @@
+"""Publish → deploy → the official `openai` client answers through the server's /v1 gateway, streamed and not;
+a crashed serving process is restarted and its status says so; bad input is a clear 4xx."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import pytest
+import uvicorn
+
+from tests.integration.service.conftest import kill_workers, service_settings, task_body, wait_for
+from tuneforge.api.app import create_app
+from tuneforge.service.platform import Platform
+
+
+@pytest.fixture()
+def live_server(tmp_path, tiny_model_dir):
+    """A real HTTP server (the openai client needs one), API + scheduler + deployment watcher."""
+    settings = service_settings(tmp_path, tiny_model_dir, f"sqlite:///{tmp_path}/tf.db")
+    platform = Platform(settings)
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, platform), host="127.0.0.1", port=0,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}", platform
+    server.should_exit = True
+    thread.join(timeout=10)
+    kill_workers(platform)
+
+
+def _wait_status(client, deployment_id: int, wanted: set[str], timeout: float = 90) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        data = client.get("/deployments/getDeployment", params={"id": deployment_id}).json()
+        if data["status"] in wanted:
+            return data
+        time.sleep(0.3)
+    raise AssertionError(f"deployment never reached {wanted}: {data}")
+
+
+@pytest.mark.slow
+def test_publish_deploy_chat_with_openai_and_restart_on_crash(live_server, tiny_model_dir, dataset_dir):
+    import httpx
+    import openai
+
+    url, _ = live_server
+    client = httpx.Client(base_url=url, timeout=60)
+    task = client.post("/finetuning/createTask", json=task_body("to-serve", tiny_model_dir, dataset_dir,
+                                                                max_steps=4)).json()
+    assert wait_for(client, task["id"], {"completed", "failed"})["status"] == "completed"
+    model = client.post("/models/publishModel", json={"taskId": task["id"], "name": "tiny-qa"}).json()
+    deployment = client.post("/deployments/createDeployment", json={"name": "tiny-qa", "modelId": model["id"]})
+    assert deployment.status_code == 201, deployment.text
+    running = _wait_status(client, deployment.json()["id"], {"running", "failed"})
+    assert running["status"] == "running", running
+
+    oai = openai.OpenAI(base_url=f"{url}/v1", api_key="unused")
+    assert [m.id for m in oai.models.list().data] == ["tiny-qa"]
+    messages = [{"role": "user", "content": "Who are you?"}]
+    answer = oai.chat.completions.create(model="tiny-qa", messages=messages, max_tokens=8, temperature=0)
+    text = answer.choices[0].message.content
+    assert isinstance(text, str) and answer.usage.completion_tokens > 0
+    streamed = "".join(chunk.choices[0].delta.content or "" for chunk in oai.chat.completions.create(
+        model="tiny-qa", messages=messages, max_tokens=8, temperature=0, stream=True) if chunk.choices)
+    assert streamed == text  # greedy: the same answer either way
+    with pytest.raises(openai.NotFoundError):
+        oai.chat.completions.create(model="no-such-model", messages=messages)
+
+    os.killpg(running["pid"], signal.SIGKILL)  # the serving process crashes
+    restarted = _wait_status(client, running["id"], {"restarting"}, timeout=15)
+    assert "crashed" in restarted["errorMessage"] and restarted["restarts"] == 1
+    again = _wait_status(client, running["id"], {"running", "failed"})
+    assert again["status"] == "running" and again["pid"] != running["pid"]
+    assert oai.chat.completions.create(model="tiny-qa", messages=messages, max_tokens=8,
+                                       temperature=0).choices[0].message.content == text
+
+    in_use = client.delete("/models/deleteModel", params={"id": model["id"]})
+    assert in_use.status_code == 409
+    stopped = client.post("/deployments/stopDeployment", json={"id": running["id"]}).json()
+    assert stopped["status"] == "stopped"
+    assert client.delete("/deployments/deleteDeployment", params={"id": running["id"]}).json()["deleted"]
+
+
+def test_deploying_a_model_that_does_not_exist_is_a_404(make_client):
+    client = make_client(run_scheduler=False)
+    response = client.post("/deployments/createDeployment", json={"name": "ghost", "modelId": 42})
+    assert response.status_code == 404 and response.json()["error"]["details"][0]["field"] == "modelId"
+    bad_name = client.post("/deployments/createDeployment", json={"name": "Ghost Model", "modelId": 1})
+    assert bad_name.status_code == 422
