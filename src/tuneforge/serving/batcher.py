@@ -144,6 +144,8 @@ class BatchScheduler:
             self._can_join = False
         fresh = _Batch(gens, cache, mask, torch.zeros(len(gens), dtype=torch.long, device=self.device),
                        mask.sum(-1))
+        log.debug("prefilled %d request(s), %d tokens at most; %d already decoding", len(gens), longest,
+                  len(batch.gens) if batch else 0)
         fresh = self._choose(fresh, out.logits[:, -1, :])
         if fresh is None:
             return batch
