@@ -182,3 +182,23 @@ def test_command_line_names_the_model() -> None:
     args = parse_args(["--model", "bundled", "--adapter", "/runs/identity/output", "--port", "9000"])
     assert (served_name(args), args.port, args.max_batch) == ("output", 9000, 8)
     assert served_name(parse_args(["--model", "bundled", "--name", "forge"])) == "forge"
+
+
+def test_an_adapter_is_served_without_merging(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    lora = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM", init_lora_weights=False)
+    get_peft_model(base, lora).save_pretrained(tmp_path / "adapter")
+    chat = load_chat_model(str(tiny_model_dir), adapter=str(tmp_path / "adapter"), template="chatml")
+    messages = [{"role": "user", "content": "Who are you?"}]
+    with TestClient(create_app("tuned", lambda: ServedModel.start("tuned", chat))) as http:
+        for _ in range(200):
+            if http.get("/health").status_code == 200:
+                break
+            time.sleep(0.02)
+        reply = http.post("/v1/chat/completions", json={"model": "tuned", "messages": messages, "temperature": 0,
+                                                        "max_tokens": 16})
+    assert reply.status_code == 200
+    assert reply.json()["choices"][0]["message"]["content"] == _greedy(chat, messages, 16)
