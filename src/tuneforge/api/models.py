@@ -28,6 +28,34 @@ class PublishModelBody(Body):
     owner_id: int | None = None
 
 
+class ExportModelBody(Body):
+    id: int = Field(description="The registered model to export.")
+    dtype: str = Field(default="auto", description="auto | float32 | float16 | bfloat16")
+    max_shard_size_gb: float = Field(default=5.0, description="Largest safetensors file, in GB.")
+    safe_serialization: bool = True
+    merge: bool | None = Field(default=None, description="Merge the LoRA adapter (default: yes when there is one).")
+    gguf: str | None = Field(default=None, description="Also write GGUF: f16 | q8_0 (llama.cpp).")
+    hub_repo_id: str | None = Field(default=None, description="Push to this Hugging Face Hub repo (owner/name).")
+    output_dir: str | None = Field(default=None, description="Default: HOME/exported/<model>-<job>.")
+
+
+@router.post("/exportModel", status_code=201, summary="Export a model in the background (merge, shards, dtype, "
+             "GGUF, hub push); follow it with getExport")
+def export_model(request: Request, body: ExportModelBody) -> dict[str, Any]:
+    options = body.model_dump(exclude={"id"}, exclude_none=True)
+    return request.app.state.platform.exports.create(body.id, options)
+
+
+@router.get("/getExport", summary="An export job: status, stage, percentage, files and sizes")
+def get_export(request: Request, id: str) -> dict[str, Any]:
+    return request.app.state.platform.exports.get(id)
+
+
+@router.get("/getExportList", summary="Export jobs, newest first")
+def get_export_list(request: Request) -> dict[str, Any]:
+    return request.app.state.platform.exports.list()
+
+
 @router.post("/registerModel", status_code=201, summary="Register a base model")
 def register_model(request: Request, body: RegisterModelBody) -> dict[str, Any]:
     return request.app.state.platform.models.register_base(body.name, body.source, body.description, body.owner_id)

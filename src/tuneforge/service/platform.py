@@ -9,6 +9,7 @@ from tuneforge.service.datasets import DatasetService
 from tuneforge.service.deployments import DeploymentService
 from tuneforge.service.executor import LocalExecutor
 from tuneforge.service.experiments import ExperimentService
+from tuneforge.service.exports import ExportService
 from tuneforge.service.models import ModelService
 from tuneforge.service.scheduler import Scheduler
 from tuneforge.service.tasks import TaskService
@@ -34,6 +35,7 @@ class Platform:
         self.datasets = DatasetService(self)
         self.models = ModelService(self)
         self.deployments = DeploymentService(self)
+        self.exports = ExportService(self)
 
     def start(self) -> None:
         """Start the queue; workers that outlived a previous server are watched again from the first tick."""

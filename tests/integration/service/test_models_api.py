@@ -60,3 +60,27 @@ def test_publish_and_register_refuse_bad_input(make_client, tiny_model_dir, data
     missing = client.post("/models/registerModel", json={"name": "nope", "source": "/tmp/no/such/model"})
     assert missing.status_code == 422 and missing.json()["error"]["details"][0]["field"] == "source"
     assert client.get("/models/getModel", params={"id": 999}).status_code == 404
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_export_a_published_model_in_the_background(make_client, tiny_model_dir, dataset_dir):
+    import time
+
+    client = make_client()
+    task = client.post("/finetuning/createTask", json=task_body("to-export", tiny_model_dir, dataset_dir,
+                                                                max_steps=2)).json()
+    assert wait_for(client, task["id"], {"completed", "failed"})["status"] == "completed"
+    model = client.post("/models/publishModel", json={"taskId": task["id"], "name": "to-export"}).json()
+    bad = client.post("/models/exportModel", json={"id": model["id"], "gguf": "q4_k"})
+    assert bad.status_code == 422 and "gguf" in bad.text
+    job = client.post("/models/exportModel", json={"id": model["id"], "gguf": "f16", "maxShardSizeGb": 0.0002})
+    assert job.status_code == 201, job.text
+    deadline = time.monotonic() + 120
+    while (state := client.get("/models/getExport", params={"id": job.json()["id"]}).json())["status"] == "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.3)
+    assert state["status"] == "completed", state
+    assert any(name.endswith("-f16.gguf") for name in state["files"])
+    shards = [size for name, size in state["sizes"].items() if name.endswith(".safetensors")]
+    assert len(shards) > 1 and max(shards) <= 200_000

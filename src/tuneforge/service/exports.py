@@ -1,0 +1,78 @@
+"""Export jobs (issue 6): a registered model → merged / sharded safetensors, optionally GGUF or a hub push, run by
+`python -m tuneforge.engine.export SPEC.json` in a job folder under HOME/exports; progress comes from that folder's
+events.jsonl, so a job survives a server restart like a task does."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from typing import Any
+
+from pydantic import ValidationError
+
+from tuneforge.rundir import final_event, read_events
+from tuneforge.schemas import ConfigProblem
+from tuneforge.schemas.export_spec import ExportSpec
+from tuneforge.service.errors import InvalidInput, NotFound
+from tuneforge.service.paths import confine
+
+SPEC = "SPEC.json"
+
+
+class ExportService:
+    def __init__(self, platform: Any) -> None:
+        self.platform = platform
+        self.settings = platform.settings
+        self.root = self.settings.home / "exports"
+        self._children: dict[str, subprocess.Popen] = {}
+
+    def create(self, model_id: int, options: dict[str, Any]) -> dict[str, Any]:
+        model = self.platform.models.get(model_id)
+        job_id = f"export-{time.strftime('%Y%m%d-%H%M%S')}-{model_id}-{time.time_ns() % 10**6:06d}"
+        output = options.pop("output_dir", None) or str(self.settings.home / "exported" / f"{model['name']}-{job_id}")
+        path, problem = confine(output, self.settings.roots, "outputDir")
+        if problem:
+            raise InvalidInput.of([problem])
+        base = model["modelPath"] or model["baseModel"]
+        adapter = model.get("adapterPath")
+        try:
+            spec = ExportSpec(base_model=base, adapter_dir=adapter, output_dir=str(path), job_id=job_id,
+                              lineage=model.get("lineage") or {}, **options)
+        except ValidationError as exc:
+            raise InvalidInput.of([ConfigProblem(".".join(map(str, e["loc"])) or "spec", e["msg"])
+                                   for e in exc.errors()]) from exc
+        folder = self.root / job_id
+        folder.mkdir(parents=True)
+        (folder / SPEC).write_text(spec.model_dump_json(indent=2), encoding="utf-8")
+        with (folder / "job.out").open("ab") as out:
+            self._children[job_id] = subprocess.Popen(
+                [sys.executable, "-m", "tuneforge.engine.export", str(folder / SPEC)], stdin=subprocess.DEVNULL,
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        return self.get(job_id)
+
+    def get(self, job_id: str) -> dict[str, Any]:
+        folder = self.root / job_id
+        if not (folder / SPEC).is_file() or "/" in job_id or job_id.startswith("."):
+            raise NotFound(f"export job {job_id!r} does not exist", [ConfigProblem("id", "no such export job")])
+        spec = ExportSpec.model_validate_json((folder / SPEC).read_text(encoding="utf-8"))
+        events = read_events(folder / "events.jsonl")
+        final = final_event(folder / "events.jsonl")
+        progress = next((e for e in reversed(events) if e["type"] == "progress"), None)
+        status = final["type"] if final else "running"
+        child = self._children.get(job_id)
+        if final is None and child is not None and child.poll() is not None:
+            status = "failed"  # died without a final event
+        return {"id": job_id, "status": status, "outputDir": spec.output_dir, "gguf": spec.gguf,
+                "dtype": spec.dtype, "maxShardSizeGb": spec.max_shard_size_gb,
+                "stage": progress.get("stage") if progress else None,
+                "percentage": 100.0 if status == "completed" else (progress or {}).get("percentage", 0.0),
+                "message": (progress or {}).get("message"), "files": (final or {}).get("files"),
+                "sizes": (final or {}).get("sizes"), "error": (final or {}).get("error"),
+                "hint": (final or {}).get("hint")}
+
+    def list(self) -> dict[str, Any]:
+        jobs = sorted((p.name for p in self.root.glob("export-*") if (p / SPEC).is_file()), reverse=True)
+        return {"total": len(jobs), "items": [self.get(job) for job in jobs]}
+
+
