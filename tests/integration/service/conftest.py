@@ -72,7 +72,7 @@ def kill_workers(platform: Platform) -> None:
             platform.executor.kill(pid)
         for (pid,) in session.execute(select(Deployment.pid).where(Deployment.pid.is_not(None))):
             platform.executor.kill(pid)
-    platform.db.dispose()
+    platform.close()  # its background threads too: none may outlive the test
 
 
 def task_body(name: str, model_dir: Path, dataset: Path, **args: Any) -> dict[str, Any]:
