@@ -5,9 +5,6 @@ needs, and deletion is refused while a task uses the dataset."""
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,43 +12,21 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from tests.fixtures.live_server import free_port, live_server
 from tests.integration.service.conftest import QA, task_body
 from tuneforge.cli import datasets as datasets_cli
 from tuneforge.cli.main import app
+from tuneforge.settings import Settings
 
 ROWS = [{"instruction": q, "input": "", "output": a} for q, a in QA * 6]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture()
 def server(tmp_path: Path, tiny_model_dir: Path) -> Iterator[str]:
-    import uvicorn
-
-    from tuneforge.api.app import create_app
-    from tuneforge.service.platform import Platform
-    from tuneforge.settings import Settings
-
     settings = Settings(home=tmp_path / "home", allowed_roots=[tmp_path, tiny_model_dir.parent], cpu_slots=1,
                         poll_interval_s=0.2)
-    platform = Platform(settings)
-    port = _free_port()
-    uvicorn_server = uvicorn.Server(uvicorn.Config(create_app(settings, platform, run_scheduler=False),
-                                                  host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=uvicorn_server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not uvicorn_server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the test server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    uvicorn_server.should_exit = True
-    thread.join(timeout=30)
-    platform.db.dispose()
+    with live_server(settings, run_scheduler=False) as (url, _):
+        yield url
 
 
 @pytest.fixture()
@@ -150,7 +125,7 @@ def test_bad_arguments_are_refused_before_anything_is_sent(server, workdir):
 
 
 def test_no_server_is_one_clear_line_and_exit_1():
-    url = f"http://127.0.0.1:{_free_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     result = CliRunner().invoke(app, ["datasets", "--server", url, "list"])
     assert result.exit_code == 1
     assert result.output.strip() == f"error: no tuneforge server at {url} — start one with `tuneforge serve`"

@@ -5,9 +5,6 @@ task that `logs -f` follows to completion; list / show / delete show what a user
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,39 +13,20 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from tests.fixtures.live_server import free_port, live_server
 from tests.integration.service.conftest import QA
 from tuneforge.cli import tasks as tasks_cli
 from tuneforge.cli.main import app
 from tuneforge.cli.remote import task_body
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from tuneforge.settings import Settings
 
 
 @pytest.fixture()
 def server(tmp_path: Path, tiny_model_dir: Path) -> Iterator[str]:
-    import uvicorn
-
-    from tuneforge.api.app import create_app
-    from tuneforge.settings import Settings
-
     settings = Settings(home=tmp_path / "home", allowed_roots=[tmp_path, tiny_model_dir.parent], cpu_slots=1,
                         poll_interval_s=0.2)
-    port = _free_port()
-    uvicorn_server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
-                                                  log_level="warning"))
-    thread = threading.Thread(target=uvicorn_server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not uvicorn_server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the test server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    uvicorn_server.should_exit = True
-    thread.join(timeout=30)
+    with live_server(settings, run_scheduler=True) as (url, _):
+        yield url
 
 
 @pytest.fixture()
@@ -128,7 +106,7 @@ def test_bad_input_names_the_field_and_exits_2(server, workdir, tiny_model_dir):
 
 
 def test_no_server_is_one_clear_line_and_exit_1():
-    url = f"http://127.0.0.1:{_free_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     for args in (["list"], ["logs", "1", "-f"], ["show", "3"]):
         result = CliRunner().invoke(app, ["tasks", "--server", url, *args])
         assert result.exit_code == 1, result.output

@@ -5,33 +5,19 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
 
 import pytest
-import uvicorn
 
-from tests.integration.service.conftest import kill_workers, service_settings, task_body, wait_for
-from tuneforge.api.app import create_app
-from tuneforge.service.platform import Platform
+from tests.fixtures.live_server import live_server
+from tests.integration.service.conftest import service_settings, task_body, wait_for
 
 
 @pytest.fixture()
-def live_server(tmp_path, tiny_model_dir):
-    """A real HTTP server (the openai client needs one), API + scheduler + deployment watcher."""
-    settings = service_settings(tmp_path, tiny_model_dir, f"sqlite:///{tmp_path}/tf.db")
-    platform = Platform(settings)
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, platform), host="127.0.0.1", port=0,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}", platform
-    server.should_exit = True
-    thread.join(timeout=10)
-    kill_workers(platform)
+def server(tmp_path, tiny_model_dir):
+    """A real HTTP server (the openai client needs one): API, scheduler and the deployment watcher."""
+    with live_server(service_settings(tmp_path, tiny_model_dir, f"sqlite:///{tmp_path}/tf.db")) as running:
+        yield running
 
 
 def _wait_status(client, deployment_id: int, wanted: set[str], timeout: float = 90) -> dict:
@@ -45,11 +31,11 @@ def _wait_status(client, deployment_id: int, wanted: set[str], timeout: float = 
 
 
 @pytest.mark.slow
-def test_publish_deploy_chat_with_openai_and_restart_on_crash(live_server, tiny_model_dir, dataset_dir):
+def test_publish_deploy_chat_with_openai_and_restart_on_crash(server, tiny_model_dir, dataset_dir):
     import httpx
     import openai
 
-    url, _ = live_server
+    url, _ = server
     client = httpx.Client(base_url=url, timeout=60)
     task = client.post("/finetuning/createTask", json=task_body("to-serve", tiny_model_dir, dataset_dir,
                                                                 max_steps=4)).json()
