@@ -30,7 +30,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
             if own:
                 app.state.platform.close()
             elif run_scheduler:
-                app.state.platform.scheduler.shutdown()
+                app.state.platform.stop()
 
     app = FastAPI(title="tuneforge", version=__version__, lifespan=lifespan,
                   description="Self-hosted fine-tuning of large language models: tasks, experiments, devices.")

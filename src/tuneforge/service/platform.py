@@ -45,8 +45,12 @@ class Platform:
         self.models.ensure_bundled()
         self.deployments.start_watching()
 
-    def close(self) -> None:
+    def stop(self) -> None:
+        """Stop the background threads (queue, dataset jobs, deployment watcher); workers and deployments run on."""
         self.scheduler.shutdown()
         self.datasets.close()
         self.deployments.close()
+
+    def close(self) -> None:
+        self.stop()
         self.db.dispose()
