@@ -20,7 +20,7 @@ from tuneforge.service import dataset_files as files
 from tuneforge.service import dataset_inspect as inspect
 from tuneforge.service.dataset_jobs import validate_version
 from tuneforge.service.dataset_views import dataset_view, version_view
-from tuneforge.service.errors import Conflict, InvalidInput, NotFound
+from tuneforge.service.errors import Conflict, InvalidInput, NotFound, get_or_not_found
 from tuneforge.service.paths import confine
 from tuneforge.store import Dataset, DatasetVersion, Task, TaskDataset
 
@@ -272,10 +272,7 @@ def _info_entry(dataset: Dataset, version: DatasetVersion, root: Path) -> dict[s
 
 
 def _dataset(session: Any, dataset_id: int) -> Dataset:
-    dataset = session.get(Dataset, dataset_id)
-    if dataset is None:
-        raise NotFound(f"dataset {dataset_id} does not exist", [ConfigProblem("id", "no such dataset")])
-    return dataset
+    return get_or_not_found(session, Dataset, dataset_id, "dataset")
 
 
 def _version(dataset: Dataset, number: int | None) -> DatasetVersion:

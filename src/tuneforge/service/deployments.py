@@ -22,7 +22,7 @@ from sqlalchemy import select
 
 from tuneforge.schemas import ConfigProblem
 from tuneforge.schemas.tasks import name_problem
-from tuneforge.service.errors import Conflict, InvalidInput, NotFound
+from tuneforge.service.errors import Conflict, InvalidInput, NotFound, get_or_not_found
 from tuneforge.store import Deployment, RegisteredModel
 
 log = logging.getLogger(__name__)
@@ -199,9 +199,7 @@ def deployment_view(deployment: Deployment, model: RegisteredModel) -> dict[str,
 
 
 def _deployment(session: Any, deployment_id: int) -> tuple[Deployment, RegisteredModel]:
-    deployment = session.get(Deployment, deployment_id)
-    if deployment is None:
-        raise NotFound(f"deployment {deployment_id} does not exist", [ConfigProblem("id", "no such deployment")])
+    deployment = get_or_not_found(session, Deployment, deployment_id, "deployment")
     return deployment, session.get(RegisteredModel, deployment.model_id)
 
 

@@ -48,3 +48,11 @@ class DoesNotFit(ServiceError):
 
     code = "does_not_fit"
     status = 422
+
+
+def get_or_not_found(session: Any, table: type, row_id: Any, noun: str, field: str = "id") -> Any:
+    """The row with this id, or NotFound naming the request field ("task 7 does not exist")."""
+    row = session.get(table, row_id)
+    if row is None:
+        raise NotFound(f"{noun} {row_id} does not exist", [ConfigProblem(field, f"no such {noun}")])
+    return row

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from tuneforge.modelref import ModelNotFound, locate_model
 from tuneforge.schemas import ConfigError, ConfigProblem, TrainingConfig, parse_training_config
 from tuneforge.schemas.tasks import name_problem
-from tuneforge.service.errors import Conflict, InvalidInput, NotFound
+from tuneforge.service.errors import Conflict, InvalidInput, get_or_not_found
 from tuneforge.service.views import ExperimentView, experiment_view
 from tuneforge.store import Experiment, Task
 
@@ -104,8 +104,4 @@ def check_experiment_membership(session: Any, experiment_id: int, cfg: TrainingC
 
 
 def _experiment(session: Any, experiment_id: int) -> Experiment:
-    experiment = session.get(Experiment, experiment_id)
-    if experiment is None:
-        raise NotFound(f"experiment {experiment_id} does not exist", [ConfigProblem("experimentId", "no such "
-                                                                                                    "experiment")])
-    return experiment
+    return get_or_not_found(session, Experiment, experiment_id, "experiment", "experimentId")

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from tuneforge.modelref import ModelNotFound, locate_model
 from tuneforge.schemas import ConfigProblem
 from tuneforge.schemas.tasks import TaskStatus, name_problem
-from tuneforge.service.errors import Conflict, InvalidInput, NotFound
+from tuneforge.service.errors import Conflict, InvalidInput, NotFound, get_or_not_found
 from tuneforge.service.paths import confine
 from tuneforge.store import Checkpoint, Deployment, RegisteredModel, Task
 
@@ -169,10 +169,7 @@ def _metrics_at(task: Task, step: int | None) -> dict[str, Any]:
 
 
 def _model(session: Any, model_id: int) -> RegisteredModel:
-    model = session.get(RegisteredModel, model_id)
-    if model is None:
-        raise NotFound(f"model {model_id} does not exist", [ConfigProblem("id", "no such model")])
-    return model
+    return get_or_not_found(session, RegisteredModel, model_id, "model")
 
 
 def model_view(model: RegisteredModel, brief: bool = False) -> dict[str, Any]:

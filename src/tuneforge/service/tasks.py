@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from tuneforge.schemas import ALIASES, ConfigProblem
 from tuneforge.schemas.tasks import ACTIVE_STATUSES, FINAL_STATUSES, TaskStatus, name_problem
 from tuneforge.service.dataset_refs import apply_mixture, resolve_references
-from tuneforge.service.errors import Conflict, InvalidInput, NotFound
+from tuneforge.service.errors import Conflict, InvalidInput, get_or_not_found
 from tuneforge.service.experiments import check_experiment_membership, experiment_defaults
 from tuneforge.service.planning import TOP_LEVEL, TaskPlan, TaskRequest, plan_task
 from tuneforge.service.views import (
@@ -258,10 +258,7 @@ def _new_task(plan: TaskPlan) -> Task:
 
 
 def _task(session: Any, task_id: int) -> Task:
-    task = session.get(Task, task_id)
-    if task is None:
-        raise NotFound(f"task {task_id} does not exist", [ConfigProblem("id", "no such task")])
-    return task
+    return get_or_not_found(session, Task, task_id, "task")
 
 
 def _copy_name(session: Any, name: str) -> str:
