@@ -1,0 +1,96 @@
+"""SPEC.json of an evaluation job (`python -m tuneforge.engine.evaluate SPEC.json`): score one or more models on the
+same held-out samples — eval loss and perplexity, then generation scored with BLEU-4 and ROUGE-1/2/L — and write
+results.json. Two models (base and fine-tuned) give the before / after comparison in one run."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+EVAL_SPEC_VERSION = 1
+
+RESULTS_FILE = "results.json"  # written next to SPEC.json; its layout is EvalResults below
+
+
+class EvalModel(BaseModel):
+    """One model under evaluation: a base model, optionally with a LoRA adapter applied (not merged)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    label: str = Field(min_length=1, max_length=64, description="Column name in the report, e.g. 'base', 'fine-tuned'.")
+    base_model: str = Field(description="A local directory, a .gguf file, a hub id, or 'bundled'.")
+    adapter_dir: str | None = Field(default=None, description="A LoRA adapter directory applied on base_model.")
+    template: str | None = Field(default=None, description="Chat template; None: the one the adapter was trained "
+                                                           "with, else the tokenizer's own.")
+
+
+class EvalSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = EVAL_SPEC_VERSION
+    job_id: str | None = None
+    models: list[EvalModel] = Field(min_length=1, max_length=4)
+    dataset: str = Field(description="A dataset_info.json key (e.g. 'identity@v2'), a .json/.jsonl file or a folder "
+                                     "with train/valid/test files; same rules as training's `dataset`.")
+    dataset_dir: str = Field(default="data", description="Folder holding dataset_info.json.")
+    split: Literal["test", "valid", "train"] = Field(
+        default="test", description="Which split to score; 'test' falls back to 'valid' when there is no test file.")
+    max_samples: int = Field(default=50, ge=1, le=100_000, description="Score at most this many samples (in order).")
+    cutoff_len: int = Field(default=1024, ge=8, description="Longest prompt + answer in tokens for the loss.")
+    max_new_tokens: int = Field(default=128, ge=1, le=8192, description="Longest generated answer.")
+    batch_size: int = Field(default=4, ge=1, le=256, description="Samples per forward / generate call.")
+    temperature: float = Field(default=0.0, ge=0, le=2, description="0: greedy decoding (reproducible scores).")
+    top_p: float = Field(default=1.0, gt=0, le=1)
+    compute_loss: bool = Field(default=True, description="Eval loss and perplexity on the reference answers.")
+    predict: bool = Field(default=True, description="Generate answers and score them with BLEU-4 / ROUGE.")
+    show_samples: int = Field(default=5, ge=0, le=100, description="How many best and worst samples to list.")
+    seed: int = 42
+
+    @model_validator(mode="after")
+    def _check(self) -> EvalSpec:
+        labels = [m.label for m in self.models]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"models: labels must differ, got {labels}")
+        if not (self.compute_loss or self.predict):
+            raise ValueError("compute_loss and predict are both false: nothing to evaluate")
+        return self
+
+
+class SampleScore(BaseModel):
+    text: str
+    bleu_4: float
+    rouge_1: float
+    rouge_2: float
+    rouge_l: float
+    loss: float | None = None
+
+
+class EvalSample(BaseModel):
+    index: int
+    prompt: str  # the last user turn (history and system shown in `messages`)
+    messages: list[dict[str, str]] = Field(default_factory=list)
+    reference: str
+    outputs: dict[str, SampleScore] = Field(default_factory=dict)  # by model label
+
+
+class ModelScores(BaseModel):
+    label: str
+    eval_loss: float | None = None
+    perplexity: float | None = None
+    bleu_4: float | None = None  # 0-100, as LLaMA-Factory's predict_bleu-4
+    rouge_1: float | None = None
+    rouge_2: float | None = None
+    rouge_l: float | None = None
+    samples: int = 0
+    runtime_s: float = 0.0
+    tokens_per_second: float | None = None
+    best: list[int] = Field(default_factory=list)  # sample indices, best first (by ROUGE-L, then BLEU-4)
+    worst: list[int] = Field(default_factory=list)  # worst first
+
+
+class EvalResults(BaseModel):
+    models: list[ModelScores]
+    samples: list[EvalSample]
+    dataset: str
+    split: str
