@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from tuneforge import __version__
-from tuneforge.api import datasets, deployments, experiments, finetuning, models, system
+from tuneforge.api import datasets, deployments, evaluations, experiments, finetuning, models, system
 from tuneforge.api.errors import install_error_handlers
 from tuneforge.service.platform import Platform
 from tuneforge.settings import Settings, get_settings
@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     app.include_router(datasets.router)
     app.include_router(models.router)
     app.include_router(deployments.router)
+    app.include_router(evaluations.router)
     app.include_router(deployments.gateway)
     app.include_router(system.router)
     return app

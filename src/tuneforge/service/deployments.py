@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 from sqlalchemy import select
 
 from tuneforge.schemas import ConfigProblem
 from tuneforge.schemas.tasks import name_problem
 from tuneforge.service.errors import Conflict, InvalidInput, NotFound, get_or_not_found
+from tuneforge.service.processes import create_time, file_tail, is_same_process
 from tuneforge.store import Deployment, RegisteredModel
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ class DeploymentService:
                                        start_new_session=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
         self._children[process.pid] = process
         deployment.port, deployment.pid, deployment.command = port, process.pid, command
-        deployment.pid_started_at = psutil.Process(process.pid).create_time()
+        deployment.pid_started_at = create_time(process.pid)
         deployment.started_at = time.time()
 
     def stop(self, deployment_id: int) -> dict[str, Any]:
@@ -99,11 +99,11 @@ class DeploymentService:
         return {"id": deployment_id, "deleted": True}
 
     def _terminate(self, deployment: Deployment) -> None:
-        if deployment.pid and _alive(deployment.pid, deployment.pid_started_at):
+        if deployment.pid and is_same_process(deployment.pid, deployment.pid_started_at):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(deployment.pid, signal.SIGTERM)
             deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and _alive(deployment.pid, deployment.pid_started_at):
+            while time.monotonic() < deadline and is_same_process(deployment.pid, deployment.pid_started_at):
                 self._reap(deployment.pid)
                 time.sleep(0.1)
             with contextlib.suppress(ProcessLookupError):
@@ -141,12 +141,12 @@ class DeploymentService:
             rows = session.execute(select(Deployment, RegisteredModel).join(RegisteredModel)
                                    .where(Deployment.status.in_(LIVE))).all()
             for deployment, model in rows:
-                if deployment.pid and _alive(deployment.pid, deployment.pid_started_at):
+                if deployment.pid and is_same_process(deployment.pid, deployment.pid_started_at):
                     if deployment.status != "running" and _healthy(deployment.port):
                         deployment.status = "running"
                     continue
                 code = self._reap(deployment.pid) if deployment.pid else None
-                tail = _tail(Path(deployment.log_path))
+                tail = file_tail(Path(deployment.log_path))
                 if deployment.restarts >= MAX_RESTARTS:
                     deployment.status, deployment.pid = "failed", None
                     deployment.error_message = (f"the serving process exited (code {code}) and was restarted "
@@ -176,7 +176,7 @@ class DeploymentService:
         with self.db.session() as session:
             deployment, _ = _deployment(session, deployment_id)
             path = Path(deployment.log_path)
-        return {"id": deployment_id, "lines": _tail(path, tail).splitlines()}
+        return {"id": deployment_id, "lines": file_tail(path, tail).splitlines()}
 
     def route(self, name: str) -> tuple[int, str] | None:
         """(port, status) of the deployment serving `name`, for the gateway."""
@@ -209,15 +209,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _alive(pid: int, started_at: float | None) -> bool:
-    try:
-        process = psutil.Process(pid)
-        return process.status() != psutil.STATUS_ZOMBIE and (
-            started_at is None or abs(process.create_time() - started_at) < 1.0)
-    except psutil.Error:
-        return False
-
-
 def _healthy(port: int | None) -> bool:
     if not port:
         return False
@@ -226,11 +217,3 @@ def _healthy(port: int | None) -> bool:
     except httpx.HTTPError:
         return False
 
-
-def _tail(path: Path, lines: int = 15) -> str:
-    if not path.is_file():
-        return ""
-    with path.open("rb") as f:
-        f.seek(0, 2)
-        f.seek(max(0, f.tell() - 32 * 1024))
-        return "\n".join(f.read().decode("utf-8", errors="replace").splitlines()[-lines:])

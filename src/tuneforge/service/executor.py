@@ -17,6 +17,8 @@ from typing import Literal
 
 import psutil
 
+from tuneforge.service.processes import create_time, is_same_process, signal_group
+
 WORKER_OUTPUT = "worker.out"
 
 
@@ -47,7 +49,7 @@ class LocalExecutor:
             process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
                                        env=env, cwd=run_dir, start_new_session=True)
         self._children[process.pid] = process
-        return Launched(process.pid, _create_time(process.pid) or time.time(), command)
+        return Launched(process.pid, create_time(process.pid) or time.time(), command)
 
     def poll(self, pid: int, started_at: float | None) -> ProcessState:
         child = self._children.get(pid)
@@ -57,7 +59,7 @@ class LocalExecutor:
                 return ProcessState(alive=True)
             del self._children[pid]
             return ProcessState(alive=False, exit_code=code)
-        return ProcessState(alive=_is_same_process(pid, started_at))
+        return ProcessState(alive=is_same_process(pid, started_at))
 
     def request_stop(self, pid: int) -> None:
         """SIGTERM to the worker, or under torchrun to its ranks (torchrun itself would exit 1 when signalled, though
@@ -67,13 +69,13 @@ class LocalExecutor:
         except psutil.Error:
             ranks = []
         if not ranks:
-            _signal_group(pid, signal.SIGTERM)
+            signal_group(pid, signal.SIGTERM)
         for rank in ranks:
             with contextlib.suppress(psutil.Error):
                 rank.send_signal(signal.SIGTERM)
 
     def kill(self, pid: int) -> None:
-        _signal_group(pid, signal.SIGKILL)
+        signal_group(pid, signal.SIGKILL)
 
     def wait(self, pid: int, started_at: float | None, timeout: float) -> bool:
         """True when the process ended within `timeout` seconds."""
@@ -84,27 +86,3 @@ class LocalExecutor:
             time.sleep(0.1)
         return not self.poll(pid, started_at).alive
 
-
-def _signal_group(pid: int, sig: signal.Signals) -> None:
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
-
-
-def _create_time(pid: int) -> float | None:
-    try:
-        return psutil.Process(pid).create_time()
-    except psutil.Error:
-        return None
-
-
-def _is_same_process(pid: int, started_at: float | None) -> bool:
-    try:
-        process = psutil.Process(pid)
-        if process.status() == psutil.STATUS_ZOMBIE:
-            return False
-        return started_at is None or abs(process.create_time() - started_at) < 1.0
-    except psutil.Error:
-        return False

@@ -5,19 +5,16 @@ events.jsonl, so a job survives a server restart like a task does."""
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from typing import Any
 
 from pydantic import ValidationError
 
-from tuneforge.rundir import final_event, read_events
 from tuneforge.schemas import ConfigProblem
 from tuneforge.schemas.export_spec import ExportSpec
 from tuneforge.service.errors import InvalidInput, NotFound
+from tuneforge.service.jobs import SPEC, launch_job, read_progress
 from tuneforge.service.paths import confine
-
-SPEC = "SPEC.json"
 
 
 class ExportService:
@@ -45,10 +42,7 @@ class ExportService:
         folder = self.root / job_id
         folder.mkdir(parents=True)
         (folder / SPEC).write_text(spec.model_dump_json(indent=2), encoding="utf-8")
-        with (folder / "job.out").open("ab") as out:
-            self._children[job_id] = subprocess.Popen(
-                [sys.executable, "-m", "tuneforge.engine.export", str(folder / SPEC)], stdin=subprocess.DEVNULL,
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        self._children[job_id] = launch_job("tuneforge.engine.export", folder)
         return self.get(job_id)
 
     def get(self, job_id: str) -> dict[str, Any]:
@@ -56,18 +50,14 @@ class ExportService:
         if not (folder / SPEC).is_file() or "/" in job_id or job_id.startswith("."):
             raise NotFound(f"export job {job_id!r} does not exist", [ConfigProblem("id", "no such export job")])
         spec = ExportSpec.model_validate_json((folder / SPEC).read_text(encoding="utf-8"))
-        events = read_events(folder / "events.jsonl")
-        final = final_event(folder / "events.jsonl")
-        progress = next((e for e in reversed(events) if e["type"] == "progress"), None)
-        status = final["type"] if final else "running"
+        progress = read_progress(folder)
+        final, status = progress.final, progress.status
         child = self._children.get(job_id)
         if final is None and child is not None and child.poll() is not None:
             status = "failed"  # died without a final event
         return {"id": job_id, "status": status, "outputDir": spec.output_dir, "gguf": spec.gguf,
-                "dtype": spec.dtype, "maxShardSizeGb": spec.max_shard_size_gb,
-                "stage": progress.get("stage") if progress else None,
-                "percentage": 100.0 if status == "completed" else (progress or {}).get("percentage", 0.0),
-                "message": (progress or {}).get("message"), "files": (final or {}).get("files"),
+                "dtype": spec.dtype, "maxShardSizeGb": spec.max_shard_size_gb, "stage": progress.stage,
+                "percentage": progress.percentage, "message": progress.message, "files": (final or {}).get("files"),
                 "sizes": (final or {}).get("sizes"), "error": (final or {}).get("error"),
                 "hint": (final or {}).get("hint")}
 

@@ -15,8 +15,9 @@ from tuneforge.modelref import ModelNotFound, locate_model
 from tuneforge.schemas import ConfigProblem
 from tuneforge.schemas.tasks import TaskStatus, name_problem
 from tuneforge.service.errors import Conflict, InvalidInput, NotFound, get_or_not_found
+from tuneforge.service.evaluations import evaluation_view
 from tuneforge.service.paths import confine
-from tuneforge.store import Checkpoint, Deployment, RegisteredModel, Task
+from tuneforge.store import Checkpoint, Deployment, Evaluation, RegisteredModel, Task
 
 BUNDLED_MODEL_NAME = "smollm2-135m-instruct"
 ADAPTER_FILES = ("adapter_config.json",)
@@ -135,7 +136,11 @@ class ModelService:
 
     def get(self, model_id: int) -> dict[str, Any]:
         with self.db.session() as session:
-            return model_view(_model(session, model_id))
+            view = model_view(_model(session, model_id))
+            evaluations = session.scalars(select(Evaluation).where(Evaluation.model_id == model_id)
+                                          .order_by(Evaluation.id.desc()).limit(5))
+            view["evaluations"] = [evaluation_view(e) for e in evaluations]
+            return view
 
     def find(self, name: str) -> dict[str, Any]:
         with self.db.session() as session:

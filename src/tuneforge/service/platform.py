@@ -7,6 +7,7 @@ from typing import Any
 
 from tuneforge.service.datasets import DatasetService
 from tuneforge.service.deployments import DeploymentService
+from tuneforge.service.evaluations import EvaluationService
 from tuneforge.service.executor import LocalExecutor
 from tuneforge.service.experiments import ExperimentService
 from tuneforge.service.exports import ExportService
@@ -36,6 +37,7 @@ class Platform:
         self.models = ModelService(self)
         self.deployments = DeploymentService(self)
         self.exports = ExportService(self)
+        self.evaluations = EvaluationService(self)
 
     def start(self) -> None:
         """Start the queue; workers that outlived a previous server are watched again from the first tick."""

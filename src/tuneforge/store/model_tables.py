@@ -54,3 +54,29 @@ class Deployment(Base):
     options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[float] = mapped_column(Float, default=time.time)
     started_at: Mapped[float | None] = mapped_column(Float)
+
+
+class Evaluation(Base):
+    """An evaluation job of one model (and, for a before / after report, a baseline) on a dataset split. The full
+    report (every sample, every output) stays in the job folder's results.json; the row keeps the headline scores."""
+
+    __tablename__ = "evaluations"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), index=True)
+    baseline: Mapped[str | None] = mapped_column(String(4096))  # what the model is compared with (label: source)
+    dataset: Mapped[str] = mapped_column(String(4096))
+    split: Mapped[str] = mapped_column(String(16), default="test")
+    status: Mapped[str] = mapped_column(String(16), default="running")  # running|completed|failed|stopped
+    stage: Mapped[str | None] = mapped_column(String(32))
+    percentage: Mapped[float] = mapped_column(Float, default=0.0)
+    message: Mapped[str | None] = mapped_column(Text)
+    job_dir: Mapped[str] = mapped_column(String(4096), default="")
+    pid: Mapped[int | None] = mapped_column(Integer)
+    pid_started_at: Mapped[float | None] = mapped_column(Float)
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    scores: Mapped[list[Any]] = mapped_column(JSON, default=list)  # EvalResults.models, without sample lists
+    error_message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Float, default=time.time)
+    finished_at: Mapped[float | None] = mapped_column(Float)

@@ -1,0 +1,67 @@
+"""Evaluation jobs in the seed's style: /evaluations/createEvaluation, getEvaluation, getEvaluationList,
+stopEvaluation, deleteEvaluation. A fine-tuned model is scored beside its base on the same prompts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import Field
+
+from tuneforge.api.requests import Body
+from tuneforge.service.evaluations import EvaluationRequest
+
+router = APIRouter(prefix="/evaluations", tags=["evaluations"])
+
+
+class CreateEvaluationBody(Body):
+    model_id: int = Field(description="The registered model to evaluate.")
+    dataset: str | None = Field(default=None, description="A managed dataset ('name' or 'name@v2'), a bundled one "
+                                "('identity') or a file / folder; default: the datasets the model was trained on.")
+    split: str = Field(default="test", description="test (falls back to valid when there is none) | valid | train")
+    compare_with_base: bool = Field(default=True, description="Score the base model on the same prompts too "
+                                    "(before / after report).")
+    max_samples: int = Field(default=50, description="Score at most this many samples.")
+    max_new_tokens: int = Field(default=128, description="Longest generated answer.")
+    cutoff_len: int = Field(default=1024, description="Longest prompt + answer for the loss, in tokens.")
+    batch_size: int = 4
+    temperature: float = Field(default=0.0, description="0: greedy (reproducible scores).")
+    top_p: float = 1.0
+    compute_loss: bool = Field(default=True, description="Eval loss and perplexity.")
+    predict: bool = Field(default=True, description="Generate answers, score BLEU-4 and ROUGE-1/2/L.")
+    show_samples: int = Field(default=5, description="How many best and worst samples the report lists.")
+
+
+class EvaluationIdBody(Body):
+    id: int
+
+
+@router.post("/createEvaluation", status_code=201,
+             summary="Evaluate a model on a dataset split in the background (loss, perplexity, BLEU-4, ROUGE)")
+def create_evaluation(request: Request, body: CreateEvaluationBody) -> dict[str, Any]:
+    options = body.model_dump(exclude={"model_id", "dataset", "compare_with_base"})
+    return request.app.state.platform.evaluations.create(
+        EvaluationRequest(body.model_id, body.dataset, body.compare_with_base, options))
+
+
+@router.get("/getEvaluation", summary="Status and progress; when completed, the before / after report with the best "
+            "and worst samples")
+def get_evaluation(request: Request, id: int) -> dict[str, Any]:
+    return request.app.state.platform.evaluations.get(id)
+
+
+@router.get("/getEvaluationList", summary="Evaluations, newest first, with their headline scores")
+def get_evaluation_list(request: Request, model_id: int | None = Query(None, alias="modelId"),
+                        page: int = Query(1, ge=1), page_size: int = Query(50, ge=1, le=500, alias="pageSize"),
+                        ) -> dict[str, Any]:
+    return request.app.state.platform.evaluations.list(model_id, page, page_size)
+
+
+@router.post("/stopEvaluation", summary="Stop a running evaluation")
+def stop_evaluation(request: Request, body: EvaluationIdBody) -> dict[str, Any]:
+    return request.app.state.platform.evaluations.stop(body.id)
+
+
+@router.delete("/deleteEvaluation", summary="Delete a finished evaluation and its report")
+def delete_evaluation(request: Request, id: int) -> dict[str, Any]:
+    return request.app.state.platform.evaluations.delete(id)

@@ -1,0 +1,234 @@
+"""Evaluation jobs (issue 6): a registered model — and, for a fine-tuned one, its base, on the same prompts — scored on
+a dataset split (eval loss, perplexity, BLEU-4, ROUGE-1/2/L, best and worst samples), run by
+`python -m tuneforge.engine.evaluate SPEC.json` in HOME/evaluations/eval-<id>. The row keeps the headline scores;
+the whole before / after report is the job's results.json."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select
+
+from tuneforge.data.sources import split_names
+from tuneforge.schemas import ConfigProblem
+from tuneforge.schemas.eval_spec import RESULTS_FILE, EvalModel, EvalSpec
+from tuneforge.service.dataset_refs import resolve_references
+from tuneforge.service.errors import Conflict, InvalidInput, get_or_not_found
+from tuneforge.service.jobs import OUTPUT, SPEC, launch_job, read_progress
+from tuneforge.service.paths import confine
+from tuneforge.service.planning import BUNDLED_DATASETS
+from tuneforge.service.processes import create_time, file_tail, is_same_process, signal_group
+from tuneforge.store import Evaluation, RegisteredModel
+
+FINAL = ("completed", "failed", "stopped")
+OPTION_FIELDS = ("split", "max_samples", "max_new_tokens", "cutoff_len", "batch_size", "temperature", "top_p",
+                 "compute_loss", "predict", "show_samples")
+
+
+@dataclass
+class EvaluationRequest:
+    model_id: int
+    dataset: str | None = None  # default: the datasets the model was trained on
+    compare_with_base: bool = True  # a fine-tuned model is scored beside its base model
+    options: dict[str, Any] | None = None  # EvalSpec fields: split, max_samples, max_new_tokens, …
+
+
+class EvaluationService:
+    def __init__(self, platform: Any) -> None:
+        self.platform = platform
+        self.db = platform.db
+        self.settings = platform.settings
+        self.root = self.settings.home / "evaluations"
+        self._children: dict[int, Any] = {}
+
+    def create(self, request: EvaluationRequest) -> dict[str, Any]:
+        with self.db.session() as session:
+            model = get_or_not_found(session, RegisteredModel, request.model_id, "model", "modelId")
+            dataset, dataset_dir = self._dataset(session, request.dataset, model)
+            models = _models_to_score(model, request.compare_with_base)
+            spec = _spec(models, dataset, dataset_dir, request.options or {})
+            row = Evaluation(model_id=model.id, dataset=dataset, split=spec.split,
+                             baseline=f"{models[0].label}: {models[0].base_model}" if len(models) > 1 else None,
+                             options=spec.model_dump(include=set(OPTION_FIELDS)), created_at=time.time())
+            session.add(row)
+            session.flush()
+            folder = self.root / f"eval-{row.id}"
+            folder.mkdir(parents=True, exist_ok=True)
+            spec = spec.model_copy(update={"job_id": f"eval-{row.id}"})
+            (folder / SPEC).write_text(spec.model_dump_json(indent=2), encoding="utf-8")
+            child = launch_job("tuneforge.engine.evaluate", folder)
+            self._children[row.id] = child
+            row.job_dir, row.pid = str(folder), child.pid
+            row.pid_started_at = create_time(child.pid)
+            evaluation_id = row.id
+        return self.get(evaluation_id)
+
+    def _dataset(self, session: Any, wanted: str | None, model: RegisteredModel) -> tuple[str, str]:
+        """(dataset, dataset_dir) for the job: managed datasets (pinned to a version, as a task pins them), one
+        bundled dataset, or files inside the allowed folders. Default: what the model was trained on."""
+        names = split_names(wanted) if wanted else list(model.datasets or [])
+        if not names:
+            raise InvalidInput.of([ConfigProblem("dataset", "required: this model has no training dataset on record "
+                                                            "to evaluate on")])
+        if len(names) == 1 and names[0] in _bundled_names():
+            return names[0], str(BUNDLED_DATASETS)
+        managed_root = self.settings.home / "datasets"
+        request, pinned, problems = resolve_references(session, _DatasetRequest(",".join(names), {}), managed_root)
+        if problems:
+            raise InvalidInput.of([replace(p, field="dataset") for p in problems])
+        managed = {p.reference for p in pinned}
+        resolved = []
+        for name in split_names(request.dataset_path):
+            if name not in managed:
+                path, problem = confine(name, self.settings.roots, "dataset")
+                if problem or not path.exists():
+                    raise InvalidInput.of([problem or ConfigProblem("dataset", f"{name}: no managed dataset, bundled "
+                                                                               "dataset or file of that name")])
+                name = str(path)
+            resolved.append(name)
+        return ",".join(resolved), str(managed_root)
+
+    def get(self, evaluation_id: int, with_samples: bool = True) -> dict[str, Any]:
+        with self.db.session() as session:
+            row = get_or_not_found(session, Evaluation, evaluation_id, "evaluation")
+            self._sync(row)
+            view = evaluation_view(row)
+        if with_samples and view["status"] == "completed":
+            view["report"] = _report(Path(view["jobDir"]))
+        return view
+
+    def list(self, model_id: int | None = None, page: int = 1, page_size: int = 50) -> dict[str, Any]:
+        query = select(Evaluation).order_by(Evaluation.id.desc())
+        if model_id is not None:
+            query = query.where(Evaluation.model_id == model_id)
+        with self.db.session() as session:
+            rows = list(session.scalars(query))
+            for row in rows:
+                self._sync(row)
+            items = [evaluation_view(r) for r in rows[(page - 1) * page_size: page * page_size]]
+        return {"total": len(rows), "items": items}
+
+    def stop(self, evaluation_id: int) -> dict[str, Any]:
+        with self.db.session() as session:
+            row = get_or_not_found(session, Evaluation, evaluation_id, "evaluation")
+            self._sync(row)
+            if row.status in FINAL:
+                raise Conflict(f"evaluation {row.id} is already {row.status}")
+            if row.pid and is_same_process(row.pid, row.pid_started_at):
+                signal_group(row.pid, signal.SIGKILL)
+            row.status, row.finished_at, row.message = "stopped", time.time(), "stopped by the user"
+        return self.get(evaluation_id, with_samples=False)
+
+    def delete(self, evaluation_id: int) -> dict[str, Any]:
+        with self.db.session() as session:
+            row = get_or_not_found(session, Evaluation, evaluation_id, "evaluation")
+            self._sync(row)
+            if row.status == "running":
+                raise Conflict(f"evaluation {row.id} is running; stop it first (stopEvaluation)")
+            folder = row.job_dir
+            session.delete(row)
+        if folder and Path(folder).resolve().is_relative_to(self.root.resolve()):
+            shutil.rmtree(folder, ignore_errors=True)
+        return {"id": evaluation_id, "deleted": True}
+
+    def _sync(self, row: Evaluation) -> None:
+        """Bring a running row up to date with its job folder (called on every read; cheap: one small file)."""
+        if row.status in FINAL or not row.job_dir:
+            return
+        folder = Path(row.job_dir)
+        progress = read_progress(folder)
+        row.stage, row.percentage, row.message = progress.stage, progress.percentage, progress.message
+        final = progress.final
+        if final is not None:
+            row.status, row.finished_at = final["type"], time.time()
+            if final["type"] == "completed":
+                row.scores = _headline_scores(folder)
+            else:
+                row.error_message = " — ".join(filter(None, [final.get("error"), final.get("hint")]))
+        elif not self._alive(row):
+            row.status, row.finished_at = "failed", time.time()
+            row.error_message = ("the evaluation process ended without a result; its last output:\n"
+                                 + file_tail(folder / OUTPUT))
+
+    def _alive(self, row: Evaluation) -> bool:
+        child = self._children.get(row.id)
+        if child is not None:
+            return child.poll() is None
+        return bool(row.pid) and is_same_process(row.pid, row.pid_started_at)
+
+
+@dataclass
+class _DatasetRequest:  # what resolve_references reads from a task request
+    dataset_path: str
+    training_args: dict[str, Any]
+
+
+def _bundled_names() -> set[str]:
+    return set(json.loads((BUNDLED_DATASETS / "dataset_info.json").read_text(encoding="utf-8")))
+
+
+def _models_to_score(model: RegisteredModel, compare_with_base: bool) -> list[EvalModel]:
+    template = (model.training_config or {}).get("template")
+    if model.kind == "base":
+        return [EvalModel(label=model.name, base_model=model.source)]
+    tuned = (EvalModel(label=model.name, base_model=model.model_path, template=template) if model.model_path
+             else EvalModel(label=model.name, base_model=model.source, adapter_dir=model.adapter_path))
+    if not compare_with_base:
+        return [tuned]
+    # the base answers through the same template the fine-tune was trained with, so only the weights differ
+    return [EvalModel(label="base", base_model=model.source, template=template), tuned]
+
+
+def _spec(models: list[EvalModel], dataset: str, dataset_dir: str, options: dict[str, Any]) -> EvalSpec:
+    unknown = sorted(set(options) - set(OPTION_FIELDS))
+    if unknown:
+        raise InvalidInput.of([ConfigProblem(key, f"unknown option (known: {', '.join(OPTION_FIELDS)})")
+                               for key in unknown])
+    try:
+        return EvalSpec(models=models, dataset=dataset, dataset_dir=dataset_dir, **options)
+    except ValidationError as exc:
+        raise InvalidInput.of([ConfigProblem(".".join(map(str, e["loc"])) or "options", e["msg"])
+                               for e in exc.errors()]) from exc
+
+
+def _headline_scores(folder: Path) -> list[dict[str, Any]]:
+    path = folder / RESULTS_FILE
+    if not path.is_file():
+        return []
+    results = json.loads(path.read_text(encoding="utf-8"))
+    return [{k: v for k, v in scores.items() if k not in ("best", "worst")} for scores in results.get("models", [])]
+
+
+def _report(folder: Path) -> dict[str, Any] | None:
+    """The before / after report: scores side by side, the change, and the best / worst samples with every model's
+    answer to the same prompt."""
+    path = folder / RESULTS_FILE
+    if not path.is_file():
+        return None
+    results = json.loads(path.read_text(encoding="utf-8"))
+    samples = {s["index"]: s for s in results.get("samples", [])}
+    models = results.get("models", [])
+    report: dict[str, Any] = {"models": models, "samples": list(samples.values())}
+    if len(models) == 2:
+        before, after = models
+        report["change"] = {key: round(after[key] - before[key], 4) for key in
+                            ("eval_loss", "perplexity", "bleu_4", "rouge_1", "rouge_2", "rouge_l")
+                            if before.get(key) is not None and after.get(key) is not None}
+    for scores in models:
+        scores["bestSamples"] = [samples[i] for i in scores.get("best", []) if i in samples]
+        scores["worstSamples"] = [samples[i] for i in scores.get("worst", []) if i in samples]
+    return report
+
+
+def evaluation_view(row: Evaluation) -> dict[str, Any]:
+    return {"id": row.id, "modelId": row.model_id, "baseline": row.baseline, "dataset": row.dataset,
+            "split": row.split, "status": row.status, "stage": row.stage, "percentage": round(row.percentage, 1),
+            "message": row.message, "scores": row.scores, "error": row.error_message, "options": row.options,
+            "jobDir": row.job_dir, "createdAt": row.created_at, "finishedAt": row.finished_at}
