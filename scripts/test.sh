@@ -12,5 +12,9 @@ echo "==> PostgreSQL for the store and API tests (scripts/postgres.sh)"
 TUNEFORGE_TEST_POSTGRES_URL="$(bash scripts/postgres.sh | tail -n1)"
 export TUNEFORGE_TEST_POSTGRES_URL
 export TUNEFORGE_REQUIRE_POSTGRES=1
+echo "==> Chromium for the browser tests (scripts/browser.sh)"
+TUNEFORGE_CHROMIUM="$(bash scripts/browser.sh | tail -n1)"
+export TUNEFORGE_CHROMIUM
+export TUNEFORGE_REQUIRE_BROWSER=1
 echo "==> pytest"
 exec .venv/bin/python -m pytest "$@"
