@@ -88,11 +88,17 @@ async def chat_completions(request: Request) -> Any:
         return _openai_error(400, "`model` is required: the name of a deployment", "model")
     route = _service(request).route(name)
     if route is None:
+        if _service(request).is_registered(name):
+            return _openai_error(404, f"model {name!r} is registered but not deployed; deploy it first (POST "
+                                 "/deployments/createDeployment, or `tuneforge deploy create`)", "model",
+                                 "model_not_deployed")
         running = ", ".join(n for n, _ in _service(request).running_names()) or "none"
-        return _openai_error(404, f"no deployment named {name!r} (running: {running})", "model", "model_not_found")
-    port, status = route
+        return _openai_error(404, f"no deployment or model named {name!r} (running: {running})", "model",
+                             "model_not_found")
+    deployment, port, status = route
+    body["model"] = deployment  # a registered model's name reaches its deployment under the deployment's name
     if status != "running":
-        return _openai_error(503, f"deployment {name!r} is {status}; wait until it is running", "model")
+        return _openai_error(503, f"deployment {deployment!r} is {status}; wait until it is running", "model")
     url = f"http://127.0.0.1:{port}/v1/chat/completions"
     client = httpx.AsyncClient(timeout=httpx.Timeout(600, connect=5))
     upstream = await client.send(client.build_request("POST", url, json=body), stream=True)

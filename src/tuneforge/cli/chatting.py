@@ -6,23 +6,42 @@ from rich.console import Console
 
 
 def run_chat(model: str, adapter: str | None, template: str | None, system: str | None, messages: list[str],
-             max_new_tokens: int, temperature: float, top_p: float, console: Console, err: Console) -> int:
+             max_new_tokens: int, temperature: float, top_p: float, console: Console, err: Console,
+             server: str | None = None) -> int:
+    from tuneforge.cli.chat_remote import GatewayChat, find_registered
+    from tuneforge.cli.remote import RemoteError
     from tuneforge.engine.errors import EngineError
     from tuneforge.engine.generate import GenerationSettings, load_chat_model
 
+    registered = None if adapter else find_registered(model, server)
     try:
-        with console.status(f"loading {model}" + (f" + {adapter}" if adapter else "")):
-            chat_model = load_chat_model(model, adapter, template, system)
+        if registered is not None and (registered.deployment and not registered.files_here):
+            console.print(f"[dim]{model}: talking to deployment {registered.deployment} at {registered.server}[/dim]")
+            chat_model = GatewayChat(registered.server, registered.deployment, system)
+        else:
+            if registered is not None:
+                if not registered.files_here:
+                    err.print(f"[red]error:[/red] model {model!r} is registered at {registered.server} but its files "
+                              f"are not on this machine and it has no running deployment\nwhat to do: deploy it "
+                              f"(`tuneforge deploy create {model} --model-id …`) or run chat on the server's host")
+                    return 2
+                model, adapter = registered.base, registered.adapter
+            with console.status(f"loading {model}" + (f" + {adapter}" if adapter else "")):
+                chat_model = load_chat_model(model, adapter, template, system)
     except EngineError as exc:
         err.print(f"[red]error:[/red] {exc}" + (f"\nwhat to do: {exc.hint}" if exc.hint else ""), highlight=False)
         return 2
     settings = GenerationSettings(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p)
-    if messages:
-        for text in messages:
-            answer = chat_model.chat([{"role": "user", "content": text}], settings)
-            console.print(answer, highlight=False)
-        return 0
-    return _repl(chat_model, settings, console)
+    try:
+        if messages:
+            for text in messages:
+                answer = chat_model.chat([{"role": "user", "content": text}], settings)
+                console.print(answer, highlight=False)
+            return 0
+        return _repl(chat_model, settings, console)
+    except RemoteError as exc:
+        err.print(f"[red]error:[/red] {exc.message}", highlight=False)
+        return 2
 
 
 def _repl(chat_model, settings, console: Console) -> int:

@@ -56,7 +56,8 @@ def serve(
 
 @app.command()
 def chat(
-    model: str = typer.Option("bundled", "--model", "-m", help="Model directory, .gguf file, hub id or 'bundled'."),
+    model: str = typer.Option("bundled", "--model", "-m", help="A registered model's name (on --server), a model "
+                              "directory, .gguf file, hub id or 'bundled'."),
     adapter: str = typer.Option(None, "--adapter", "-a", help="A LoRA adapter directory (a run's output_dir)."),
     template: str = typer.Option(None, "--template", "-t", help="Chat template (default: the adapter's, else the "
                                  "tokenizer's own)."),
@@ -65,6 +66,8 @@ def chat(
     max_new_tokens: int = typer.Option(256, help="Longest answer in tokens."),
     temperature: float = typer.Option(0.0, help="0 = greedy."),
     top_p: float = typer.Option(1.0),
+    server: str = typer.Option(None, "--server", envvar="TUNEFORGE_SERVER",
+                               help="The tuneforge server whose registered models --model may name."),
 ) -> None:
     """Chat with a model (and adapter) in the terminal. /clear resets the history, /exit quits."""
     from tuneforge.cli.chatting import run_chat
@@ -73,7 +76,7 @@ def chat(
     quiet_libraries()
 
     raise typer.Exit(run_chat(model, adapter, template, system, message or [], max_new_tokens, temperature, top_p,
-                              console, err_console))
+                              console, err_console, server))
 
 
 @app.command()
@@ -93,6 +96,7 @@ def demo(
 def _register_remote_commands() -> None:
     """The HTTP clients of a tuneforge server: tasks, experiments, datasets, models, deployments, devices."""
     from tuneforge.cli.datasets import datasets_app
+    from tuneforge.cli.evaluations import eval_app
     from tuneforge.cli.models import deploy_app, models_app
     from tuneforge.cli.tasks import experiments_app, gpus, tasks_app
 
@@ -101,6 +105,7 @@ def _register_remote_commands() -> None:
     app.add_typer(experiments_app, name="experiments")
     app.add_typer(models_app, name="models")
     app.add_typer(deploy_app, name="deploy")
+    app.add_typer(eval_app, name="eval")
     app.command("gpus")(gpus)
 
 

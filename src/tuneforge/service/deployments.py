@@ -178,11 +178,20 @@ class DeploymentService:
             path = Path(deployment.log_path)
         return {"id": deployment_id, "lines": file_tail(path, tail).splitlines()}
 
-    def route(self, name: str) -> tuple[int, str] | None:
-        """(port, status) of the deployment serving `name`, for the gateway."""
+    def route(self, name: str) -> tuple[str, int, str] | None:
+        """(deployment name, port, status) of what serves `name`, for the gateway: the deployment of that name, else a deployment of the
+        registered model of that name (a running one first)."""
         with self.db.session() as session:
             deployment = session.scalar(select(Deployment).where(Deployment.name == name))
-            return (deployment.port, deployment.status) if deployment is not None else None
+            if deployment is None:
+                serving = session.scalars(select(Deployment).join(RegisteredModel)
+                                          .where(RegisteredModel.name == name)).all()
+                deployment = next((d for d in serving if d.status == "running"), serving[0] if serving else None)
+            return (deployment.name, deployment.port, deployment.status) if deployment is not None else None
+
+    def is_registered(self, name: str) -> bool:
+        with self.db.session() as session:
+            return session.scalar(select(RegisteredModel.id).where(RegisteredModel.name == name)) is not None
 
     def running_names(self) -> list[tuple[str, float]]:
         with self.db.session() as session:

@@ -41,22 +41,27 @@ def test_publish_deploy_chat_with_openai_and_restart_on_crash(server, tiny_model
                                                                 max_steps=4)).json()
     assert wait_for(client, task["id"], {"completed", "failed"})["status"] == "completed"
     model = client.post("/models/publishModel", json={"taskId": task["id"], "name": "tiny-qa"}).json()
-    deployment = client.post("/deployments/createDeployment", json={"name": "tiny-qa", "modelId": model["id"]})
+    deployment = client.post("/deployments/createDeployment", json={"name": "tiny-qa-live", "modelId": model["id"]})
     assert deployment.status_code == 201, deployment.text
     running = _wait_status(client, deployment.json()["id"], {"running", "failed"})
     assert running["status"] == "running", running
 
     oai = openai.OpenAI(base_url=f"{url}/v1", api_key="unused")
-    assert [m.id for m in oai.models.list().data] == ["tiny-qa"]
+    assert [m.id for m in oai.models.list().data] == ["tiny-qa-live"]
     messages = [{"role": "user", "content": "Who are you?"}]
-    answer = oai.chat.completions.create(model="tiny-qa", messages=messages, max_tokens=8, temperature=0)
+    answer = oai.chat.completions.create(model="tiny-qa-live", messages=messages, max_tokens=8, temperature=0)
     text = answer.choices[0].message.content
     assert isinstance(text, str) and answer.usage.completion_tokens > 0
     streamed = "".join(chunk.choices[0].delta.content or "" for chunk in oai.chat.completions.create(
-        model="tiny-qa", messages=messages, max_tokens=8, temperature=0, stream=True) if chunk.choices)
+        model="tiny-qa-live", messages=messages, max_tokens=8, temperature=0, stream=True) if chunk.choices)
     assert streamed == text  # greedy: the same answer either way
-    with pytest.raises(openai.NotFoundError):
+    assert oai.chat.completions.create(model="tiny-qa", messages=messages, max_tokens=8,  # the model's name routes
+                                       temperature=0).choices[0].message.content == text  # to its deployment too
+    with pytest.raises(openai.NotFoundError, match="no-such-model"):
         oai.chat.completions.create(model="no-such-model", messages=messages)
+    with pytest.raises(openai.BadRequestError, match="context") as too_long:
+        oai.chat.completions.create(model="tiny-qa-live", messages=[{"role": "user", "content": "word " * 5000}])
+    assert too_long.value.body["code"] == "context_length_exceeded"
 
     os.killpg(running["pid"], signal.SIGKILL)  # the serving process crashes
     restarted = _wait_status(client, running["id"], {"restarting"}, timeout=15)
