@@ -19,7 +19,10 @@ gateway = APIRouter(prefix="/v1", tags=["openai"])
 class CreateDeploymentBody(Body):
     name: str = Field(description="The name clients use as `model` in /v1/chat/completions.")
     model_id: int
-    options: dict[str, Any] = Field(default_factory=dict, description='Serving options, e.g. {"max_batch": 8}.')
+    engine: str = Field(default="transformers", description="transformers (CPU or GPU, built in) | vllm (GPU hosts "
+                        "with vLLM installed) | llamacpp (a GGUF model, llama-server on PATH)")
+    options: dict[str, Any] = Field(default_factory=dict, description='Serving options as the engine names them, '
+                                    'e.g. {"max_batch": 8} (transformers), {"gpu_memory_utilization": 0.8} (vllm).')
 
 
 class DeploymentIdBody(Body):
@@ -32,7 +35,7 @@ def _service(request: Request) -> Any:
 
 @router.post("/createDeployment", status_code=201, summary="Serve a registered model (base or fine-tuned)")
 def create_deployment(request: Request, body: CreateDeploymentBody) -> dict[str, Any]:
-    return _service(request).create(body.name, body.model_id, body.options)
+    return _service(request).create(body.name, body.model_id, body.options, body.engine)
 
 
 @router.get("/getDeploymentList", summary="Deployments with their status")

@@ -112,10 +112,11 @@ def _deploy_table(items: list[dict[str, Any]]) -> Table:
 @deploy_app.command("create")
 def create_deployment(ctx: typer.Context, name: str = typer.Argument(..., help="What clients pass as `model`."),
                       model_id: int = typer.Option(..., "--model-id", help="A registered model's id."),
+                      engine: str = typer.Option("transformers", help="transformers | vllm (GPU) | llamacpp (GGUF)"),
                       wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait until it serves.")) -> None:
     """Serve a registered model; then use it with any OpenAI client at SERVER/v1."""
     def action(client: ApiClient) -> int:
-        data = client.post("/deployments/createDeployment", {"name": name, "modelId": model_id})
+        data = client.post("/deployments/createDeployment", {"name": name, "modelId": model_id, "engine": engine})
         with console.status(f"starting {name}…"):
             while wait and data["status"] in ("starting", "restarting"):
                 time.sleep(0.5)

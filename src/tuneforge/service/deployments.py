@@ -23,6 +23,7 @@ from tuneforge.schemas import ConfigProblem
 from tuneforge.schemas.tasks import name_problem
 from tuneforge.service.errors import Conflict, InvalidInput, NotFound, get_or_not_found
 from tuneforge.service.processes import create_time, file_tail, is_same_process
+from tuneforge.service.serving_engines import ServedModel, engine_problem, serving_command
 from tuneforge.store import Deployment, RegisteredModel
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,8 @@ class DeploymentService:
         self._thread: threading.Thread | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
-    def create(self, name: str, model_id: int, options: dict[str, Any] | None = None) -> dict[str, Any]:
+    def create(self, name: str, model_id: int, options: dict[str, Any] | None = None,
+               engine: str = "transformers") -> dict[str, Any]:
         if why := name_problem(name):
             raise InvalidInput.of([ConfigProblem("name", why)])
         with self.db.session() as session:
@@ -49,9 +51,12 @@ class DeploymentService:
             if model is None:
                 raise NotFound(f"model {model_id} does not exist; register or publish it first",
                                [ConfigProblem("modelId", "no such model")])
+            if problem := engine_problem(engine, _served(name, model)):
+                raise InvalidInput.of([problem])
             if session.scalar(select(Deployment.id).where(Deployment.name == name)) is not None:
                 raise Conflict(f"name: a deployment named {name!r} exists", [ConfigProblem("name", "exists")])
-            deployment = Deployment(name=name, model_id=model_id, status="starting", options=options or {},
+            deployment = Deployment(name=name, model_id=model_id, engine=engine, status="starting",
+                                    options=options or {},
                                     log_path=str(self.root / name / "serving.log"), created_at=time.time())
             session.add(deployment)
             session.flush()
@@ -60,12 +65,8 @@ class DeploymentService:
 
     def _launch(self, deployment: Deployment, model: RegisteredModel) -> None:
         port = _free_port()
-        command = [self.python, "-m", "tuneforge.serving", "--model", model.model_path or model.source,
-                   "--name", deployment.name, "--host", "127.0.0.1", "--port", str(port)]
-        if model.adapter_path:
-            command += ["--adapter", model.adapter_path]
-        for key, value in (deployment.options or {}).items():
-            command += [f"--{key.replace('_', '-')}", str(value)]
+        command = serving_command(deployment.engine, _served(deployment.name, model), self.python, port,
+                                  deployment.options or {})
         Path(deployment.log_path).parent.mkdir(parents=True, exist_ok=True)
         with open(deployment.log_path, "ab") as output:
             process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
@@ -179,8 +180,8 @@ class DeploymentService:
         return {"id": deployment_id, "lines": file_tail(path, tail).splitlines()}
 
     def route(self, name: str) -> tuple[str, int, str] | None:
-        """(deployment name, port, status) of what serves `name`, for the gateway: the deployment of that name, else a deployment of the
-        registered model of that name (a running one first)."""
+        """(deployment name, port, status) of what serves `name`, for the gateway: the deployment of that name,
+        else a deployment of the registered model of that name (a running one first)."""
         with self.db.session() as session:
             deployment = session.scalar(select(Deployment).where(Deployment.name == name))
             if deployment is None:
@@ -210,6 +211,10 @@ def deployment_view(deployment: Deployment, model: RegisteredModel) -> dict[str,
 def _deployment(session: Any, deployment_id: int) -> tuple[Deployment, RegisteredModel]:
     deployment = get_or_not_found(session, Deployment, deployment_id, "deployment")
     return deployment, session.get(RegisteredModel, deployment.model_id)
+
+
+def _served(name: str, model: RegisteredModel) -> ServedModel:
+    return ServedModel(name, model.model_path or model.source, model.adapter_path)
 
 
 def _free_port() -> int:

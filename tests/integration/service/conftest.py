@@ -64,13 +64,15 @@ def kill_workers(platform: Platform) -> None:
     from sqlalchemy import select
 
     from tuneforge.schemas.tasks import ACTIVE_STATUSES
-    from tuneforge.store import Deployment, Task
+    from tuneforge.store import Deployment, Evaluation, Task
 
     with platform.db.session() as session:
         rows = session.execute(select(Task.pid).where(Task.status.in_(ACTIVE_STATUSES), Task.pid.is_not(None)))
         for (pid,) in rows:
             platform.executor.kill(pid)
         for (pid,) in session.execute(select(Deployment.pid).where(Deployment.pid.is_not(None))):
+            platform.executor.kill(pid)
+        for (pid,) in session.execute(select(Evaluation.pid).where(Evaluation.status == "running")):
             platform.executor.kill(pid)
     platform.close()  # its background threads too: none may outlive the test
 

@@ -84,3 +84,14 @@ def test_deploying_a_model_that_does_not_exist_is_a_404(make_client):
     assert response.status_code == 404 and response.json()["error"]["details"][0]["field"] == "modelId"
     bad_name = client.post("/deployments/createDeployment", json={"name": "Ghost Model", "modelId": 1})
     assert bad_name.status_code == 422
+
+
+def test_an_engine_this_host_lacks_is_a_422_saying_what_to_do(make_client):
+    client = make_client(run_scheduler=False)
+    model = client.post("/models/registerModel", json={"name": "base", "source": "bundled"})
+    assert model.status_code == 201, model.text
+    response = client.post("/deployments/createDeployment",
+                           json={"name": "fast", "modelId": model.json()["id"], "engine": "vllm"})
+    assert response.status_code == 422
+    assert response.json()["error"]["details"][0]["field"] == "engine"
+    assert client.get("/deployments/getDeploymentList").json()["total"] == 0
