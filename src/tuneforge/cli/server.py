@@ -11,18 +11,18 @@ from rich.console import Console
 def serve(host: str | None, port: int | None, allow: list[Path], console: Console) -> None:
     import uvicorn
 
-    from tuneforge.api.app import create_app
     from tuneforge.settings import Settings
+    from tuneforge.web.app import create_console_app
 
     settings = Settings()
     if allow:  # the folders task paths may point into, besides TUNEFORGE_HOME
         settings = settings.model_copy(update={"allowed_roots": [*settings.allowed_roots, *allow]})
     host, port = host or settings.host, port or settings.port
-    console.print(f"tuneforge API on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
+    console.print(f"tuneforge console on http://{host}:{port}/console/tasks  (API docs: http://{host}:{port}/docs)")
     console.print(f"database: {_shown_url(settings.database)} · runs: {settings.runs_path} · allowed folders: "
                   f"{', '.join(str(r) for r in settings.roots)}")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+    uvicorn.run(create_console_app(settings), host=host, port=port, log_level="warning")
 
 
 def _shown_url(url: str) -> str:
