@@ -21,7 +21,8 @@ from sqlalchemy import select
 
 from tuneforge.schemas import ConfigProblem
 from tuneforge.schemas.tasks import name_problem
-from tuneforge.service.errors import Conflict, InvalidInput, NotFound, get_or_not_found
+from tuneforge.service.errors import Conflict, InvalidInput, get_or_not_found
+from tuneforge.service.models import ready_model
 from tuneforge.service.processes import create_time, file_tail, is_same_process
 from tuneforge.service.serving_engines import ServedModel, engine_problem, serving_command
 from tuneforge.store import Deployment, RegisteredModel
@@ -47,10 +48,7 @@ class DeploymentService:
         if why := name_problem(name):
             raise InvalidInput.of([ConfigProblem("name", why)])
         with self.db.session() as session:
-            model = session.get(RegisteredModel, model_id)
-            if model is None:
-                raise NotFound(f"model {model_id} does not exist; register or publish it first",
-                               [ConfigProblem("modelId", "no such model")])
+            model = ready_model(session, model_id)
             if problem := engine_problem(engine, _served(name, model)):
                 raise InvalidInput.of([problem])
             if session.scalar(select(Deployment.id).where(Deployment.name == name)) is not None:

@@ -22,9 +22,11 @@ from tuneforge.schemas.eval_spec import RESULTS_FILE, EvalModel, EvalSpec
 from tuneforge.service.dataset_refs import resolve_references
 from tuneforge.service.errors import Conflict, InvalidInput, get_or_not_found
 from tuneforge.service.jobs import OUTPUT, SPEC, launch_job, read_progress
+from tuneforge.service.models import ready_model
 from tuneforge.service.paths import confine
 from tuneforge.service.planning import BUNDLED_DATASETS
 from tuneforge.service.processes import create_time, file_tail, is_same_process, signal_group
+from tuneforge.service.views import evaluation_view
 from tuneforge.store import Evaluation, RegisteredModel
 
 FINAL = ("completed", "failed", "stopped")
@@ -50,7 +52,7 @@ class EvaluationService:
 
     def create(self, request: EvaluationRequest) -> dict[str, Any]:
         with self.db.session() as session:
-            model = get_or_not_found(session, RegisteredModel, request.model_id, "model", "modelId")
+            model = ready_model(session, request.model_id)
             dataset, dataset_dir = self._dataset(session, request.dataset, model)
             models = _models_to_score(model, request.compare_with_base)
             spec = _spec(models, dataset, dataset_dir, request.options or {})
@@ -225,10 +227,3 @@ def _report(folder: Path) -> dict[str, Any] | None:
         scores["bestSamples"] = [samples[i] for i in scores.get("best", []) if i in samples]
         scores["worstSamples"] = [samples[i] for i in scores.get("worst", []) if i in samples]
     return report
-
-
-def evaluation_view(row: Evaluation) -> dict[str, Any]:
-    return {"id": row.id, "modelId": row.model_id, "baseline": row.baseline, "dataset": row.dataset,
-            "split": row.split, "status": row.status, "stage": row.stage, "percentage": round(row.percentage, 1),
-            "message": row.message, "scores": row.scores, "error": row.error_message, "options": row.options,
-            "jobDir": row.job_dir, "createdAt": row.created_at, "finishedAt": row.finished_at}

@@ -14,6 +14,7 @@ from tuneforge.schemas import ConfigProblem
 from tuneforge.schemas.export_spec import ExportSpec
 from tuneforge.service.errors import InvalidInput, NotFound
 from tuneforge.service.jobs import SPEC, launch_job, read_progress
+from tuneforge.service.models import ready_model
 from tuneforge.service.paths import confine
 
 
@@ -25,6 +26,8 @@ class ExportService:
         self._children: dict[str, subprocess.Popen] = {}
 
     def create(self, model_id: int, options: dict[str, Any]) -> dict[str, Any]:
+        with self.platform.db.session() as session:
+            ready_model(session, model_id, "id")  # an import still copying cannot be exported yet
         model = self.platform.models.get(model_id)
         job_id = f"export-{time.strftime('%Y%m%d-%H%M%S')}-{model_id}-{time.time_ns() % 10**6:06d}"
         output = options.pop("output_dir", None) or str(self.settings.home / "exported" / f"{model['name']}-{job_id}")

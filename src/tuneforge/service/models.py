@@ -3,6 +3,7 @@ its checkpoints, with their lineage (base, task, step, datasets, config, metrics
 
 from __future__ import annotations
 
+import logging
 import shutil
 import time
 from dataclasses import dataclass
@@ -15,10 +16,18 @@ from tuneforge.modelref import ModelNotFound, locate_model
 from tuneforge.schemas import ConfigProblem
 from tuneforge.schemas.tasks import TaskStatus, name_problem
 from tuneforge.service.errors import Conflict, InvalidInput, NotFound, get_or_not_found
-from tuneforge.service.evaluations import evaluation_view
+from tuneforge.service.model_import import (
+    ModelImportError,
+    copy_model,
+    is_object_store_uri,
+    list_model_files,
+    start_import,
+)
 from tuneforge.service.paths import confine
+from tuneforge.service.views import evaluation_view
 from tuneforge.store import Checkpoint, Deployment, Evaluation, RegisteredModel, Task
 
+log = logging.getLogger(__name__)
 BUNDLED_MODEL_NAME = "smollm2-135m-instruct"
 ADAPTER_FILES = ("adapter_config.json",)
 FULL_MODEL_FILES = ("config.json",)
@@ -54,6 +63,8 @@ class ModelService:
                                             created_at=time.time()))
 
     def register_base(self, name: str, source: str, description: str = "", owner_id: int | None = None) -> dict:
+        if is_object_store_uri(source):
+            return self._import(name, source, description, owner_id)
         problems = [ConfigProblem("name", why)] if (why := name_problem(name)) else []
         try:
             located = locate_model(source)
@@ -71,6 +82,55 @@ class ModelService:
             session.add(model)
             session.flush()
             return model_view(model)
+
+    def _import(self, name: str, uri: str, description: str, owner_id: int | None) -> dict[str, Any]:
+        """Registered at once as `importing`; the files are copied in the background (progress on the row)."""
+        if why := name_problem(name):
+            raise InvalidInput.of([ConfigProblem("name", why)])
+        try:
+            fs, files = list_model_files(uri)
+        except ModelImportError as exc:
+            raise InvalidInput.of([ConfigProblem("source", str(exc))]) from exc
+        target = self.root / f"{name}-{int(time.time())}"
+        with self.db.session() as session:
+            self._check_free(session, name, owner_id)
+            model = RegisteredModel(name=name, kind="base", source=str(target), origin=uri, status="importing",
+                                    progress=0.0, description=description, owner_id=owner_id, created_at=time.time())
+            session.add(model)
+            session.flush()
+            view, model_id = model_view(model), model.id
+        start_import(lambda: self._copy(model_id, fs, files, target))
+        return view
+
+    def _copy(self, model_id: int, fs: Any, files: list[Any], target: Path) -> None:
+        shown = [0.0]
+
+        def progress(percent: float) -> None:
+            if percent - shown[0] >= 1.0:  # one row update per percent, not per chunk
+                shown[0] = percent
+                self._set_import_state(model_id, "importing", percent)
+
+        try:
+            copy_model(fs, files, target, progress)
+        except Exception as exc:  # any failure of the store or the disk ends up on the row, with what to do
+            log.exception("model import %s failed", model_id)
+            self._set_import_state(model_id, "failed", shown[0], f"import failed: {exc}; fix the source and "
+                                                                  "register the model again")
+            return
+        self._set_import_state(model_id, "ready", 100.0)
+
+    def _set_import_state(self, model_id: int, status: str, progress: float, error: str | None = None) -> None:
+        with self.db.session() as session:
+            model = session.get(RegisteredModel, model_id)
+            if model is not None:
+                model.status, model.progress, model.error_message = status, progress, error
+
+    def fail_interrupted_imports(self) -> None:
+        """An import cut by a server restart cannot resume its copy: say so instead of `importing` forever."""
+        with self.db.session() as session:
+            for model in session.scalars(select(RegisteredModel).where(RegisteredModel.status == "importing")):
+                model.status = "failed"
+                model.error_message = "the import was interrupted by a server restart; register the model again"
 
     def publish(self, request: PublishRequest) -> dict[str, Any]:
         """A completed or stopped task (its final output, or a checkpoint) becomes a registered model. A checkpoint is
@@ -177,8 +237,20 @@ def _model(session: Any, model_id: int) -> RegisteredModel:
     return get_or_not_found(session, RegisteredModel, model_id, "model")
 
 
+def ready_model(session: Any, model_id: int, field: str = "modelId") -> RegisteredModel:
+    """The model, if its files are all here (an object-store import may still be copying, or have failed)."""
+    model = get_or_not_found(session, RegisteredModel, model_id, "model", field)
+    if model.status != "ready":
+        why = f"is still importing ({model.progress:.0f}%)" if model.status == "importing" else \
+            f"failed to import: {model.error_message}"
+        raise Conflict(f"model {model.name!r} {why}", [ConfigProblem(field, f"model is {model.status}")])
+    return model
+
+
 def model_view(model: RegisteredModel, brief: bool = False) -> dict[str, Any]:
     view = {"id": model.id, "name": model.name, "kind": model.kind, "description": model.description,
+            "status": model.status, "progress": round(model.progress, 1), "origin": model.origin,
+            "errorMessage": model.error_message,
             "ownerId": model.owner_id, "baseModel": model.source, "createdAt": model.created_at,
             "taskId": model.task_id, "checkpointStep": model.checkpoint_step,
             "metrics": {k: model.metrics.get(k) for k in ("eval_loss", "train_loss", "loss") if k in model.metrics}}

@@ -45,6 +45,7 @@ class Platform:
         self.scheduler.start()
         self.datasets.resume_pending_validations()
         self.models.ensure_bundled()
+        self.models.fail_interrupted_imports()
         self.deployments.start_watching()
 
     def stop(self) -> None:

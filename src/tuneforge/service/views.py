@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
-from tuneforge.store import Checkpoint, Experiment, MetricPoint, Task
+from tuneforge.store import Checkpoint, Evaluation, Experiment, MetricPoint, Task
 
 
 class View(BaseModel):
@@ -169,3 +169,10 @@ def _experiment_row(task: Task) -> dict[str, Any]:
         "tokensTrained": task.tokens_trained, "runtimeS": metrics.get("train_runtime"),
         "score": eval_loss if eval_loss is not None else train_loss,
     }
+
+
+def evaluation_view(row: Evaluation) -> dict[str, Any]:
+    return {"id": row.id, "modelId": row.model_id, "baseline": row.baseline, "dataset": row.dataset,
+            "split": row.split, "status": row.status, "stage": row.stage, "percentage": round(row.percentage, 1),
+            "message": row.message, "scores": row.scores, "error": row.error_message, "options": row.options,
+            "jobDir": row.job_dir, "createdAt": row.created_at, "finishedAt": row.finished_at}

@@ -31,6 +31,11 @@ class RegisteredModel(Base):
     training_config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[float] = mapped_column(Float, default=time.time)
+    # a base model imported from an object store is `importing` (with its progress) until its files are here
+    status: Mapped[str] = mapped_column(String(16), default="ready", server_default="ready")  # ready|importing|failed
+    progress: Mapped[float] = mapped_column(Float, default=100.0, server_default="100")
+    origin: Mapped[str | None] = mapped_column(String(4096))  # the URI it was imported from
+    error_message: Mapped[str | None] = mapped_column(Text)
 
 
 class Deployment(Base):

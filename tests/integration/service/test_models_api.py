@@ -84,3 +84,33 @@ def test_export_a_published_model_in_the_background(make_client, tiny_model_dir,
     assert any(name.endswith("-f16.gguf") for name in state["files"])
     shards = [size for name, size in state["sizes"].items() if name.endswith(".safetensors")]
     assert len(shards) > 1 and max(shards) <= 200_000
+
+
+def test_a_base_model_imported_from_an_object_store_is_copied_in_with_progress(make_client, tiny_model_dir):
+    """fsspec's in-memory filesystem stands in for s3:// (same code path: url_to_fs, find, open)."""
+    import time
+
+    import fsspec
+
+    memory = fsspec.filesystem("memory")
+    for path in tiny_model_dir.rglob("*"):
+        if path.is_file():
+            memory.pipe(f"/bucket/tiny/{path.relative_to(tiny_model_dir)}", path.read_bytes())
+    memory.pipe("/bucket/empty/notes.txt", b"no model here")
+    client = make_client(run_scheduler=False)
+
+    created = client.post("/models/registerModel", json={"name": "tiny-remote", "source": "memory://bucket/tiny"})
+    assert created.status_code == 201, created.text
+    assert created.json()["status"] == "importing" and created.json()["origin"] == "memory://bucket/tiny"
+    deadline = time.monotonic() + 30
+    while (model := client.get("/models/getModel", params={"id": created.json()["id"]}).json())["status"] == \
+            "importing" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert model["status"] == "ready" and model["progress"] == 100.0, model
+    local = Path(model["baseModel"])
+    assert (local / "config.json").read_bytes() == (tiny_model_dir / "config.json").read_bytes()
+    assert not local.with_name(local.name + ".partial").exists()
+
+    empty = client.post("/models/registerModel", json={"name": "nothing", "source": "memory://bucket/empty"})
+    assert empty.status_code == 422 and "no config.json" in empty.json()["error"]["message"]
+    assert client.get("/models/getModelList", params={"name": "nothing"}).json()["total"] == 0

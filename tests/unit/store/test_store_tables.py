@@ -26,6 +26,21 @@ def test_migrations_create_the_tables_once(database_url):
     db.dispose()
 
 
+def test_the_migrations_build_exactly_the_tables_the_code_declares(database_url):
+    """A column added to a table class without a migration (or the reverse) fails here, not on a user's database."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from tuneforge.store import Base
+
+    db = Database(database_url)
+    db.upgrade()
+    with db.engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    db.dispose()
+    assert differences == []
+
+
 def test_a_task_round_trips_with_its_series_and_checkpoints(database_url):
     db = Database(database_url)
     db.upgrade()

@@ -1,4 +1,4 @@
-"""evaluation jobs and their headline scores
+"""evaluation jobs and their headline scores; models imported from an object store carry a status
 
 Revision ID: 0004
 Revises: 0003
@@ -15,6 +15,11 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table('models', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('status', sa.String(length=16), server_default='ready', nullable=False))
+        batch_op.add_column(sa.Column('progress', sa.Float(), server_default='100', nullable=False))
+        batch_op.add_column(sa.Column('origin', sa.String(length=4096), nullable=True))
+        batch_op.add_column(sa.Column('error_message', sa.Text(), nullable=True))
     op.create_table('evaluations',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('model_id', sa.Integer(), nullable=False),
@@ -47,3 +52,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_evaluations_model_id'))
 
     op.drop_table('evaluations')
+    with op.batch_alter_table('models', schema=None) as batch_op:
+        for column in ('error_message', 'origin', 'progress', 'status'):
+            batch_op.drop_column(column)
