@@ -25,11 +25,13 @@ def _server_option(ctx: typer.Context,
 
 
 def _model_table(items: list[dict[str, Any]]) -> Table:
-    table = Table("id", "name", "kind", "base model", "task", "step", "eval loss", "created")
+    table = Table("id", "name", "kind", "status", "base model", "task", "step", "eval loss", "created")
     for m in items:
         metrics = m.get("metrics") or {}
         loss = metrics.get("eval_loss")
-        table.add_row(str(m["id"]), m["name"], m["kind"], m["baseModel"], str(m.get("taskId") or "—"),
+        status = m.get("status", "ready")
+        status = f"importing {m['progress']:.0f}%" if status == "importing" else status
+        table.add_row(str(m["id"]), m["name"], m["kind"], status, m["baseModel"], str(m.get("taskId") or "—"),
                       str(m.get("checkpointStep") or "—"), f"{loss:.4f}" if loss is not None else "—",
                       time.strftime("%Y-%m-%d %H:%M", time.localtime(m["createdAt"])))
     return table
