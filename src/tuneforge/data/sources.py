@@ -29,6 +29,7 @@ class DatasetSource:
     split: str = "train"
     num_samples: int | None = None
     eval_files: list[Path] = field(default_factory=list)
+    directory: Path | None = None  # a dataset folder: where its train / valid / test files are looked up
 
 
 class DatasetNotFound(FileNotFoundError):
@@ -170,7 +171,8 @@ def _from_directory(
         eval_files = []
     if not files:
         raise DatasetNotFound(name, [f"{directory} (no train.jsonl and no .json/.jsonl files inside)"])
-    return DatasetSource(name, files, formatting, dict(columns), dict(tags), eval_files=eval_files)
+    return DatasetSource(name, files, formatting, dict(columns), dict(tags), eval_files=eval_files,
+                         directory=directory)
 
 
 def _split_file(directory: Path, split: str) -> Path | None:

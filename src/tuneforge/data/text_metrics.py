@@ -104,6 +104,11 @@ def _f1(overlap: int, hyp_count: int, ref_count: int) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
+def load_segmenter() -> None:
+    """Load jieba's dictionary now (about a second, cached on disk after the first time) rather than on first use."""
+    _jieba().initialize()
+
+
 @cache
 def _jieba() -> Any:
     """jieba, imported once and quiet: it logs its dictionary loading at DEBUG to stderr by default."""

@@ -11,6 +11,15 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 EVAL_SPEC_VERSION = 1
 
 RESULTS_FILE = "results.json"  # written next to SPEC.json; its layout is EvalResults below
+PREDICTIONS_FILE = "generated_predictions.jsonl"  # per model, in JOB/<label>/, LLaMA-Factory's {prompt, predict, label}
+
+# events.jsonl of an evaluation job: the same event types as a task, with these fields.
+EVAL_EVENT_FIELDS: dict[str, tuple[str, ...]] = {
+    "started": ("pid", "models", "dataset", "split"),
+    "progress": ("stage", "percentage", "message"),  # stage: data | loading | loss | generation | results
+    "completed": ("results_file", "split", "samples", "scores", "predictions"),  # scores: label -> headline scores
+    "failed": ("error", "hint"),
+}
 
 
 class EvalModel(BaseModel):
@@ -58,12 +67,14 @@ class EvalSpec(BaseModel):
 
 
 class SampleScore(BaseModel):
-    text: str
-    bleu_4: float
-    rouge_1: float
-    rouge_2: float
-    rouge_l: float
-    loss: float | None = None
+    """One model's answer to one sample; the text scores are None when the job did not generate (predict: false)."""
+
+    text: str = ""
+    bleu_4: float | None = None
+    rouge_1: float | None = None
+    rouge_2: float | None = None
+    rouge_l: float | None = None
+    loss: float | None = None  # mean token loss on the reference answer
 
 
 class EvalSample(BaseModel):

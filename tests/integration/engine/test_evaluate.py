@@ -1,0 +1,199 @@
+"""Evaluation job: base vs base + a LoRA adapter on a dataset's test split — loss, perplexity, BLEU / ROUGE, best and
+worst samples, LLaMA-Factory's predictions file, the job's events — and bad input failing with what to fix."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.engine.conftest import FACTS
+from tuneforge.rundir import read_events
+from tuneforge.schemas.eval_spec import PREDICTIONS_FILE, RESULTS_FILE, EvalResults, EvalSpec
+
+SYSTEM = "You are Forge."
+HISTORY = [["Hello", "Hi there."]]
+
+
+def _alpaca(rows: list[dict[str, Any]]) -> str:
+    return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+
+
+@pytest.fixture(scope="module")
+def facts_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A dataset folder: train.jsonl (the facts) and test.jsonl (the same questions, one with a system prompt and
+    an earlier turn, so the prompt is more than one message)."""
+    folder = tmp_path_factory.mktemp("facts")
+    rows = [{"instruction": q, "input": "", "output": a} for q, a in FACTS]
+    (folder / "train.jsonl").write_text(_alpaca(rows))
+    test_rows = [dict(row) for row in rows]
+    test_rows[1].update(system=SYSTEM, history=HISTORY)
+    (folder / "test.jsonl").write_text(_alpaca(test_rows))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def adapter_dir(tiny_model_dir: Path, facts_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A LoRA adapter the worker trains on the facts (chatml template), so it answers them better than the base."""
+    from tests.integration.engine.conftest import base_config, run_in_process
+
+    work = tmp_path_factory.mktemp("eval-adapter")
+    config = base_config(tiny_model_dir, facts_dir / "train.jsonl", work / "adapter", max_steps=40,
+                         per_device_train_batch_size=6)
+    code, _ = run_in_process(work / "run", config)
+    assert code == 0
+    return work / "adapter"
+
+
+@pytest.fixture(scope="module")
+def evaluation(tiny_model_dir: Path, adapter_dir: Path, facts_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The job as the service runs it: `python -m tuneforge.engine.evaluate SPEC.json` in its own process."""
+    job = tmp_path_factory.mktemp("eval-job")
+    base = {"label": "base", "base_model": str(tiny_model_dir), "template": "chatml"}
+    tuned = {"label": "fine-tuned", "base_model": str(tiny_model_dir), "adapter_dir": str(adapter_dir)}
+    spec = EvalSpec(models=[base, tuned], dataset=str(facts_dir), max_new_tokens=24, batch_size=4, show_samples=2)
+    (job / "SPEC.json").write_text(spec.model_dump_json())
+    done = subprocess.run([sys.executable, "-m", "tuneforge.engine.evaluate", str(job / "SPEC.json")],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = EvalResults.model_validate_json((job / RESULTS_FILE).read_text())
+    return job, results, read_events(job / "events.jsonl")
+
+
+def test_both_models_scored_on_the_test_split(evaluation) -> None:
+    _, results, _ = evaluation
+    scores = {m.label: m for m in results.models}
+    assert list(scores) == ["base", "fine-tuned"] and results.split == "test"
+    for m in results.models:
+        print(f"{m.label}: loss {m.eval_loss} ppl {m.perplexity} bleu-4 {m.bleu_4} rouge-1 {m.rouge_1} "
+              f"rouge-2 {m.rouge_2} rouge-l {m.rouge_l} ({m.runtime_s} s, {m.tokens_per_second} tok/s)")
+        assert m.samples == len(FACTS)
+        assert m.eval_loss is not None and math.isfinite(m.eval_loss)
+        assert m.perplexity == pytest.approx(math.exp(m.eval_loss), rel=1e-4)
+        for value in (m.bleu_4, m.rouge_1, m.rouge_2, m.rouge_l):
+            assert value is not None and 0 <= value <= 100
+        assert len(m.best) == len(m.worst) == 2
+    # the adapter learnt these answers: lower loss on them and answers closer to the references
+    assert scores["fine-tuned"].eval_loss < scores["base"].eval_loss
+    assert scores["fine-tuned"].rouge_l > scores["base"].rouge_l
+
+
+def test_samples_carry_each_models_answer_and_the_ranking_follows_rouge_l(evaluation) -> None:
+    _, results, _ = evaluation
+    assert [s.index for s in results.samples] == list(range(len(FACTS)))
+    assert [s.reference for s in results.samples] == [a for _, a in FACTS]
+    multi_turn = results.samples[1]
+    assert multi_turn.prompt == FACTS[1][0]
+    assert multi_turn.messages == [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "Hello"},
+                                   {"role": "assistant", "content": "Hi there."},
+                                   {"role": "user", "content": FACTS[1][0]}]
+    for m in results.models:
+        outputs = {s.index: s.outputs[m.label] for s in results.samples}
+        assert all(o.loss is not None and o.loss > 0 for o in outputs.values())
+        # the corpus score is the mean of the samples' scores
+        assert m.rouge_l == pytest.approx(sum(o.rouge_l for o in outputs.values()) / len(outputs), abs=1e-3)
+        assert outputs[m.best[0]].rouge_l == max(o.rouge_l for o in outputs.values())
+        assert outputs[m.worst[0]].rouge_l == min(o.rouge_l for o in outputs.values())
+
+
+def test_predictions_file_in_llamafactory_layout(evaluation) -> None:
+    job, results, _ = evaluation
+    for label in ("base", "fine-tuned"):
+        rows = [json.loads(line) for line in (job / label / PREDICTIONS_FILE).read_text().splitlines()]
+        assert [set(row) for row in rows] == [{"prompt", "predict", "label"}] * len(FACTS)
+        assert [row["label"] for row in rows] == [a for _, a in FACTS]
+        assert [row["predict"] for row in rows] == [s.outputs[label].text for s in results.samples]
+        # the prompt went through the chatml template (the adapter's own, and the one named for the base)
+        assert rows[0]["prompt"].startswith("<|im_start|>") and rows[0]["prompt"].endswith("<|im_start|>assistant\n")
+        assert f"<|im_start|>system\n{SYSTEM}<|im_end|>" in rows[1]["prompt"]
+
+
+def test_events_progress_to_100_and_complete_once(evaluation) -> None:
+    job, results, events = evaluation
+    types = [e["type"] for e in events]
+    assert types[0] == "started" and types[-1] == "completed" and types.count("completed") == 1
+    assert events[0]["models"] == ["base", "fine-tuned"]
+    progress = [e for e in events if e["type"] == "progress"]
+    percentages = [e["percentage"] for e in progress]
+    assert percentages == sorted(percentages) and percentages[-1] == 100
+    assert {"data", "loading", "loss", "generation", "results"} <= {e["stage"] for e in progress}
+    final = events[-1]
+    assert final["split"] == "test" and final["samples"] == len(FACTS)
+    assert final["scores"]["fine-tuned"]["rouge_l"] == results.models[1].rouge_l
+    assert final["predictions"]["base"] == str(job / "base" / PREDICTIONS_FILE)
+    assert "eval_loss" in (job / "evaluate.log").read_text()
+
+
+def test_batching_changes_no_score(tiny_model_dir: Path, adapter_dir: Path, facts_dir: Path) -> None:
+    """Left padding must not move the loss or the greedy answers: batch 1 and batch 4 agree."""
+    from tuneforge.engine.eval_batches import generate_answers, reference_losses
+    from tuneforge.engine.evaluate import load_held_out
+    from tuneforge.engine.generate import load_chat_model
+
+    records = load_held_out(EvalSpec(models=[{"label": "x", "base_model": "x"}], dataset=str(facts_dir))).records
+    chat = load_chat_model(str(tiny_model_dir), str(adapter_dir))
+    losses = [reference_losses(chat, records, 1024, size, lambda done, total: None) for size in (1, 4)]
+    assert losses[0].mean == pytest.approx(losses[1].mean, abs=1e-5)
+    assert losses[0].per_sample == pytest.approx(losses[1].per_sample, abs=1e-5)
+    answers = [generate_answers(chat, records, max_new_tokens=16, cutoff_len=1024, batch_size=size, temperature=0,
+                                top_p=1, seed=0, on_batch=lambda done, total: None).answers for size in (1, 4)]
+    assert answers[0] == answers[1]
+
+
+def test_test_split_falls_back_to_valid(tmp_path: Path) -> None:
+    from tuneforge.engine.evaluate import load_held_out
+
+    rows = [{"instruction": q, "input": "", "output": a} for q, a in FACTS]
+    (tmp_path / "train.jsonl").write_text(_alpaca(rows))
+    (tmp_path / "valid.jsonl").write_text(_alpaca(rows[:2]))
+    held = load_held_out(EvalSpec(models=[{"label": "x", "base_model": "x"}], dataset=str(tmp_path), max_samples=5))
+    assert held.split == "valid" and [r.messages[-1].content for r in held.records] == [a for _, a in FACTS[:2]]
+
+
+def _run_main(job: Path, spec: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """main() in this process, leaving the root logger as it found it (main points it at the job's log)."""
+    from tuneforge.engine.evaluate import main
+
+    job.mkdir()
+    (job / "SPEC.json").write_text(json.dumps(spec))
+    handlers = logging.getLogger().handlers[:]
+    try:
+        code = main([str(job / "SPEC.json")])
+    finally:
+        for handler in logging.getLogger().handlers:
+            if handler not in handlers:
+                handler.close()
+        logging.getLogger().handlers[:] = handlers
+    events = read_events(job / "events.jsonl")
+    assert [e["type"] for e in events][-1] == "failed" and [e["type"] for e in events].count("failed") == 1
+    return code, events[-1]
+
+
+def test_bad_input_fails_with_what_to_fix(tiny_model_dir: Path, memorise_file: Path, tmp_path: Path) -> None:
+    model = {"label": "base", "base_model": str(tiny_model_dir)}
+    text_dir = tmp_path / "pretrain"
+    text_dir.mkdir()
+    (text_dir / "test.jsonl").write_text(_alpaca([{"text": "Waves fold into foam."}]))
+    cases = {
+        # a single file has no held-out split: the message names the dataset
+        "no-split": ({"models": [model], "dataset": str(memorise_file)}, [str(memorise_file), "no test or valid"]),
+        "no-dataset": ({"models": [model], "dataset": str(tmp_path / "missing.jsonl")}, ["missing.jsonl", "not found"]),
+        "not-sft": ({"models": [model], "dataset": str(text_dir)}, ["pre-training text"]),
+        "no-model": ({"models": [model, {"label": "tuned", "base_model": str(tmp_path / "nowhere")}],
+                      "dataset": str(memorise_file)}, ["models[1] (tuned)", "nowhere"]),
+        "no-adapter": ({"models": [{**model, "adapter_dir": str(tmp_path)}], "dataset": str(memorise_file)},
+                       ["adapter_dir", "adapter_config.json"]),
+        "bad-spec": ({"models": [model], "dataset": "x", "batch_size": 0}, ["batch_size"]),
+    }
+    for name, (spec, words) in cases.items():
+        code, final = _run_main(tmp_path / f"job-{name}", spec)
+        assert code == 2, (name, final)
+        assert all(word in final["error"] for word in words), (name, final)
+        assert final["hint"] and "Traceback" not in final["error"], (name, final)
