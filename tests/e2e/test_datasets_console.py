@@ -61,11 +61,26 @@ def test_a_bad_upload_shows_its_problems_by_line(console_server, page, page_erro
     assert page.locator("#problem-count").inner_text() == "2"
     shoot("problems-by-line")
 
-    # Back in the list, the dataset shows its version and status.
+    # The fix: the same files without the bad lines, uploaded as version 2, which is valid.
+    page.locator("[data-action='toggle-version-form']").click()
+    page.locator("#version-form input[type='file']").set_input_files(str(write_train(tmp_path / "fixed")))
+    page.locator("#version-form button[type='submit']").click()
+    page.wait_for_url("**?version=2")
+    page.locator("#no-problems").wait_for()
+    assert [r.get_attribute("data-version") for r in page.locator("#version-table tbody tr").all()] == ["2", "1"]
+
+    # Back in the list, the dataset shows its latest version and status; delete asks first, then removes it.
     page.locator("nav a[data-nav='datasets']").click()
     row = page.locator("tr[data-dataset-name='qa-bad']")
-    assert "qa-bad@v1" in row.inner_text() and "invalid" in row.inner_text()
+    assert "qa-bad@v2" in row.inner_text() and "valid" in row.inner_text()
     shoot("list")
+    row.locator("[data-action='delete-dataset']").click()
+    dialog = page.locator("#confirm-dialog")
+    assert "qa-bad" in dialog.locator(".dialog-title").inner_text()
+    shoot("delete-confirm")
+    dialog.locator(".dialog-confirm").click()
+    row.wait_for(state="detached")
+    assert console_server.platform.datasets.list()["total"] == 0
     # Chromium logs every 4xx answer; the refused name above is the one expected.
     unexpected = [e for e in page_errors if not ("status of 422" in e and "/datasets/createDataset" in e)]
     assert len(unexpected) == len(page_errors) - 1, "\n".join(page_errors)

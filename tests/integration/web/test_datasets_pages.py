@@ -69,7 +69,7 @@ def test_the_list_shows_each_dataset_with_its_version_status_rows_and_format(cli
     assert "qa-good@v1" in rows["qa-good"] and "valid" in rows["qa-good"] and "train 6" in rows["qa-good"]
     assert "alpaca · sft" in rows["qa-good"]
     assert "invalid" in rows["qa-bad"]
-    assert "2 datasets" in text_of(page.text)
+    assert "Datasets: 2" in text_of(page.text)
     # Nothing validates any more: the table does not poll.
     assert "every 2s" not in page.text
 

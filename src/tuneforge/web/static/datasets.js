@@ -231,8 +231,9 @@
         showErrors(form, null, result);
         return;
       }
-      if (result.data.unchanged) {
+      if (result.data.unchanged) {  // nothing new to open: say which version already holds these files
         TF.toast(TF.t("js.datasets.version_unchanged", {reference: result.data.reference}));
+        return;
       }
       window.location.assign(form.dataset.console + "/datasets/" + result.data.datasetId + "?version=" + result.data.version);
     }
