@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextvars import ContextVar
 from functools import cache
 from typing import Any
 
@@ -17,6 +18,8 @@ from tuneforge.web.i18n import LANGUAGES, catalog, choose_language, translator
 
 CONSOLE = "/console"
 STATIC = f"{CONSOLE}/static"
+# The language of the page being rendered, so that t() also works in macros imported without context.
+_page_language: ContextVar[str] = ContextVar("page_language", default="en")
 
 # The header's navigation: (section, path). Pages other than tasks / compare are filled in by their own modules
 # under web/pages/; until one exists its section shows a placeholder (pages/placeholders.py).
@@ -68,19 +71,24 @@ def client_catalog(lang: str) -> dict[str, str]:
     return {key: text for key, text in catalog(lang).items() if key.startswith("js.")}
 
 
+def _t(key: str, **values: Any) -> str:
+    return translator(_page_language.get())(key, **values)
+
+
 @cache
 def environment() -> Environment:
     env = Environment(loader=PackageLoader("tuneforge.web", "templates"), autoescape=select_autoescape(["html"]),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(duration=duration, compact=compact, timestamp=timestamp, tojson_script=to_json)
     env.globals.update(CONSOLE=CONSOLE, STATIC=STATIC, NAV=NAV, LANGUAGES=LANGUAGES, version=__version__,
-                       client_catalog=client_catalog)
+                       client_catalog=client_catalog, t=_t)
     return env
 
 
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     """A page (or an htmx fragment) in the request's language."""
     lang = choose_language(request)
+    _page_language.set(lang)
     page = environment().get_template(template).render(
         request=request, lang=lang, t=translator(lang), path=request.url.path,
         current_url=str(request.url.path) + (f"?{request.url.query}" if request.url.query else ""),

@@ -77,5 +77,5 @@ def task_live(request: Request, task_id: int) -> HTMLResponse:
     except ServiceError:
         # 286 tells htmx to stop polling; the message replaces the panel (the task was deleted elsewhere).
         return render(request, "tasks/_gone.html", status_code=HTMX_STOP_POLLING, task_id=task_id)
-    return render(request, "tasks/_live.html", task=task.model_dump(by_alias=False),
+    return render(request, "tasks/_live_response.html", task=task.model_dump(by_alias=False),
                   refresh_s=DETAIL_REFRESH_S, active=task.status in ACTIVE_STATUSES)
