@@ -5,7 +5,7 @@
 window.TF = (function () {
   let catalog = null;
 
-  /* t('js.key', {name: value}): the page's language, from the catalog the layout embeds. */
+  /* t(key, values): the text in the page's language (the catalog the layout embeds), {name} filled in. */
   function t(key, values) {
     if (catalog === null) {
       const node = document.getElementById("i18n-catalog");
