@@ -220,7 +220,7 @@ def _load(model: EvalModel, index: int) -> Any:
 
     where = f"models[{index}] ({model.label})"
     try:
-        chat = load_chat_model(model.base_model, model.adapter_dir, model.template)
+        chat = load_chat_model(model.base_model, model.adapter_dir, model.template, model.system)
     except EngineError as exc:
         raise EngineError(f"{where}: {exc}", hint=exc.hint) from exc
     except (OSError, ValueError) as exc:  # a folder without weights, an unknown template, a broken adapter

@@ -32,6 +32,9 @@ class EvalModel(BaseModel):
     adapter_dir: str | None = Field(default=None, description="A LoRA adapter directory applied on base_model.")
     template: str | None = Field(default=None, description="Chat template; None: the one the adapter was trained "
                                                            "with, else the tokenizer's own.")
+    system: str | None = Field(default=None, description="System prompt for samples without one; None: the adapter's "
+                                                         "training default_system, else the template's default. Give "
+                                                         "the base the fine-tune's, so only the weights differ.")
 
 
 class EvalSpec(BaseModel):

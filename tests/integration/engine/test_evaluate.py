@@ -197,3 +197,48 @@ def test_bad_input_fails_with_what_to_fix(tiny_model_dir: Path, memorise_file: P
         assert code == 2, (name, final)
         assert all(word in final["error"] for word in words), (name, final)
         assert final["hint"] and "Traceback" not in final["error"], (name, final)
+
+
+@pytest.mark.slow
+def test_bundled_smollm2_before_and_after_an_identity_adapter(tmp_path: Path) -> None:
+    """The real before / after: SmolLM2 vs SmolLM2 + a LoRA adapter trained for a few steps on the shipped identity
+    set, scored on held-out identity questions (three English, one Chinese)."""
+    import time
+    from importlib import resources
+
+    from tests.integration.engine.conftest import run_in_process
+
+    rows = json.loads((resources.files("tuneforge") / "resources" / "datasets" / "identity.json").read_text())
+    held_out = [1, 13, 31, 77]
+    data = tmp_path / "identity"
+    data.mkdir()
+    (data / "train.jsonl").write_text(_alpaca([r for k, r in enumerate(rows) if k not in held_out]))
+    (data / "test.jsonl").write_text(_alpaca([rows[k] for k in held_out]))
+    system = "You are a helpful AI assistant."  # SmolLM2's default system prompt names SmolLM (see cli.demo)
+    config = {"model_name_or_path": "bundled", "stage": "sft", "finetuning_type": "lora", "template": "smollm2",
+              "default_system": system, "dataset": [str(data / "train.jsonl")], "cutoff_len": 96, "lora_rank": 16,
+              "lora_alpha": 32, "lora_target": ["all"], "learning_rate": 2e-3, "max_steps": 6,
+              "per_device_train_batch_size": 8, "save_strategy": "no", "output_dir": str(tmp_path / "adapter"),
+              "seed": 42, "report_to": "none"}
+    code, _ = run_in_process(tmp_path / "run", config)
+    assert code == 0
+    job = tmp_path / "job"
+    job.mkdir()
+    spec = EvalSpec(models=[{"label": "base", "base_model": "bundled", "template": "smollm2", "system": system},
+                            {"label": "identity", "base_model": "bundled", "adapter_dir": str(tmp_path / "adapter")}],
+                    dataset=str(data), max_new_tokens=20, batch_size=4, show_samples=1)
+    (job / "SPEC.json").write_text(spec.model_dump_json())
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "tuneforge.engine.evaluate", str(job / "SPEC.json")],
+                          capture_output=True, text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = EvalResults.model_validate_json((job / RESULTS_FILE).read_text())
+    base, tuned = results.models
+    for m in results.models:
+        print(f"{m.label}: loss {m.eval_loss} ppl {m.perplexity} bleu-4 {m.bleu_4} rouge-l {m.rouge_l} "
+              f"({m.runtime_s} s, {m.tokens_per_second} tok/s)")
+    print(f"job: {time.perf_counter() - started:.1f} s")
+    assert tuned.eval_loss < base.eval_loss and tuned.rouge_l > base.rouge_l
+    english = [s for s in results.samples if s.reference.isascii()]
+    assert sum("Forge" in s.outputs["identity"].text for s in english) >= 2, [s.outputs for s in english]
+    assert not any("Forge" in s.outputs["base"].text for s in results.samples)
