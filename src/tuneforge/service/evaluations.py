@@ -184,8 +184,9 @@ def _models_to_score(model: RegisteredModel, compare_with_base: bool) -> list[Ev
              else EvalModel(label=model.name, base_model=model.source, adapter_dir=model.adapter_path))
     if not compare_with_base:
         return [tuned]
-    # the base answers through the same template the fine-tune was trained with, so only the weights differ
-    return [EvalModel(label="base", base_model=model.source, template=template), tuned]
+    # the base answers through the template and system prompt the fine-tune was trained with: only the weights differ
+    system = (model.training_config or {}).get("default_system")
+    return [EvalModel(label="base", base_model=model.source, template=template, system=system), tuned]
 
 
 def _spec(models: list[EvalModel], dataset: str, dataset_dir: str, options: dict[str, Any]) -> EvalSpec:
