@@ -25,6 +25,7 @@ from typing import Any
 from tuneforge.data.records import PROMPT_ROLES, ChatRecord, DatasetError
 from tuneforge.data.text_metrics import TextScores, load_segmenter, mean_scores, score_text
 from tuneforge.engine.errors import EngineError
+from tuneforge.engine.eval_batches import generate_answers, prompt_messages, reference_losses
 from tuneforge.rundir import EventWriter
 from tuneforge.schemas.eval_spec import (
     PREDICTIONS_FILE,
@@ -168,8 +169,6 @@ def split_files(source: Any, split: str) -> tuple[str, list[Path]]:
 def score_model(spec: EvalSpec, model: EvalModel, index: int, records: list[ChatRecord], samples: list[EvalSample],
                 progress: EvalProgress) -> tuple[ModelScores, list[dict[str, str]] | None]:
     """Load one model, run the loss and generation passes, fill each sample's outputs, then free the model."""
-    from tuneforge.engine.eval_batches import generate_answers, reference_losses
-
     label = model.label
     progress.in_model(index, 0, f"{label}: loading {model.base_model}"
                       + (f" with the adapter {model.adapter_dir}" if model.adapter_dir else ""), "loading")
@@ -270,8 +269,6 @@ def write_predictions(job_dir: Path, predictions: dict[str, list[dict[str, str]]
 
 
 def _sample(index: int, record: ChatRecord) -> EvalSample:
-    from tuneforge.engine.eval_batches import prompt_messages
-
     messages = prompt_messages(record)
     prompt = next((m.content for m in reversed(record.messages[:-1]) if m.role in PROMPT_ROLES), "")
     return EvalSample(index=index, prompt=prompt, messages=messages, reference=record.messages[-1].content)

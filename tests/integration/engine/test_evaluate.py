@@ -157,6 +157,26 @@ def test_test_split_falls_back_to_valid(tmp_path: Path) -> None:
     assert held.split == "valid" and [r.messages[-1].content for r in held.records] == [a for _, a in FACTS[:2]]
 
 
+def test_loss_only_on_a_registered_dataset_version(tiny_model_dir: Path, facts_dir: Path, tmp_path: Path) -> None:
+    """A dataset_info.json key naming a version folder (how the service registers datasets); predict: false
+    scores the loss only and ranks the samples by it."""
+    from tuneforge.engine.evaluate import run_evaluation
+    from tuneforge.rundir import EventWriter
+
+    (tmp_path / "dataset_info.json").write_text(json.dumps({"facts@v1": {"file_name": str(facts_dir)}}))
+    spec = EvalSpec(models=[{"label": "base", "base_model": str(tiny_model_dir), "template": "chatml"}],
+                    dataset="facts@v1", dataset_dir=str(tmp_path), predict=False, max_samples=4, show_samples=1)
+    results, predictions = run_evaluation(spec, EventWriter(tmp_path / "events.jsonl"), tmp_path)
+    (scores,) = results.models
+    assert results.split == "test" and len(results.samples) == 4 and predictions == {}
+    assert scores.eval_loss is not None and scores.bleu_4 is None and scores.rouge_l is None
+    outputs = [s.outputs["base"] for s in results.samples]
+    assert all(o.text == "" and o.rouge_l is None and o.loss is not None for o in outputs)
+    losses = [o.loss for o in outputs]
+    assert scores.best == [losses.index(min(losses))] and scores.worst == [losses.index(max(losses))]
+    assert not list(tmp_path.glob(f"*/{PREDICTIONS_FILE}"))
+
+
 def _run_main(job: Path, spec: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     """main() in this process, leaving the root logger as it found it (main points it at the job's log)."""
     from tuneforge.engine.evaluate import main
