@@ -22,6 +22,9 @@ KINDS = ("base", "finetuned")
 EXPORT_DTYPES = ("auto", "float32", "float16", "bfloat16")
 GGUF_TYPES = ("f16", "q8_0")
 EVAL_SPLITS = ("test", "valid", "train")
+# The metrics a model's page shows first; the rest of what training reported is folded below them.
+HEADLINE_METRICS = ("train_loss", "eval_loss", "perplexity", "eval_perplexity", "epoch", "trained_tokens",
+                    "train_runtime")
 PUBLISHABLE_TASKS = 50  # the publish dialog offers the newest completed / stopped tasks
 
 
@@ -94,7 +97,8 @@ def model_detail(request: Request, model_id: int) -> HTMLResponse:
         return _not_found(request, model_id)
     deployments = [d for d in platform.deployments.list()["items"] if d["modelId"] == model_id]
     return render(request, "models/detail.html", model=model, deployments=deployments, engines=ENGINES,
-                  dtypes=EXPORT_DTYPES, gguf_types=GGUF_TYPES, splits=EVAL_SPLITS, **_jobs(request, model))
+                  dtypes=EXPORT_DTYPES, gguf_types=GGUF_TYPES, splits=EVAL_SPLITS,
+                  headline_metrics=HEADLINE_METRICS, **_jobs(request, model))
 
 
 @router.get("/models/{model_id:int}/jobs", response_class=HTMLResponse)

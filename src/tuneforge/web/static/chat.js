@@ -18,6 +18,7 @@
     temperature: document.getElementById("chat-temperature"),
     topP: document.getElementById("chat-top-p"),
     maxTokens: document.getElementById("chat-max-tokens"),
+    seed: document.getElementById("chat-seed"),
   };
   const sides = ["a", "b"].map(function (key) {
     return {key: key, select: document.querySelector("select[data-side='" + key + "']"),
@@ -53,7 +54,8 @@
     if (system) messages.push({role: "system", content: system});
     const body = {model: side.select.value, messages: messages.concat(side.history), stream: true,
       stream_options: {include_usage: true}};
-    const numbers = {temperature: settings.temperature, top_p: settings.topP, max_tokens: settings.maxTokens};
+    const numbers = {temperature: settings.temperature, top_p: settings.topP, max_tokens: settings.maxTokens,
+      seed: settings.seed};
     for (const [name, field] of Object.entries(numbers)) {
       if (field.value.trim() !== "") body[name] = Number(field.value);
     }
@@ -119,7 +121,10 @@
       const seconds = (performance.now() - started) / 1000;
       node.classList.remove("streaming");
       node.dataset.done = "true";
-      if (!result.text) node.textContent = t("js.chat_empty_answer");
+      if (!result.text.trim()) {  // an answer of only spaces or newlines would look like nothing at all
+        node.textContent = t("js.chat_empty_answer");
+        node.classList.add("blank");
+      }
       side.history.push({role: "assistant", content: result.text});
       const tokens = result.usage ? result.usage.completion_tokens : null;
       const stats = document.createElement("div");
