@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from tuneforge.schemas import ConfigProblem
 from tuneforge.schemas.tasks import ACTIVE_STATUSES, name_problem
@@ -172,9 +172,10 @@ class DatasetService:
         if name:
             query = query.where(Dataset.name.contains(name))
         with self.db.session() as session:
-            rows = list(session.scalars(query))
-            items = [dataset_view(d, d.versions, brief=True) for d in rows[(page - 1) * page_size:][:page_size]]
-        return {"total": len(rows), "page": page, "pageSize": page_size, "items": items}
+            total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+            rows = session.scalars(query.offset((page - 1) * page_size).limit(page_size))
+            items = [dataset_view(d, d.versions, brief=True) for d in rows]
+        return {"total": total, "page": page, "pageSize": page_size, "items": items}
 
     def get(self, dataset_id: int) -> dict[str, Any]:
         with self.db.session() as session:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from tuneforge.data.sources import split_names
 from tuneforge.schemas import ConfigProblem
@@ -111,11 +111,12 @@ class EvaluationService:
         if model_id is not None:
             query = query.where(Evaluation.model_id == model_id)
         with self.db.session() as session:
-            rows = list(session.scalars(query))
+            total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+            rows = list(session.scalars(query.offset((page - 1) * page_size).limit(page_size)))
             for row in rows:
                 self._sync(row)
-            items = [evaluation_view(r) for r in rows[(page - 1) * page_size: page * page_size]]
-        return {"total": len(rows), "items": items}
+            items = [evaluation_view(r) for r in rows]
+        return {"total": total, "items": items}
 
     def stop(self, evaluation_id: int) -> dict[str, Any]:
         with self.db.session() as session:
