@@ -70,17 +70,25 @@ def test_publish_evaluate_deploy_chat_and_stop(console_server, page, page_errors
     assert lineage.locator("[data-lineage='dataset']").inner_text() == str(console_server.dataset_dir)
     shoot("2-model")
 
-    # -- evaluate beside the base: progress on the model page, then the report ---------------------------------
+    # -- evaluate beside the base and export (merged), both in the background: progress on the model page -------
     page.locator("button[data-action='evaluate']").click()
     assert page.input_value("#evaluate-dataset") == str(console_server.dataset_dir)  # what it was trained on
     page.fill("#evaluate-max-samples", "4")
     page.fill("#evaluate-max-new-tokens", "8")
     confirm(page)
-    row = page.locator("#model-evaluations tr[data-evaluation-id]")
-    row.wait_for()
-    shoot("3-evaluation-running")
-    # the panel refreshes itself (htmx) until the job ends: no reload
+    page.locator("#model-evaluations tr[data-evaluation-id]").wait_for()
+    page.locator("button[data-action='export']").click()
+    page.select_option("#export-dtype", "float16")
+    confirm(page)
+    page.locator("#model-exports .export-job").wait_for()
+    shoot("3-evaluation-and-export-running")
+    # the panel refreshes itself (htmx) until both jobs end: no reload
     page.locator("#model-evaluations tr[data-status='completed']").wait_for(timeout=EVALUATION_TIMEOUT_MS)
+    page.locator("#model-exports .export-job[data-status='completed']").wait_for(timeout=EVALUATION_TIMEOUT_MS)
+    files = page.locator("#model-exports .export-files tbody tr").all_inner_texts()
+    assert any(".safetensors" in row and ("kB" in row or "MB" in row) for row in files), files
+    assert "float16" in page.locator("#model-exports .export-job").inner_text()
+    shoot("3b-export-done")
     page.locator("#model-evaluations a[data-action='report']").click()
     page.wait_for_url(re.compile(r"/console/evaluations/\d+$"))
     scores = page.locator("#evaluation-scores")
@@ -161,6 +169,18 @@ def test_publish_evaluate_deploy_chat_and_stop(console_server, page, page_errors
     assert page.locator("#deployment-live button[data-action='start-deployment']").is_visible()
     shoot("9-deployment-stopped")
     assert httpx.get(f"{console_server.url}/v1/models").json()["data"] == []
+
+    # -- delete the deployment, then the model, each through its confirmation ----------------------------------
+    page.locator("#deployment-live button[data-action='delete-deployment']").click()
+    confirm(page)
+    page.wait_for_url("**/console/deployments")
+    assert page.locator("tr[data-deployment-name='tiny-qa-live']").count() == 0
+    page.goto(f"/console/models/{model_id}")
+    page.locator("#model-detail .page-head button[data-action='delete-model']").click()
+    assert "tiny-qa" in page.locator("#confirm-dialog .dialog-title").inner_text()
+    confirm(page)
+    page.wait_for_url("**/console/models")
+    assert page.locator("tr[data-model-name='tiny-qa']").count() == 0
 
     page.goto("/console/system")
     assert page.locator("#devices tr[data-device]").count() == 1
