@@ -141,6 +141,11 @@ def test_publish_evaluate_deploy_chat_and_stop(console_server, page, page_errors
     roles = [m["role"] for m in json.loads(sent.value.post_data)["messages"]]
     assert roles == ["system", "user", "assistant", "user"]
     shoot("6-chat")
+    # a reload of the tab keeps the conversation and the settings
+    page.reload()
+    assert page.locator("#conversation-a .message").count() == 4
+    assert page.locator("#conversation-a .message.assistant").first.inner_text() == text
+    assert page.input_value("#chat-system") == "You are Forge." and page.input_value("#chat-seed") == "7"
 
     # compare: the deployment and the model's name (routed to the same deployment) answer side by side
     page.locator("#chat-clear").click()

@@ -26,6 +26,7 @@
       history: []};
   });
   let controller = null;
+  const STORE_KEY = "tuneforge.chat";
 
   function activeSides() { return compareBox.checked ? sides : sides.slice(0, 1); }
 
@@ -173,6 +174,7 @@
     controller = null;
     setBusy(false);
     showHeads();
+    save();
     input.focus();
   }
 
@@ -187,6 +189,33 @@
       side.box.appendChild(empty);
     }
     showHeads();
+    save();
+  }
+
+  /* The conversations and the settings outlive a reload of the tab (sessionStorage: this tab only, gone with it). */
+  function save() {
+    const state = {histories: sides.map(function (side) { return side.history; })};
+    for (const [name, field] of Object.entries(settings)) state[name] = field.value;
+    try { sessionStorage.setItem(STORE_KEY, JSON.stringify(state)); } catch (error) { /* storage off: no memory */ }
+  }
+
+  function restore() {
+    let state = null;
+    try { state = JSON.parse(sessionStorage.getItem(STORE_KEY) || "null"); } catch (error) { state = null; }
+    if (!state) return;
+    for (const [name, field] of Object.entries(settings)) {
+      if (typeof state[name] === "string") field.value = state[name];
+    }
+    sides.forEach(function (side, index) {
+      side.history = Array.isArray(state.histories && state.histories[index]) ? state.histories[index] : [];
+      for (const message of side.history) {
+        const node = bubble(side, message.role, message.content);
+        if (message.role === "assistant" && !message.content.trim()) {
+          node.textContent = t("js.chat_empty_answer");
+          node.classList.add("blank");
+        }
+      }
+    });
   }
 
   /* The mode and the models are kept in the address, so a reload (or a shared link) opens the same playground. */
@@ -214,6 +243,8 @@
   document.getElementById("chat-clear").addEventListener("click", clear);
   compareBox.addEventListener("change", function () { setCompare(compareBox.checked); });
   for (const side of sides) side.select.addEventListener("change", function () { rememberChoice(); showHeads(); });
+  for (const field of Object.values(settings)) field.addEventListener("input", save);
+  restore();
   setBusy(false);
   showHeads();
 })();
