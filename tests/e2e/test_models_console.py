@@ -195,3 +195,48 @@ def test_publish_evaluate_deploy_chat_and_stop(console_server, page, page_errors
     assert page.locator("#devices h2").inner_text() == "设备清单"
     shoot("11-system-zh")
     assert not page_errors, "\n".join(page_errors)
+
+
+def test_register_a_base_model_and_deploy_it_from_the_deployments_page(console_server, page, page_errors, shoot):
+    """The two forms outside the model page: errors show at their fields and create nothing; then they work."""
+    page.goto("/console/models")
+    page.locator("[data-action='show-register']").click()
+    page.fill("#register-name", "tiny-base")
+    page.fill("#register-source", str(console_server.model_dir) + "-missing")
+    page.locator("#register-form button[type=submit]").click()
+    error = page.locator("#register-form .field[data-field='source'] .field-error")
+    error.wait_for()
+    assert page.locator("#register-form .form-error").inner_text() == "Fix the marked fields."
+    assert "not found" in error.inner_text()
+    assert page.locator("#register-source").get_attribute("class") == "invalid"
+    shoot("1-register-error")
+    assert httpx.get(f"{console_server.url}/models/getModelList", params={"name": "tiny-base"}).json()["total"] == 0
+
+    page.fill("#register-source", str(console_server.model_dir))
+    page.locator("#register-form button[type=submit]").click()
+    page.locator("tr[data-model-name='tiny-base'][data-status='ready']").wait_for()
+    assert page.locator("#register-panel").is_hidden()
+    shoot("2-registered")
+
+    page.goto("/console/deployments")
+    page.locator("[data-action='show-create']").click()
+    page.select_option("#create-model", label="tiny-base · Base")
+    assert page.input_value("#create-name") == "tiny-base"  # the model's name, until one is typed
+    page.fill("#create-name", "tiny-base-live")
+    page.select_option("#create-engine", "vllm")  # not installed here: refused at the field, nothing started
+    page.locator("#create-form button[type=submit]").click()
+    page.locator("#create-form .field[data-field='engine'] .field-error").wait_for()
+    assert "vLLM" in page.locator("#create-form .field[data-field='engine'] .field-error").inner_text()
+    shoot("3-deploy-error")
+    assert httpx.get(f"{console_server.url}/deployments/getDeploymentList").json()["total"] == 0
+
+    page.select_option("#create-engine", "transformers")
+    page.locator("#create-form button[type=submit]").click()
+    page.wait_for_url(re.compile(r"/console/deployments/\d+$"))
+    assert page.locator("#deployment-live").get_attribute("data-status") in ("starting", "running")
+    shoot("4-deployment-starting")
+    page.locator("#deployment-live button[data-action='delete-deployment']").click()
+    confirm(page)
+    page.wait_for_url("**/console/deployments")
+    assert httpx.get(f"{console_server.url}/deployments/getDeploymentList").json()["total"] == 0
+    assert not [e for e in page_errors if not re.search(r"Failed to load resource: .* 4(04|09|22)", e)], page_errors

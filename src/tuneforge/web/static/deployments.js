@@ -55,7 +55,7 @@
         name: values.name || "", modelId: Number(values.modelId), engine: values.engine, options: options.value});
       submit.disabled = false;
       if (!result.ok) {
-        errorLine.textContent = TFForms.showErrors(form, result);
+        errorLine.textContent = TFForms.formError(form, result);
         errorLine.hidden = false;
         return;
       }

@@ -25,7 +25,7 @@
       const result = await TF.api("POST", "/models/registerModel", TFForms.values(registerForm));
       submit.disabled = false;
       if (!result.ok) {
-        errorLine.textContent = TFForms.showErrors(registerForm, result);
+        errorLine.textContent = TFForms.formError(registerForm, result);
         errorLine.hidden = false;
         return;
       }

@@ -58,6 +58,12 @@ window.TFForms = (function () {
     return TF.errorMessage(result);
   }
 
+  /* The line under a form: with each error at its field it only points at them; else the server's message. */
+  function formError(root, result) {
+    const message = showErrors(root, result);
+    return root.querySelector(".field-error") ? TF.t("js.forms_fix_marked") : message;
+  }
+
   /* A JSON object typed into a textarea, or an error text naming it. */
   function parseObject(text, label) {
     if (!text) return {value: {}};
@@ -75,6 +81,6 @@ window.TFForms = (function () {
     else window.location.reload();
   }
 
-  return {fromTemplate: fromTemplate, values: values, showErrors: showErrors, clearErrors: clearErrors,
-    parseObject: parseObject, refresh: refresh};
+  return {fromTemplate: fromTemplate, values: values, showErrors: showErrors, formError: formError,
+    clearErrors: clearErrors, parseObject: parseObject, refresh: refresh};
 })();
