@@ -81,6 +81,10 @@ def test_create_through_the_form_and_watch_it_complete(console_server, page, pag
     task_id = int(page.url.rsplit("/", 1)[1])
     created = console_server.platform.tasks.get(task_id)
     assert created.training_args["max_steps"] == 100 and created.training_args["learning_rate"] == 5e-3
+    # Only what the user changed is sent: every other parameter keeps the schema's default (or 'auto' rule).
+    assert set(created.training_args) == {"template", "cutoff_len", "learning_rate", "max_steps", "logging_steps",
+                                          "save_steps", "eval_strategy", "eval_steps", "model_name_or_path",
+                                          "dataset", "output_dir"}
 
     # Live: the panel and the charts refresh while the task runs, in the same document (no reload).
     page.evaluate("""() => {

@@ -94,7 +94,8 @@ def _widget(described: dict[str, Any]) -> tuple[str, str]:
     if described["secret"]:
         return "password", "str"
     if type_name == "bool":
-        return "checkbox", "bool"
+        # An optional flag has three states (unset = automatic), which a checkbox cannot show.
+        return ("select", "choice") if described["nullable"] else ("checkbox", "bool")
     if described["choices"] and not type_name.startswith("list"):
         return "select", "choice"
     if type_name in ("int", "float", "number"):
@@ -112,7 +113,8 @@ def form_field(described: dict[str, Any], values: dict[str, Any]) -> FormField:
     current = values.get(key, described["default"])
     # A choice travels as JSON so that 4 stays a number and "lora" a string; None is the "unset" entry.
     encode = (lambda v: json.dumps(v)) if kind == "choice" else as_text
-    choices = [(json.dumps(c), str(c)) for c in described["choices"] or []] if kind == "choice" else []
+    options = described["choices"] or ([True, False] if described["type"] == "bool" else [])
+    choices = [(json.dumps(c), as_text(c)) for c in options] if kind == "choice" else []
     if kind == "choice" and described["nullable"]:
         choices.insert(0, ("null", "—"))
     if kind == "choice" and encode(current) not in {value for value, _ in choices}:

@@ -63,11 +63,14 @@ def test_fields_carry_the_schema_metadata():
         assert f.name == f"trainingArgs.{f.key}"  # the API's error path, so errors land at the field
     by_key = {f.key: f for f in all_fields(form_steps())}
     assert by_key["lora_rank"].widget == "number" and by_key["lora_rank"].range
-    assert by_key["packing"].widget == "checkbox"
+    assert by_key["trust_remote_code"].widget == "checkbox"
     assert by_key["hf_hub_token"].widget == "password"
     # Choices travel as JSON, so the quantization bits stay numbers and "unset" is null.
     assert [value for value, _ in by_key["quantization_bit"].choices] == ["null", "4", "8"]
     assert json.loads(by_key["finetuning_type"].value) == "lora"
+    # An optional flag (None = automatic) keeps its third state: a select, unset by default.
+    assert by_key["packing"].widget == "select" and by_key["packing"].value == "null"
+    assert [value for value, _ in by_key["gradient_checkpointing"].choices] == ["null", "true", "false"]
 
 
 def test_basic_fields_are_shown_and_advanced_ones_folded():
