@@ -217,6 +217,11 @@ def test_register_a_base_model_and_deploy_it_from_the_deployments_page(console_s
     page.locator("tr[data-model-name='tiny-base'][data-status='ready']").wait_for()
     assert page.locator("#register-panel").is_hidden()
     shoot("2-registered")
+    # the list's Deploy link opens the model's page with the deploy dialog up
+    page.locator("tr[data-model-name='tiny-base'] a[data-action='deploy-link']").click()
+    page.locator("#confirm-dialog[open]").wait_for()
+    assert page.locator("#confirm-dialog .dialog-title").inner_text() == "Deploy tiny-base"
+    page.locator("#confirm-dialog button[value='cancel']").click()
 
     page.goto("/console/deployments")
     page.locator("[data-action='show-create']").click()
