@@ -18,12 +18,13 @@ import re
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tuneforge.data.records import PROMPT_ROLES, ChatRecord, DatasetError
-from tuneforge.data.text_metrics import TextScores, load_segmenter, mean_scores, score_text
+from tuneforge.data.text_metrics import load_segmenter, mean_scores, score_text
 from tuneforge.engine.errors import EngineError
 from tuneforge.engine.eval_batches import generate_answers, prompt_messages, reference_losses
 from tuneforge.rundir import EventWriter
@@ -55,18 +56,30 @@ class HeldOut:
 
 
 class EvalProgress:
-    """progress events with an overall percentage: data 0-5, each model an equal slice of 5-95, results 95-100."""
+    """progress events with an overall percentage: data 0-5, each model an equal slice of 5-95, results 95-100.
+
+    Batch updates within a stage are thinned to one per 0.5 % or 5 s: a large split has thousands of batches and
+    every event is an fsync'd line the service reads."""
+
+    MIN_STEP, MIN_SECONDS = 0.5, 5.0
 
     def __init__(self, events: Any, n_models: int) -> None:
         self.events, self.n_models = events, n_models
+        self.last: tuple[str, float, float] = ("", -1.0, 0.0)  # stage, percentage, time
 
-    def report(self, percentage: float, message: str, stage: str) -> None:
+    def report(self, percentage: float, message: str, stage: str, *, batch: bool = False) -> None:
+        last_stage, last_percentage, last_time = self.last
+        now = time.monotonic()
+        if (batch and stage == last_stage and percentage - last_percentage < self.MIN_STEP
+                and now - last_time < self.MIN_SECONDS):
+            return
+        self.last = (stage, percentage, now)
         log.info("%5.1f%% %s", percentage, message)
         self.events.emit(EventType.PROGRESS, stage=stage, percentage=round(percentage, 1), message=message)
 
-    def in_model(self, index: int, fraction: float, message: str, stage: str) -> None:
+    def in_model(self, index: int, fraction: float, message: str, stage: str, *, batch: bool = False) -> None:
         """`fraction` (0-1) of model `index`'s slice done."""
-        self.report(5 + 90 * (index + fraction) / self.n_models, message, stage)
+        self.report(5 + 90 * (index + fraction) / self.n_models, message, stage, batch=batch)
 
 
 def run_evaluation(spec: EvalSpec, events: Any, job_dir: Path) -> tuple[EvalResults, dict[str, str]]:
@@ -168,50 +181,57 @@ def split_files(source: Any, split: str) -> tuple[str, list[Path]]:
 
 def score_model(spec: EvalSpec, model: EvalModel, index: int, records: list[ChatRecord], samples: list[EvalSample],
                 progress: EvalProgress) -> tuple[ModelScores, list[dict[str, str]] | None]:
-    """Load one model, run the loss and generation passes, fill each sample's outputs, then free the model."""
+    """Load one model, run the loss and generation passes, fill each sample's outputs, then free the model.
+    Returns the model's scores and its predictions rows (None when nothing was generated)."""
     label = model.label
-    progress.in_model(index, 0, f"{label}: loading {model.base_model}"
-                      + (f" with the adapter {model.adapter_dir}" if model.adapter_dir else ""), "loading")
+    adapter = f" with the adapter {model.adapter_dir}" if model.adapter_dir else ""
+    progress.in_model(index, 0, f"{label}: loading {model.base_model}{adapter}", "loading")
     chat = _load(model, index)
     started = time.perf_counter()  # runtime_s is the scoring, as LLaMA-Factory's predict_runtime (no loading)
-    loss_share = 0.3 if spec.predict else 0.9  # of the model's slice after loading (0.1)
     scores = ModelScores(label=label, samples=len(records))
+    # the model's slice: loading 0-0.1, then the loss, then generation (the slow part) from `generation_from`
+    generation_from = (0.4 if spec.predict else 1.0) if spec.compute_loss else 0.1
     per_sample_loss: list[float | None] = [None] * len(records)
     if spec.compute_loss:
-        losses = reference_losses(
-            chat, records, spec.cutoff_len, spec.batch_size,
-            lambda done, total: progress.in_model(index, 0.1 + loss_share * done / total,
-                                                  f"{label}: loss {done}/{total}", "loss"))
+        losses = reference_losses(chat, records, spec.cutoff_len, spec.batch_size,
+                                  _on_batch(progress, index, f"{label}: loss", "loss", 0.1, generation_from))
         per_sample_loss = losses.per_sample
         if losses.mean is not None:
             scores.eval_loss = round(losses.mean, 6)
             scores.perplexity = round(math.exp(losses.mean), 4) if losses.mean < 700 else None
         log.info("%s: eval_loss %s perplexity %s over %d answer tokens", label, scores.eval_loss, scores.perplexity,
                  losses.tokens)
-    answers = None
-    text_scores: list[TextScores] = []
+    rows, text_scores = None, None
     if spec.predict:
-        start = 0.1 + (loss_share if spec.compute_loss else 0)
         generated = generate_answers(
             chat, records, max_new_tokens=spec.max_new_tokens, cutoff_len=spec.cutoff_len, batch_size=spec.batch_size,
             temperature=spec.temperature, top_p=spec.top_p, seed=spec.seed,
-            on_batch=lambda done, total: progress.in_model(index, start + (1 - start) * done / total,
-                                                           f"{label}: generating {done}/{total}", "generation"))
+            on_batch=_on_batch(progress, index, f"{label}: generating", "generation", generation_from, 1.0))
         text_scores = [score_text(a, s.reference) for a, s in zip(generated.answers, samples, strict=True)]
         scores = scores.model_copy(update=mean_scores(text_scores))
         tps = generated.tokens_per_second
         scores.tokens_per_second = round(tps, 2) if tps is not None else None
-        answers = [{"prompt": p, "predict": a, "label": s.reference}
-                   for p, a, s in zip(generated.prompts, generated.answers, samples, strict=True)]
+        rows = [{"prompt": p, "predict": a, "label": s.reference}
+                for p, a, s in zip(generated.prompts, generated.answers, samples, strict=True)]
     for k, sample in enumerate(samples):
-        text = {"text": answers[k]["predict"], **text_scores[k].as_dict()} if answers is not None else {}
+        text = {"text": rows[k]["predict"], **text_scores[k].as_dict()} if rows and text_scores else {}
         sample.outputs[label] = SampleScore(**text, loss=_rounded(per_sample_loss[k]))
     scores.best, scores.worst = rank_samples(samples, label, spec.show_samples)
     scores.runtime_s = round(time.perf_counter() - started, 2)
     del chat  # the next model loads into the memory this one held
     _free_memory()
     log.info("%s: %s in %.1f s", label, {k: getattr(scores, k) for k in HEADLINE}, scores.runtime_s)
-    return scores, answers
+    return scores, rows
+
+
+def _on_batch(progress: EvalProgress, index: int, what: str, stage: str, start: float,
+              end: float) -> Callable[[int, int], None]:
+    """A pass's batch callback: its share (start-end) of model `index`'s slice, thinned except the last batch."""
+    def report(done: int, total: int) -> None:
+        progress.in_model(index, start + (end - start) * done / total, f"{what} {done}/{total}", stage,
+                          batch=done < total)
+
+    return report
 
 
 def _load(model: EvalModel, index: int) -> Any:
