@@ -41,6 +41,9 @@ class DeploymentService:
         self._children: dict[int, subprocess.Popen] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # stop / start / delete and the watcher's restarts take turns: a watcher pass that read a deployment as
+        # running while a stop was killing its process would otherwise "restart" it behind the stop's back.
+        self._changing = threading.Lock()
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
     def create(self, name: str, model_id: int, options: dict[str, Any] | None = None,
@@ -75,14 +78,14 @@ class DeploymentService:
         deployment.started_at = time.time()
 
     def stop(self, deployment_id: int) -> dict[str, Any]:
-        with self.db.session() as session:
+        with self._changing, self.db.session() as session:
             deployment, model = _deployment(session, deployment_id)
             self._terminate(deployment)
             deployment.status, deployment.pid = "stopped", None
             return deployment_view(deployment, model)
 
     def start(self, deployment_id: int) -> dict[str, Any]:
-        with self.db.session() as session:
+        with self._changing, self.db.session() as session:
             deployment, model = _deployment(session, deployment_id)
             if deployment.status in LIVE:
                 raise Conflict(f"deployment {deployment.name!r} is already {deployment.status}")
@@ -91,7 +94,7 @@ class DeploymentService:
             return deployment_view(deployment, model)
 
     def delete(self, deployment_id: int) -> dict[str, Any]:
-        with self.db.session() as session:
+        with self._changing, self.db.session() as session:
             deployment, _ = _deployment(session, deployment_id)
             self._terminate(deployment)
             session.delete(deployment)
@@ -136,7 +139,7 @@ class DeploymentService:
     def watch(self) -> None:
         """starting → running once /health answers; a dead process is restarted (the status says so) up to
         MAX_RESTARTS times, then failed with the exit code and the log tail."""
-        with self.db.session() as session:
+        with self._changing, self.db.session() as session:
             rows = session.execute(select(Deployment, RegisteredModel).join(RegisteredModel)
                                    .where(Deployment.status.in_(LIVE))).all()
             for deployment, model in rows:
