@@ -41,6 +41,8 @@ class ExportSpec(BaseModel):
         default_factory=dict, description="Base model, task, checkpoint, dataset version…: copied into the card."
     )
     job_id: str | None = None
+    model_id: int | None = Field(default=None, description="The registered model exported (the service's; the job "
+                                                            "does not read it).")
 
     @property
     def merges(self) -> bool:

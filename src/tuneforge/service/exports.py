@@ -38,7 +38,7 @@ class ExportService:
         adapter = model.get("adapterPath")
         try:
             spec = ExportSpec(base_model=base, adapter_dir=adapter, output_dir=str(path), job_id=job_id,
-                              lineage=model.get("lineage") or {}, **options)
+                              model_id=model_id, lineage=model.get("lineage") or {}, **options)
         except ValidationError as exc:
             raise InvalidInput.of([ConfigProblem(".".join(map(str, e["loc"])) or "spec", e["msg"])
                                    for e in exc.errors()]) from exc
@@ -58,11 +58,12 @@ class ExportService:
         child = self._children.get(job_id)
         if final is None and child is not None and child.poll() is not None:
             status = "failed"  # died without a final event
-        return {"id": job_id, "status": status, "outputDir": spec.output_dir, "gguf": spec.gguf,
-                "dtype": spec.dtype, "maxShardSizeGb": spec.max_shard_size_gb, "stage": progress.stage,
-                "percentage": progress.percentage, "message": progress.message, "files": (final or {}).get("files"),
-                "sizes": (final or {}).get("sizes"), "error": (final or {}).get("error"),
-                "hint": (final or {}).get("hint")}
+        final = final or {}
+        return {"id": job_id, "modelId": spec.model_id, "status": status, "outputDir": spec.output_dir,
+                "gguf": spec.gguf, "dtype": spec.dtype, "maxShardSizeGb": spec.max_shard_size_gb,
+                "stage": progress.stage, "percentage": progress.percentage, "message": progress.message,
+                "files": final.get("files"), "sizes": final.get("sizes"), "error": final.get("error"),
+                "hint": final.get("hint")}
 
     def list(self) -> dict[str, Any]:
         jobs = sorted((p.name for p in self.root.glob("export-*") if (p / SPEC).is_file()), reverse=True)

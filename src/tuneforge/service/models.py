@@ -24,8 +24,7 @@ from tuneforge.service.model_import import (
     start_import,
 )
 from tuneforge.service.paths import confine
-from tuneforge.service.views import evaluation_view
-from tuneforge.store import Checkpoint, Deployment, Evaluation, RegisteredModel, Task
+from tuneforge.store import Checkpoint, Deployment, RegisteredModel, Task
 
 log = logging.getLogger(__name__)
 BUNDLED_MODEL_NAME = "smollm2-135m-instruct"
@@ -44,6 +43,7 @@ class PublishRequest:
 
 class ModelService:
     def __init__(self, platform: Any) -> None:
+        self.platform = platform
         self.db = platform.db
         self.settings = platform.settings
         self.root = self.settings.home / "registry"
@@ -197,10 +197,8 @@ class ModelService:
     def get(self, model_id: int) -> dict[str, Any]:
         with self.db.session() as session:
             view = model_view(_model(session, model_id))
-            evaluations = session.scalars(select(Evaluation).where(Evaluation.model_id == model_id)
-                                          .order_by(Evaluation.id.desc()).limit(5))
-            view["evaluations"] = [evaluation_view(e) for e in evaluations]
-            return view
+        view["evaluations"] = self.platform.evaluations.list(model_id, page_size=5)["items"]  # brought up to date
+        return view
 
     def find(self, name: str) -> dict[str, Any]:
         with self.db.session() as session:

@@ -151,7 +151,7 @@ def seeded(tmp_path: Path, tiny_model_dir: Path) -> Iterator[Seeded]:
         job = settings.home / "exports" / export_id
         job.mkdir(parents=True)
         spec = ExportSpec(base_model="bundled", adapter_dir=str(output), output_dir=str(tmp_path / "exported"),
-                          job_id=export_id, gguf="q8_0", max_shard_size_gb=0.5)
+                          job_id=export_id, model_id=tuned_id, gguf="q8_0", max_shard_size_gb=0.5)
         (job / "SPEC.json").write_text(spec.model_dump_json(), encoding="utf-8")
         events = EventWriter(job / "events.jsonl")
         events.emit(EventType.PROGRESS, stage="gguf", percentage=90.0, message="gguf 1/1: q8_0")

@@ -72,10 +72,8 @@ def model_rows(request: Request, kind: str | None = None, q: str | None = None, 
 
 # -- one model -------------------------------------------------------------------------------------------------
 def model_exports(request: Request, model_id: int) -> list[dict[str, Any]]:
-    """This model's export jobs, newest first. A job id is export-<date>-<time>-<model id>-<nonce>
-    (service/exports.py), the only place the job names its model."""
-    jobs = _platform(request).exports.list()["items"]
-    return [job for job in jobs if job["id"].split("-")[3:4] == [str(model_id)]]
+    """This model's export jobs, newest first."""
+    return [job for job in _platform(request).exports.list()["items"] if job["modelId"] == model_id]
 
 
 def _jobs(request: Request, model: dict[str, Any]) -> dict[str, Any]:
