@@ -178,15 +178,16 @@ def _bundled_names() -> set[str]:
 
 
 def _models_to_score(model: RegisteredModel, compare_with_base: bool) -> list[EvalModel]:
-    template = (model.training_config or {}).get("template")
+    config = model.training_config or {}
+    # every model answers through the template and system prompt the fine-tune was trained with: only weights differ
+    template, system = config.get("template"), config.get("default_system")
     if model.kind == "base":
         return [EvalModel(label=model.name, base_model=model.source)]
-    tuned = (EvalModel(label=model.name, base_model=model.model_path, template=template) if model.model_path
-             else EvalModel(label=model.name, base_model=model.source, adapter_dir=model.adapter_path))
+    tuned = (EvalModel(label=model.name, base_model=model.model_path, template=template, system=system)
+             if model.model_path else
+             EvalModel(label=model.name, base_model=model.source, adapter_dir=model.adapter_path, system=system))
     if not compare_with_base:
         return [tuned]
-    # the base answers through the template and system prompt the fine-tune was trained with: only the weights differ
-    system = (model.training_config or {}).get("default_system")
     return [EvalModel(label="base", base_model=model.source, template=template, system=system), tuned]
 
 
