@@ -101,7 +101,9 @@ async def chat_completions(request: Request) -> Any:
     deployment, port, status = route
     body["model"] = deployment  # a registered model's name reaches its deployment under the deployment's name
     if status != "running":
-        return _openai_error(503, f"deployment {deployment!r} is {status}; wait until it is running", "model")
+        what = "wait until it is running" if status in ("starting", "restarting") else \
+            "start it (POST /deployments/startDeployment)"
+        return _openai_error(503, f"deployment {deployment!r} is {status}; {what}", "model")
     url = f"http://127.0.0.1:{port}/v1/chat/completions"
     client = httpx.AsyncClient(timeout=httpx.Timeout(600, connect=5))
     upstream = await client.send(client.build_request("POST", url, json=body), stream=True)

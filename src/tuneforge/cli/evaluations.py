@@ -66,12 +66,11 @@ def list_evaluations(ctx: typer.Context, model_id: int = typer.Option(None, "--m
     """Evaluations, newest first, with their headline scores."""
     def action(client: ApiClient) -> None:
         data = client.get("/evaluations/getEvaluationList", modelId=model_id)
-        table = Table("id", "model", "dataset", "split", "status", *(label for _, label, _ in METRICS))
+        table = Table("id", "model", "dataset", "split", "status", "scored", *(label for _, label, _ in METRICS))
         for item in data["items"]:
-            scores = item["scores"] or [{}]
-            for row, scores_of in enumerate(scores):
-                head = [str(item["id"]), str(item["modelId"]), item["dataset"], item["split"], item["status"]]
-                table.add_row(*(head if row == 0 else [""] * 4 + [scores_of.get("label", "")]),
+            head = [str(item["id"]), str(item["modelId"]), item["dataset"], item["split"], item["status"]]
+            for row, scores_of in enumerate(item["scores"] or [{}]):  # one line per model: base, then the model
+                table.add_row(*(head if row == 0 else [""] * len(head)), scores_of.get("label", "—"),
                               *(_fmt(scores_of.get(key), fmt) for key, _, fmt in METRICS))
         print_result(data, table, as_json)
 
@@ -141,9 +140,14 @@ def _samples_table(title: str, samples: list[dict[str, Any]], labels: list[str])
     for sample in samples:
         outputs = sample.get("outputs", {})
         table.add_row(_short(sample["prompt"]), _short(sample["reference"]),
-                      *(f"{_short(outputs[label]['text'])}\n[dim]ROUGE-L {outputs[label]['rouge_l']:.1f}[/dim]"
-                        if label in outputs else "—" for label in labels))
+                      *(_answer(outputs[label]) if label in outputs else "—" for label in labels))
     return table
+
+
+def _answer(output: dict[str, Any]) -> str:
+    """The answer and its scores; a loss-only job (predict: false) has no text scores."""
+    scores = f"ROUGE-L {_fmt(output.get('rouge_l'), '{:.1f}')} · loss {_fmt(output.get('loss'), '{:.3f}')}"
+    return f"{_short(output.get('text') or '')}\n[dim]{scores}[/dim]"
 
 
 def _short(text: str, limit: int = 160) -> str:

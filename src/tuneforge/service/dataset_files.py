@@ -16,6 +16,7 @@ from typing import BinaryIO
 
 from tuneforge.data.reading import SUFFIXES
 from tuneforge.data.sources import INFO_FILE
+from tuneforge.service.paths import uri_problem
 
 CHUNK = 1024 * 1024
 SPLITS = ("train", "valid", "test")
@@ -87,6 +88,8 @@ def copy_uri(folder: Path, uri: str) -> None:
     """`s3://bucket/prefix/train.jsonl` or a prefix with several files, through fsspec (s3fs etc. when installed)."""
     import fsspec
 
+    if problem := uri_problem(uri):
+        raise DatasetFileError(f"uri: {problem}")
     try:
         fs, path = fsspec.core.url_to_fs(uri)
         paths = [path] if fs.isfile(path) else [p for p in fs.find(path) if Path(p).suffix.lower() in SUFFIXES]

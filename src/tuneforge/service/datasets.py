@@ -20,7 +20,7 @@ from tuneforge.service import dataset_files as files
 from tuneforge.service import dataset_inspect as inspect
 from tuneforge.service.dataset_jobs import validate_version
 from tuneforge.service.dataset_views import dataset_view, version_view
-from tuneforge.service.errors import Conflict, InvalidInput, NotFound, get_or_not_found
+from tuneforge.service.errors import Conflict, InvalidInput, NotFound, get_or_not_found, paging_problems
 from tuneforge.service.paths import confine
 from tuneforge.store import Dataset, DatasetVersion, Task, TaskDataset
 
@@ -166,6 +166,8 @@ class DatasetService:
     # -- read --------------------------------------------------------------------------------------------------
     def list(self, owner_id: int | None = None, name: str | None = None, page: int = 1,
              page_size: int = 20) -> dict[str, Any]:
+        if problems := paging_problems(page, page_size):
+            raise InvalidInput.of(problems)
         query = select(Dataset).order_by(Dataset.created_at.desc(), Dataset.id.desc())
         if owner_id is not None:
             query = query.where(Dataset.owner_id == owner_id)

@@ -24,7 +24,7 @@ from tuneforge.schemas.tasks import name_problem
 from tuneforge.service.errors import Conflict, InvalidInput, get_or_not_found
 from tuneforge.service.models import ready_model
 from tuneforge.service.processes import create_time, file_tail, is_same_process
-from tuneforge.service.serving_engines import ServedModel, engine_problem, serving_command
+from tuneforge.service.serving_engines import ServedModel, engine_problem, options_problem, serving_command
 from tuneforge.store import Deployment, RegisteredModel
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ class DeploymentService:
             raise InvalidInput.of([ConfigProblem("name", why)])
         with self.db.session() as session:
             model = ready_model(session, model_id)
-            if problem := engine_problem(engine, _served(name, model)):
+            if problem := engine_problem(engine, _served(name, model)) or options_problem(engine, options or {}):
                 raise InvalidInput.of([problem])
             if session.scalar(select(Deployment.id).where(Deployment.name == name)) is not None:
                 raise Conflict(f"name: a deployment named {name!r} exists", [ConfigProblem("name", "exists")])

@@ -56,3 +56,16 @@ def get_or_not_found(session: Any, table: type, row_id: Any, noun: str, field: s
     if row is None:
         raise NotFound(f"{noun} {row_id} does not exist", [ConfigProblem(field, f"no such {noun}")])
     return row
+
+
+MAX_PAGE = 1_000_000  # beyond any real list; larger numbers overflow the database's OFFSET
+MAX_PAGE_SIZE = 200
+
+
+def paging_problems(page: int, page_size: int) -> list[ConfigProblem]:
+    problems = []
+    if not 1 <= page <= MAX_PAGE:
+        problems.append(ConfigProblem("page", f"must be between 1 and {MAX_PAGE}"))
+    if not 1 <= page_size <= MAX_PAGE_SIZE:
+        problems.append(ConfigProblem("pageSize", f"must be between 1 and {MAX_PAGE_SIZE}"))
+    return problems

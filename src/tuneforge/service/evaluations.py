@@ -5,9 +5,11 @@ the whole before / after report is the job's results.json."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import signal
+import subprocess
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,7 +22,7 @@ from tuneforge.data.sources import split_names
 from tuneforge.schemas import ConfigProblem
 from tuneforge.schemas.eval_spec import RESULTS_FILE, EvalModel, EvalSpec
 from tuneforge.service.dataset_refs import resolve_references
-from tuneforge.service.errors import Conflict, InvalidInput, get_or_not_found
+from tuneforge.service.errors import Conflict, InvalidInput, get_or_not_found, paging_problems
 from tuneforge.service.jobs import OUTPUT, SPEC, launch_job, read_progress
 from tuneforge.service.models import ready_model
 from tuneforge.service.paths import confine
@@ -107,6 +109,8 @@ class EvaluationService:
         return view
 
     def list(self, model_id: int | None = None, page: int = 1, page_size: int = 50) -> dict[str, Any]:
+        if problems := paging_problems(page, page_size):
+            raise InvalidInput.of(problems)
         query = select(Evaluation).order_by(Evaluation.id.desc())
         if model_id is not None:
             query = query.where(Evaluation.model_id == model_id)
@@ -126,6 +130,7 @@ class EvaluationService:
                 raise Conflict(f"evaluation {row.id} is already {row.status}")
             if row.pid and is_same_process(row.pid, row.pid_started_at):
                 signal_group(row.pid, signal.SIGKILL)
+            self._reap(row.id)
             row.status, row.finished_at, row.message = "stopped", time.time(), "stopped by the user"
         return self.get(evaluation_id, with_samples=False)
 
@@ -147,24 +152,51 @@ class EvaluationService:
             return
         folder = Path(row.job_dir)
         progress = read_progress(folder)
+        if progress.final is None and not self._alive(row):
+            progress = read_progress(folder)  # it may have written its result and exited since the first read
+            if progress.final is None:
+                row.status, row.finished_at = "failed", time.time()
+                row.error_message = ("the evaluation process ended without a result; its last output:\n"
+                                     + file_tail(folder / OUTPUT))
+                return
         row.stage, row.percentage, row.message = progress.stage, progress.percentage, progress.message
         final = progress.final
-        if final is not None:
-            row.status, row.finished_at = final["type"], time.time()
-            if final["type"] == "completed":
-                row.scores = _headline_scores(folder)
-            else:
-                row.error_message = " — ".join(filter(None, [final.get("error"), final.get("hint")]))
-        elif not self._alive(row):
-            row.status, row.finished_at = "failed", time.time()
-            row.error_message = ("the evaluation process ended without a result; its last output:\n"
-                                 + file_tail(folder / OUTPUT))
+        if final is None:
+            return
+        row.status, row.finished_at = final["type"], time.time()
+        self._reap(row.id)
+        if final["type"] == "completed":
+            row.scores = _headline_scores(folder)
+            row.split = str(final.get("split") or row.split)  # the split scored: 'test' falls back to 'valid'
+        else:
+            row.error_message = " — ".join(filter(None, [final.get("error"), final.get("hint")]))
 
     def _alive(self, row: Evaluation) -> bool:
         child = self._children.get(row.id)
         if child is not None:
             return child.poll() is None
         return bool(row.pid) and is_same_process(row.pid, row.pid_started_at)
+
+    def _reap(self, evaluation_id: int) -> None:
+        """Collect a finished child's exit status, so no zombie process is left behind."""
+        child = self._children.pop(evaluation_id, None)
+        if child is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(timeout=5)
+
+    def running_for_model(self, session: Any, model_id: int) -> list[int]:
+        rows = session.scalars(select(Evaluation).where(Evaluation.model_id == model_id,
+                                                        Evaluation.status == "running"))
+        running = []
+        for row in rows:
+            self._sync(row)
+            if row.status == "running":
+                running.append(row.id)
+        return running
+
+    def job_folders(self, session: Any, model_id: int) -> list[Path]:
+        rows = session.scalars(select(Evaluation.job_dir).where(Evaluation.model_id == model_id))
+        return [Path(d) for d in rows if d and Path(d).resolve().is_relative_to(self.root.resolve())]
 
 
 @dataclass
@@ -188,7 +220,8 @@ def _models_to_score(model: RegisteredModel, compare_with_base: bool) -> list[Ev
              EvalModel(label=model.name, base_model=model.source, adapter_dir=model.adapter_path, system=system))
     if not compare_with_base:
         return [tuned]
-    return [EvalModel(label="base", base_model=model.source, template=template, system=system), tuned]
+    label = "base" if model.name != "base" else "base-model"  # labels must differ
+    return [EvalModel(label=label, base_model=model.source, template=template, system=system), tuned]
 
 
 def _spec(models: list[EvalModel], dataset: str, dataset_dir: str, options: dict[str, Any]) -> EvalSpec:

@@ -9,6 +9,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from tuneforge.service.paths import uri_problem
+
 log = logging.getLogger(__name__)
 
 CHUNK = 8 * 1024 * 1024
@@ -20,13 +22,15 @@ class ModelImportError(Exception):
 
 
 def is_object_store_uri(source: str) -> bool:
-    return "://" in source and not source.startswith("file://")
+    return "://" in source
 
 
 def list_model_files(uri: str) -> tuple[object, list[tuple[str, str, int]]]:
     """(filesystem, [(remote path, relative name, size)]): the model files under the URI, checked before any copy."""
     import fsspec
 
+    if problem := uri_problem(uri):
+        raise ModelImportError(problem)
     try:
         fs, root = fsspec.core.url_to_fs(uri)
         found = fs.find(root, detail=True)
@@ -37,6 +41,9 @@ def list_model_files(uri: str) -> tuple[object, list[tuple[str, str, int]]]:
     files = [(path, path[len(root):].lstrip("/") or Path(path).name, int(info.get("size") or 0))
              for path, info in sorted(found.items())
              if info.get("type", "file") == "file" and Path(path).suffix.lower() in MODEL_SUFFIXES]
+    unsafe = [name for _, name, _ in files if name.startswith("/") or ".." in Path(name).parts]
+    if unsafe:
+        raise ModelImportError(f"{uri}: refusing file names that leave the model folder: {unsafe[0]!r}")
     names = {Path(name).name for _, name, _ in files}
     if "config.json" not in names and not any(name.endswith(".gguf") for name in names):
         raise ModelImportError(f"{uri} holds no model: no config.json (a Hugging Face model folder) or .gguf file")
@@ -50,14 +57,18 @@ def copy_model(fs: object, files: list[tuple[str, str, int]], target: Path,
     shutil.rmtree(partial, ignore_errors=True)
     total = max(1, sum(size for _, _, size in files))
     done = 0
-    for remote, name, _ in files:
-        destination = partial / name
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        with fs.open(remote, "rb") as source, destination.open("wb") as out:  # type: ignore[attr-defined]
-            while chunk := source.read(CHUNK):
-                out.write(chunk)
-                done += len(chunk)
-                on_progress(min(99.9, 100.0 * done / total))
+    try:
+        for remote, name, _ in files:
+            destination = partial / name
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            with fs.open(remote, "rb") as source, destination.open("wb") as out:  # type: ignore[attr-defined]
+                while chunk := source.read(CHUNK):
+                    out.write(chunk)
+                    done += len(chunk)
+                    on_progress(min(99.9, 100.0 * done / total))
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
     shutil.rmtree(target, ignore_errors=True)
     partial.rename(target)
 

@@ -114,8 +114,8 @@ class ModelService:
             copy_model(fs, files, target, progress)
         except Exception as exc:  # any failure of the store or the disk ends up on the row, with what to do
             log.exception("model import %s failed", model_id)
-            self._set_import_state(model_id, "failed", shown[0], f"import failed: {exc}; fix the source and "
-                                                                  "register the model again")
+            self._set_import_state(model_id, "failed", shown[0], f"import failed: {exc}; fix the source, delete "
+                                                                  "this model and register it again")
             return
         self._set_import_state(model_id, "ready", 100.0)
 
@@ -130,7 +130,8 @@ class ModelService:
         with self.db.session() as session:
             for model in session.scalars(select(RegisteredModel).where(RegisteredModel.status == "importing")):
                 model.status = "failed"
-                model.error_message = "the import was interrupted by a server restart; register the model again"
+                model.error_message = ("the import was interrupted by a server restart; delete this model and "
+                                       "register it again")
 
     def publish(self, request: PublishRequest) -> dict[str, Any]:
         """A completed or stopped task (its final output, or a checkpoint) becomes a registered model. A checkpoint is
@@ -214,10 +215,21 @@ class ModelService:
             if serving:
                 raise Conflict(f"model {model.name!r} is deployed as {', '.join(serving)}; delete the deployment(s) "
                                "first", [ConfigProblem("id", "in use by a deployment")])
-            copied = model.adapter_path or model.model_path
+            evaluating = self.platform.evaluations.running_for_model(session, model_id)
+            if evaluating:
+                raise Conflict(f"model {model.name!r} is being evaluated (evaluation {evaluating[0]}); stop it first",
+                               [ConfigProblem("id", "in use by an evaluation")])
+            if model.status == "importing":
+                raise Conflict(f"model {model.name!r} is still importing ({model.progress:.0f}%); delete it when the "
+                               "copy has ended", [ConfigProblem("id", "importing")])
+            # files the registry owns: a checkpoint copy or an imported model (a task's output folder is never removed)
+            owned = [p for p in (model.adapter_path, model.model_path, model.source if model.origin else None) if p]
+            owned += self.platform.evaluations.job_folders(session, model_id)  # their rows go with the model
             session.delete(model)
-        if copied and Path(copied).resolve().is_relative_to(self.root.resolve()):
-            shutil.rmtree(copied, ignore_errors=True)  # a checkpoint copy; a task's output folder is never removed
+        for folder in owned:
+            if Path(folder).resolve().is_relative_to(self.root.resolve()) or \
+                    Path(folder).resolve().is_relative_to(self.platform.evaluations.root.resolve()):
+                shutil.rmtree(folder, ignore_errors=True)
         return {"id": model_id, "deleted": True}
 
 

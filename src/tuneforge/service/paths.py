@@ -32,3 +32,16 @@ def confine(
 def is_inside(path: Path, roots: list[Path]) -> bool:
     resolved = path.resolve()
     return any(resolved == root or resolved.is_relative_to(root) for root in roots)
+
+
+# fsspec protocols of object stores (and the in-process `memory`, for tests). Local paths go through the allowed-
+# folder check instead; http(s), zip, chained URLs and the like could read the server's own files or network.
+OBJECT_STORES = ("s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oss", "hf", "memory")
+
+
+def uri_problem(uri: str) -> str | None:
+    scheme = uri.split("://", 1)[0].lower()
+    if scheme not in OBJECT_STORES or "::" in uri:
+        return (f"{uri}: only object-store URIs are read ({', '.join(s + '://' for s in OBJECT_STORES[:-1])}); "
+                "give a local file or folder as a path inside the allowed folders")
+    return None

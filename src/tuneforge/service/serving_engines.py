@@ -20,6 +20,14 @@ from tuneforge.schemas import ConfigProblem
 Engine = Literal["transformers", "vllm", "llamacpp"]
 ENGINES: tuple[str, ...] = ("transformers", "vllm", "llamacpp")
 LLAMA_SERVER = "llama-server"
+# The options a deployment may pass to each engine (as --flags). Address, model and name are the service's to set:
+# a user option must not move the server off 127.0.0.1, swap the model, or point the engine at arbitrary files.
+ENGINE_OPTIONS: dict[str, tuple[str, ...]] = {
+    "transformers": ("max_batch", "template", "system"),
+    "vllm": ("gpu_memory_utilization", "max_model_len", "max_num_seqs", "tensor_parallel_size", "dtype",
+             "quantization", "max_lora_rank", "enforce_eager", "seed"),
+    "llamacpp": ("ctx_size", "n_gpu_layers", "threads", "parallel", "batch_size", "flash_attn", "seed"),
+}
 
 
 @dataclass(frozen=True)
@@ -27,6 +35,15 @@ class ServedModel:
     name: str  # what clients send as `model`
     model: str  # a model folder, .gguf file, hub id or 'bundled'
     adapter: str | None = None
+
+
+def options_problem(engine: str, options: dict[str, Any]) -> ConfigProblem | None:
+    allowed = ENGINE_OPTIONS.get(engine, ())
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        return ConfigProblem(f"options.{unknown[0]}", f"not an option of engine {engine!r}; allowed: "
+                                                     f"{', '.join(allowed)}")
+    return None
 
 
 def engine_problem(engine: str, served: ServedModel) -> ConfigProblem | None:

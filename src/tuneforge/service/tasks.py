@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from tuneforge.schemas import ALIASES, ConfigProblem
 from tuneforge.schemas.tasks import ACTIVE_STATUSES, FINAL_STATUSES, TaskStatus, name_problem
 from tuneforge.service.dataset_refs import apply_mixture, resolve_references
-from tuneforge.service.errors import Conflict, InvalidInput, get_or_not_found
+from tuneforge.service.errors import Conflict, InvalidInput, get_or_not_found, paging_problems
 from tuneforge.service.experiments import check_experiment_membership, experiment_defaults
 from tuneforge.service.planning import TOP_LEVEL, TaskPlan, TaskRequest, plan_task
 from tuneforge.service.views import (
@@ -28,7 +28,6 @@ from tuneforge.service.views import (
 )
 from tuneforge.store import Checkpoint, MetricPoint, Task, TaskDataset
 
-MAX_PAGE_SIZE = 200
 LOG_CHUNK_BYTES = 256 * 1024
 
 
@@ -103,10 +102,7 @@ class TaskService:
         if bad:
             problems.append(ConfigProblem("status", f"unknown status {bad[0]!r}; one of: "
                                                     f"{', '.join(s.value for s in TaskStatus)}"))
-        if page < 1:
-            problems.append(ConfigProblem("page", "must be ≥ 1"))
-        if not 1 <= page_size <= MAX_PAGE_SIZE:
-            problems.append(ConfigProblem("pageSize", f"must be between 1 and {MAX_PAGE_SIZE}"))
+        problems += paging_problems(page, page_size)
         if problems:
             raise InvalidInput.of(problems)
         query = select(Task)

@@ -1,8 +1,8 @@
 """The console app: the API app (tuneforge.api.app) plus the console's pages under /console and its static files.
 
 Pages are the modules of tuneforge.web.pages, each with a `router`; they are found at start, so adding a page
-is adding a module (web/README.md). The placeholder router goes last: it answers only for nav sections that
-no page module serves yet.
+is adding a module (web/README.md). The fallback router goes last: a console address no page serves is a 404
+page.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from tuneforge.api.app import create_app
 from tuneforge.service.platform import Platform
 from tuneforge.settings import Settings
 from tuneforge.web import pages
-from tuneforge.web.pages import placeholders
+from tuneforge.web.pages import fallback
 from tuneforge.web.rendering import CONSOLE, STATIC
 
 
@@ -31,7 +31,7 @@ def create_console_app(settings: Settings | None = None, platform: Platform | No
     for module_name in page_modules():
         app.include_router(importlib.import_module(f"{pages.__name__}.{module_name}").router,
                            include_in_schema=False)
-    app.include_router(placeholders.router, include_in_schema=False)
+    app.include_router(fallback.router, include_in_schema=False)
 
     @app.get("/", include_in_schema=False)
     def home() -> RedirectResponse:
@@ -41,6 +41,6 @@ def create_console_app(settings: Settings | None = None, platform: Platform | No
 
 
 def page_modules() -> list[str]:
-    """Every module of tuneforge.web.pages except the placeholders, in name order."""
+    """Every module of tuneforge.web.pages except the fallback, in name order."""
     names = [info.name for info in pkgutil.iter_modules(pages.__path__) if not info.ispkg]
-    return sorted(name for name in names if name != placeholders.__name__.rsplit(".", 1)[-1])
+    return sorted(name for name in names if name != fallback.__name__.rsplit(".", 1)[-1])

@@ -21,8 +21,7 @@ STATIC = f"{CONSOLE}/static"
 # The language of the page being rendered, so that t() also works in macros imported without context.
 _page_language: ContextVar[str] = ContextVar("page_language", default="en")
 
-# The header's navigation: (section, path). Pages other than tasks / compare are filled in by their own modules
-# under web/pages/; until one exists its section shows a placeholder (pages/placeholders.py).
+# The header's navigation: (section, path); each section is served by its module under web/pages/.
 NAV: tuple[tuple[str, str], ...] = (
     ("tasks", f"{CONSOLE}/tasks"),
     ("compare", f"{CONSOLE}/compare"),

@@ -4,6 +4,7 @@ the report with the change and the best / worst samples, the model's detail list
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -36,7 +37,7 @@ def test_a_fine_tune_is_scored_beside_its_base_and_the_report_shows_the_change(m
     assert created.json()["status"] == "running" and created.json()["baseline"].startswith("base: ")
     done = _until_done(client, created.json()["id"])
     assert done["status"] == "completed", done["error"]
-    assert done["split"] == "test" and done["dataset"] == str(dataset_dir)
+    assert done["split"] == "valid" and done["dataset"] == str(dataset_dir)  # no test file: the valid split
     assert done["seen"] == sorted(done["seen"]) and done["percentage"] == 100.0
 
     report = done["report"]
@@ -53,7 +54,9 @@ def test_a_fine_tune_is_scored_beside_its_base_and_the_report_shows_the_change(m
     listed = client.get("/evaluations/getEvaluationList", params={"modelId": model["id"]}).json()
     assert listed["total"] == 1 and listed["items"][0]["status"] == "completed"
     assert client.post("/evaluations/stopEvaluation", json={"id": done["id"]}).status_code == 409
-    assert client.delete("/evaluations/deleteEvaluation", params={"id": done["id"]}).json()["deleted"]
+    assert client.delete("/models/deleteModel", params={"id": model["id"]}).json()["deleted"]
+    assert not Path(done["jobDir"]).exists()  # the model's evaluations go with it
+    assert client.get("/evaluations/getEvaluation", params={"id": done["id"]}).status_code == 404
 
 
 def test_bad_evaluation_requests_name_the_field_and_start_nothing(make_client, tiny_model_dir):

@@ -113,4 +113,13 @@ def test_a_base_model_imported_from_an_object_store_is_copied_in_with_progress(m
 
     empty = client.post("/models/registerModel", json={"name": "nothing", "source": "memory://bucket/empty"})
     assert empty.status_code == 422 and "no config.json" in empty.json()["error"]["message"]
+    memory.pipe("/bucket/sly/config.json", b"{}")
+    memory.pipe("/bucket/sly/sub/../../../escaped.json", b"{}")  # a key S3 allows, aimed outside the folder
+    for name, uri in (("sly", "memory://bucket/sly"), ("local", "local:///etc"), ("web", "http://10.0.0.1/m"),
+                      ("chained", "simplecache::memory://bucket/tiny")):
+        refused = client.post("/models/registerModel", json={"name": name, "source": uri})
+        assert refused.status_code == 422 and refused.json()["error"]["details"][0]["field"] == "source", uri
     assert client.get("/models/getModelList", params={"name": "nothing"}).json()["total"] == 0
+
+    assert client.delete("/models/deleteModel", params={"id": model["id"]}).json()["deleted"]
+    assert not local.exists()  # the registry's copy goes with the model

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tuneforge.service.serving_engines import ServedModel, engine_problem, serving_command
+from tuneforge.service.serving_engines import ServedModel, engine_problem, options_problem, serving_command
 
 
 def test_transformers_serves_an_adapter_unmerged_with_options_as_flags() -> None:
@@ -42,3 +42,11 @@ def test_engines_this_host_lacks_are_refused_with_what_to_do(tmp_path: Path) -> 
     unknown = engine_problem("tgi", ServedModel("forge", "bundled"))
     assert unknown is not None and "transformers" in unknown.message
     assert engine_problem("transformers", ServedModel("forge", "bundled")) is None
+
+
+def test_options_that_would_move_the_server_or_swap_the_model_are_refused() -> None:
+    assert options_problem("transformers", {"max_batch": 4, "system": "You are Forge."}) is None
+    for key in ("host", "port", "model", "adapter", "name"):
+        problem = options_problem("transformers", {key: "x"})
+        assert problem is not None and problem.field == f"options.{key}" and "max_batch" in problem.message
+    assert options_problem("vllm", {"download_dir": "/etc"}) is not None

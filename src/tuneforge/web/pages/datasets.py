@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse
 
 from tuneforge.data.formats import DEFAULT_COLUMNS, FORMATTINGS, PURPOSES, SHAREGPT_TAGS
 from tuneforge.data.templates import TEMPLATE_NAMES
-from tuneforge.service.errors import NotFound, ServiceError
+from tuneforge.service.errors import MAX_PAGE, NotFound, ServiceError
 from tuneforge.web.rendering import CONSOLE, render
 
 router = APIRouter(prefix=CONSOLE)
@@ -46,7 +46,7 @@ def _not_found(request: Request, dataset_id: int) -> HTMLResponse:
 # -- list ------------------------------------------------------------------------------------------------------
 def _listing(request: Request, q: str | None, page: int) -> dict[str, Any]:
     query = (q or "").strip()
-    page = max(1, page)
+    page = min(max(1, page), MAX_PAGE)
     result = _service(request).list(None, query or None, page, PAGE_SIZE)
     pages = max(1, -(-result["total"] // PAGE_SIZE))
     any_validating = any(item["status"] == "validating" for item in result["items"])

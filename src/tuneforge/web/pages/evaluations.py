@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
-from tuneforge.service.errors import ServiceError
+from tuneforge.service.errors import MAX_PAGE, ServiceError
 from tuneforge.web.rendering import CONSOLE, render
 
 router = APIRouter(prefix=CONSOLE)
@@ -35,7 +35,7 @@ def _model_names(request: Request) -> dict[int, str]:
 @router.get("/evaluations", response_class=HTMLResponse)
 def evaluation_list(request: Request, page: int = 1,
                     model_id: int | None = Query(None, alias="modelId")) -> HTMLResponse:
-    page = max(1, page)
+    page = min(max(1, page), MAX_PAGE)
     result = _service(request).list(model_id, page, PAGE_SIZE)
     pages = max(1, -(-result["total"] // PAGE_SIZE))
     return render(request, "evaluations/list.html", items=result["items"], total=result["total"], page=page,

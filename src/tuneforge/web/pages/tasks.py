@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from tuneforge.schemas.tasks import ACTIVE_STATUSES, TaskStatus
-from tuneforge.service.errors import ServiceError
+from tuneforge.service.errors import MAX_PAGE, ServiceError
 from tuneforge.web.rendering import CONSOLE, render
 
 router = APIRouter(prefix=CONSOLE)
@@ -28,7 +28,8 @@ def _filters(status: str | None, q: str | None, experiment: str | None, page: in
     """The list's filters as given in the query string; bad values are dropped rather than shown as an error."""
     statuses = [s for s in (status or "").split(",") if s in TaskStatus.__members__.values()]
     experiment_id = int(experiment) if experiment and experiment.isdigit() else None
-    return {"status": ",".join(statuses), "q": (q or "").strip(), "experiment": experiment_id, "page": max(1, page)}
+    return {"status": ",".join(statuses), "q": (q or "").strip(), "experiment": experiment_id,
+            "page": min(max(1, page), MAX_PAGE)}
 
 
 def _listing(request: Request, filters: dict[str, Any]) -> dict[str, Any]:
