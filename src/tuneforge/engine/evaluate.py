@@ -28,6 +28,7 @@ from tuneforge.data.text_metrics import load_segmenter, mean_scores, score_text
 from tuneforge.engine.errors import EngineError
 from tuneforge.engine.eval_batches import generate_answers, prompt_messages, reference_losses
 from tuneforge.rundir import EventWriter
+from tuneforge.schemas.config_errors import validation_problems
 from tuneforge.schemas.eval_spec import (
     PREDICTIONS_FILE,
     RESULTS_FILE,
@@ -335,7 +336,7 @@ def _describe(exc: Exception, spec_file: Path) -> tuple[str, str]:
     from pydantic import ValidationError
 
     if isinstance(exc, ValidationError):
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'spec'}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(map(str, validation_problems(exc)))
         return f"{spec_file}: {problems}", "fix the listed fields of the evaluation spec and start again"
     if isinstance(exc, EngineError):
         return str(exc), exc.hint or f"see {spec_file.parent / 'evaluate.log'}"

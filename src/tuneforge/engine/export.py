@@ -24,6 +24,7 @@ import yaml
 from tuneforge.engine.errors import EngineError
 from tuneforge.engine.export_gguf import gguf_file_name, write_gguf
 from tuneforge.rundir import EventWriter
+from tuneforge.schemas.config_errors import validation_problems
 from tuneforge.schemas.events import EventType
 from tuneforge.schemas.export_spec import ExportSpec
 
@@ -254,7 +255,7 @@ def _describe(exc: Exception, spec_file: Path) -> tuple[str, str]:
     from pydantic import ValidationError
 
     if isinstance(exc, ValidationError):
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'spec'}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(map(str, validation_problems(exc)))
         return f"{spec_file}: {problems}", "fix the listed fields of the export spec and start again"
     if isinstance(exc, EngineError):
         return str(exc), exc.hint or "see export.log"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -39,3 +40,8 @@ class ConfigError(ValueError):
     def as_details(self) -> list[dict[str, str]]:
         """The problems as JSON-ready dicts, for the API's `error.details`."""
         return [{"field": p.field, "message": p.message} for p in self.problems]
+
+
+def validation_problems(exc: Any, default_field: str = "spec") -> list[ConfigProblem]:
+    """A pydantic ValidationError as ConfigProblems, each naming its field path (e.g. `models.0.label`)."""
+    return [ConfigProblem(".".join(map(str, e["loc"])) or default_field, e["msg"]) for e in exc.errors()]

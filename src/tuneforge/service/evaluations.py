@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 
 from tuneforge.data.sources import split_names
 from tuneforge.schemas import ConfigProblem
+from tuneforge.schemas.config_errors import validation_problems
 from tuneforge.schemas.eval_spec import RESULTS_FILE, EvalModel, EvalSpec
 from tuneforge.service.dataset_refs import resolve_references
 from tuneforge.service.errors import Conflict, InvalidInput, get_or_not_found, paging_problems
@@ -232,8 +233,7 @@ def _spec(models: list[EvalModel], dataset: str, dataset_dir: str, options: dict
     try:
         return EvalSpec(models=models, dataset=dataset, dataset_dir=dataset_dir, **options)
     except ValidationError as exc:
-        raise InvalidInput.of([ConfigProblem(".".join(map(str, e["loc"])) or "options", e["msg"])
-                               for e in exc.errors()]) from exc
+        raise InvalidInput.of(validation_problems(exc, "options")) from exc
 
 
 def _headline_scores(folder: Path) -> list[dict[str, Any]]:

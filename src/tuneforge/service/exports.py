@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from tuneforge.schemas import ConfigProblem
+from tuneforge.schemas.config_errors import validation_problems
 from tuneforge.schemas.export_spec import ExportSpec
 from tuneforge.service.errors import InvalidInput, NotFound
 from tuneforge.service.jobs import SPEC, launch_job, read_progress
@@ -40,8 +41,7 @@ class ExportService:
             spec = ExportSpec(base_model=base, adapter_dir=adapter, output_dir=str(path), job_id=job_id,
                               model_id=model_id, lineage=model.get("lineage") or {}, **options)
         except ValidationError as exc:
-            raise InvalidInput.of([ConfigProblem(".".join(map(str, e["loc"])) or "spec", e["msg"])
-                                   for e in exc.errors()]) from exc
+            raise InvalidInput.of(validation_problems(exc)) from exc
         folder = self.root / job_id
         folder.mkdir(parents=True)
         (folder / SPEC).write_text(spec.model_dump_json(indent=2), encoding="utf-8")
