@@ -55,6 +55,7 @@ def test_publish_evaluate_deploy_chat_and_stop(console_server, page, page_errors
     # -- publish from the models page --------------------------------------------------------------------------
     page.goto("/console/models")
     page.locator("[data-action='publish-task']").click()
+    page.locator("#publish-task option").first.wait_for(state="attached")  # the dialog fetches the tasks
     assert page.locator("#publish-task option").all_inner_texts() == ["tiny-qa-run · Completed"]
     page.locator("#publish-step option").nth(2).wait_for(state="attached")  # final, step 2, step 4
     assert page.locator("#publish-step option").all_inner_texts() == ["Final model", "Step 2", "Step 4"]
