@@ -25,10 +25,10 @@ from typing import Any
 
 from tuneforge.data.records import PROMPT_ROLES, ChatRecord, DatasetError
 from tuneforge.data.text_metrics import load_segmenter, mean_scores, score_text
+from tuneforge.engine.background_job import run_job
 from tuneforge.engine.errors import EngineError
 from tuneforge.engine.eval_batches import generate_answers, prompt_messages, reference_losses
 from tuneforge.rundir import EventWriter
-from tuneforge.schemas.config_errors import validation_problems
 from tuneforge.schemas.eval_spec import (
     PREDICTIONS_FILE,
     RESULTS_FILE,
@@ -308,49 +308,18 @@ def _free_memory() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 1:
-        print("usage: python -m tuneforge.engine.evaluate SPEC.json", file=sys.stderr)
-        return 2
-    spec_file = Path(argv[0]).resolve()
+    return run_job(argv, "tuneforge.engine.evaluate", "evaluate.log", "evaluation", _evaluate)
+
+
+def _evaluate(spec_file: Path, events: EventWriter) -> None:
     job_dir = spec_file.parent
-    _configure_logging(job_dir / "evaluate.log")
-    events = EventWriter(job_dir / "events.jsonl")
-    try:
-        spec = EvalSpec.model_validate_json(spec_file.read_text(encoding="utf-8"))
-        events.emit(EventType.STARTED, pid=os.getpid(), models=[m.label for m in spec.models], dataset=spec.dataset,
-                    split=spec.split)
-        results, predictions = run_evaluation(spec, events, job_dir)
-    except Exception as exc:  # one final event the user can read, never a bare traceback
-        error, hint = _describe(exc, spec_file)
-        log.error("failed: %s\nhint: %s", error, hint)
-        events.emit(EventType.FAILED, error=error, hint=hint)
-        return 2 if isinstance(exc, EngineError | ValueError | OSError) else 1
+    spec = EvalSpec.model_validate_json(spec_file.read_text(encoding="utf-8"))
+    events.emit(EventType.STARTED, pid=os.getpid(), models=[m.label for m in spec.models], dataset=spec.dataset,
+                split=spec.split)
+    results, predictions = run_evaluation(spec, events, job_dir)
     scores = {m.label: {k: getattr(m, k) for k in HEADLINE} for m in results.models}
     events.emit(EventType.COMPLETED, results_file=str(job_dir / RESULTS_FILE), split=results.split,
                 samples=len(results.samples), scores=scores, predictions=predictions)
-    return 0
-
-
-def _describe(exc: Exception, spec_file: Path) -> tuple[str, str]:
-    from pydantic import ValidationError
-
-    if isinstance(exc, ValidationError):
-        problems = "; ".join(map(str, validation_problems(exc)))
-        return f"{spec_file}: {problems}", "fix the listed fields of the evaluation spec and start again"
-    if isinstance(exc, EngineError):
-        return str(exc), exc.hint or f"see {spec_file.parent / 'evaluate.log'}"
-    log.error("unexpected error:\n%s", traceback.format_exc())
-    return f"{type(exc).__name__}: {exc}", f"see {spec_file.parent / 'evaluate.log'} for the traceback"
-
-
-def _configure_logging(log_file: Path) -> None:
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(log_file, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler, logging.StreamHandler(sys.stderr)]
-    root.setLevel(logging.INFO)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ import logging
 import os
 import shutil
 import sys
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,10 +20,10 @@ from typing import Any
 
 import yaml
 
+from tuneforge.engine.background_job import run_job
 from tuneforge.engine.errors import EngineError
 from tuneforge.engine.export_gguf import gguf_file_name, write_gguf
 from tuneforge.rundir import EventWriter
-from tuneforge.schemas.config_errors import validation_problems
 from tuneforge.schemas.events import EventType
 from tuneforge.schemas.export_spec import ExportSpec
 
@@ -231,45 +230,14 @@ def _rows(values: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 1:
-        print("usage: python -m tuneforge.engine.export SPEC.json", file=sys.stderr)
-        return 2
-    spec_file = Path(argv[0]).resolve()
-    _configure_logging(spec_file.parent / "export.log")
-    events = EventWriter(spec_file.parent / "events.jsonl")
-    try:
-        spec = ExportSpec.model_validate_json(spec_file.read_text(encoding="utf-8"))
-        events.emit(EventType.STARTED, pid=os.getpid(), base_model=spec.base_model, output_dir=spec.output_dir)
-        result = run_export(spec, events)
-    except Exception as exc:  # one final event the user can read, never a bare traceback
-        error, hint = _describe(exc, spec_file)
-        log.error("failed: %s\nhint: %s", error, hint)
-        events.emit(EventType.FAILED, error=error, hint=hint)
-        return 2 if isinstance(exc, EngineError | ValueError | OSError) else 1
+    return run_job(argv, "tuneforge.engine.export", "export.log", "export", _export)
+
+
+def _export(spec_file: Path, events: EventWriter) -> None:
+    spec = ExportSpec.model_validate_json(spec_file.read_text(encoding="utf-8"))
+    events.emit(EventType.STARTED, pid=os.getpid(), base_model=spec.base_model, output_dir=spec.output_dir)
+    result = run_export(spec, events)
     events.emit(EventType.COMPLETED, output_dir=str(result.output_dir), files=result.files, sizes=result.sizes)
-    return 0
-
-
-def _describe(exc: Exception, spec_file: Path) -> tuple[str, str]:
-    from pydantic import ValidationError
-
-    if isinstance(exc, ValidationError):
-        problems = "; ".join(map(str, validation_problems(exc)))
-        return f"{spec_file}: {problems}", "fix the listed fields of the export spec and start again"
-    if isinstance(exc, EngineError):
-        return str(exc), exc.hint or "see export.log"
-    log.error("unexpected error:\n%s", traceback.format_exc())
-    return f"{type(exc).__name__}: {exc}", f"see {spec_file.parent / 'export.log'} for the traceback"
-
-
-def _configure_logging(log_file: Path) -> None:
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(log_file, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler, logging.StreamHandler(sys.stderr)]
-    root.setLevel(logging.INFO)
 
 
 if __name__ == "__main__":
