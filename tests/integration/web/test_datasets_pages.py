@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Iterator
 from html import unescape
 from pathlib import Path
 from typing import Any
@@ -16,8 +15,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tuneforge.service.platform import Platform
-from tuneforge.settings import Settings
-from tuneforge.web.app import create_console_app
 from tuneforge.web.i18n import catalog
 
 QA = [{"q": f"Who are you, number {i}?", "a": f"I am Forge, answer {i}."} for i in range(6)]
@@ -29,18 +26,6 @@ def jsonl(rows: list[dict[str, Any]], extra: str = "") -> bytes:
     return ("\n".join(json.dumps(r) for r in rows) + "\n" + extra).encode()
 
 
-@pytest.fixture()
-def platform(tmp_path: Path, tiny_model_dir: Path) -> Iterator[Platform]:
-    settings = Settings(home=tmp_path / "home", allowed_roots=[tmp_path, tiny_model_dir.parent], cpu_slots=1)
-    platform = Platform(settings)
-    yield platform
-    platform.close()
-
-
-@pytest.fixture()
-def client(platform: Platform) -> Iterator[TestClient]:
-    with TestClient(create_console_app(platform.settings, platform, run_scheduler=False)) as client:
-        yield client
 
 
 def create(client: TestClient, platform: Platform, name: str, content: bytes, wait: bool = True,

@@ -6,13 +6,11 @@ while the task is active; compare highlights what differs; language from cookie 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from html import unescape
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from tests.integration.service.conftest import task_body
@@ -20,25 +18,8 @@ from tests.integration.web.task_rows import seed_tasks
 from tuneforge.schemas.parameter_reference import fields_by_group
 from tuneforge.service.planning import TOP_LEVEL
 from tuneforge.service.platform import Platform
-from tuneforge.settings import Settings
 from tuneforge.store import Task
-from tuneforge.web.app import create_console_app
 from tuneforge.web.i18n import catalog
-
-
-@pytest.fixture()
-def platform(tmp_path: Path, tiny_model_dir: Path) -> Iterator[Platform]:
-    settings = Settings(home=tmp_path / "home", allowed_roots=[tmp_path, tiny_model_dir.parent], cpu_slots=1)
-    platform = Platform(settings)
-    yield platform
-    platform.close()
-
-
-@pytest.fixture()
-def client(platform: Platform) -> Iterator[TestClient]:
-    # No scheduler: created tasks stay pending and seeded "running" ones keep their state.
-    with TestClient(create_console_app(platform.settings, platform, run_scheduler=False)) as client:
-        yield client
 
 
 @pytest.fixture()
