@@ -18,6 +18,7 @@ from tuneforge.web.i18n import LANGUAGES, catalog, choose_language, translator
 
 CONSOLE = "/console"
 STATIC = f"{CONSOLE}/static"
+HTMX_STOP_POLLING = 286  # a fragment answered with this status tells htmx to stop polling it
 # The language of the page being rendered, so that t() also works in macros imported without context.
 _page_language: ContextVar[str] = ContextVar("page_language", default="en")
 

@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse
 
 from tuneforge.service.errors import ServiceError
 from tuneforge.service.serving_engines import ENGINES
-from tuneforge.web.rendering import CONSOLE, render
+from tuneforge.web.rendering import CONSOLE, HTMX_STOP_POLLING, render
 
 router = APIRouter(prefix=CONSOLE)
 # A starting or restarting deployment is followed every 2 s; a running one every 10 s, to notice a crash (and the
@@ -19,7 +19,6 @@ TRANSITION_REFRESH_S = 2
 RUNNING_REFRESH_S = 10
 TRANSITIONS = ("starting", "restarting")
 LOG_LINES = 200
-HTMX_STOP_POLLING = 286
 
 
 def _service(request: Request) -> Any:

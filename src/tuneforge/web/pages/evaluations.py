@@ -10,12 +10,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from tuneforge.service.errors import MAX_PAGE, ServiceError
-from tuneforge.web.rendering import CONSOLE, render
+from tuneforge.web.rendering import CONSOLE, HTMX_STOP_POLLING, render
 
 router = APIRouter(prefix=CONSOLE)
 PAGE_SIZE = 20
 REFRESH_S = 2
-HTMX_STOP_POLLING = 286
 # The report's rows: (score, digits shown, True when lower is better).
 METRICS: tuple[tuple[str, int, bool], ...] = (
     ("eval_loss", 4, True), ("perplexity", 3, True), ("bleu_4", 2, False), ("rouge_1", 2, False),

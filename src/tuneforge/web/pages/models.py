@@ -11,13 +11,12 @@ from fastapi.responses import HTMLResponse
 
 from tuneforge.service.errors import ServiceError
 from tuneforge.service.serving_engines import ENGINES
-from tuneforge.web.rendering import CONSOLE, render
+from tuneforge.web.rendering import CONSOLE, HTMX_STOP_POLLING, render
 
 router = APIRouter(prefix=CONSOLE)
 PAGE_SIZE = 20
 # While an import, an export or an evaluation runs, its panel refreshes this often (the bar: every 2 s or better).
 REFRESH_S = 2
-HTMX_STOP_POLLING = 286
 KINDS = ("base", "finetuned")
 EXPORT_DTYPES = ("auto", "float32", "float16", "bfloat16")
 GGUF_TYPES = ("f16", "q8_0")

@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse
 
 from tuneforge.schemas.tasks import ACTIVE_STATUSES, TaskStatus
 from tuneforge.service.errors import MAX_PAGE, ServiceError
-from tuneforge.web.rendering import CONSOLE, render
+from tuneforge.web.rendering import CONSOLE, HTMX_STOP_POLLING, render
 
 router = APIRouter(prefix=CONSOLE)
 PAGE_SIZE = 20
@@ -17,7 +17,6 @@ ACTIVE = ",".join(sorted(ACTIVE_STATUSES))
 # Seconds between live refreshes; the bar is one update every 2 s while a task runs.
 LIST_REFRESH_S = 2
 DETAIL_REFRESH_S = 1
-HTMX_STOP_POLLING = 286
 
 
 def _platform(request: Request) -> Any:
