@@ -26,7 +26,7 @@ def test_the_expected_examples_ship_and_the_readme_names_each():
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
 def test_example_parses_and_its_datasets_resolve(path):
-    from tuneforge.cli.preflight import check_datasets
+    from tuneforge.cli.training import plan_from_file
     from tuneforge.data.sources import resolve_dataset_sources
 
     raw, resolved = load_config_file(path)
@@ -37,7 +37,8 @@ def test_example_parses_and_its_datasets_resolve(path):
     # relative paths resolve against the config's folder, not the working directory
     assert all(EXAMPLES in f.resolve().parents or EXAMPLES.parent / "src" in f.resolve().parents
                for s in sources for f in s.files)
-    check_datasets(config, resolved.parent)  # every record is valid (raises with file:line:field otherwise)
+    plan, _ = plan_from_file(path, [])  # the planner's verdict: every record valid, every setting honoured here
+    assert plan.dataset is not None and plan.dataset.num_train_samples > 0
 
 
 def test_the_directory_example_uses_valid_jsonl_for_evaluation():

@@ -55,6 +55,7 @@ def _answer_settings():
 
 
 def run_demo(output_dir: Path | None, epochs: float | None, console: Console, err: Console) -> int:
+    from tuneforge.cli.plan_views import print_problems
     from tuneforge.cli.training import launch
     from tuneforge.engine.bundled import bundled_model_dir
     from tuneforge.engine.generate import load_chat_model
@@ -69,10 +70,15 @@ def run_demo(output_dir: Path | None, epochs: float | None, console: Console, er
     with console.status("asking the base model"):
         before = load_chat_model("bundled", template="smollm2", system=SYSTEM).chat(question, answer)
     console.print(f"[bold]before:[/bold] {QUESTION} → {before}", highlight=False)
-    from tuneforge.schemas import parse_training_config
+    from tuneforge.planning import PlanInput, PlanRejected, detect_host, plan_training
 
-    raw = demo_config(output_dir, epochs)
-    code = launch(raw, parse_training_config(raw), None, False, console, err)
+    try:
+        plan = plan_training(PlanInput(demo_config(output_dir, epochs), detect_host(),
+                                       models_cache=get_settings().models_path))
+    except PlanRejected as exc:
+        print_problems(exc.problems, "the demo's config", err)
+        return 2
+    code = launch(plan, None, False, console)
     if code != 0:
         return code
     with console.status("asking the fine-tuned model"):

@@ -34,11 +34,13 @@ def train(
     config: Path = typer.Argument(..., help="A training config (YAML or JSON, LLaMA-Factory keys)."),
     overrides: list[str] = typer.Argument(None, help="key=value pairs that override the file, e.g. lr=1e-4"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show the worker's log lines too."),
+    check: bool = typer.Option(False, "--check", help="Only plan: print the resolved values, datasets, truncation "
+                               "and estimate and exit 0, or every problem and exit 2. Starts nothing."),
 ) -> None:
     """Train from a config file, with a progress bar. Ctrl-C stops gracefully (checkpoint saved)."""
     from tuneforge.cli.training import train_from_file
 
-    raise typer.Exit(train_from_file(config, overrides or [], verbose, console, err_console))
+    raise typer.Exit(train_from_file(config, overrides or [], verbose, console, err_console, check=check))
 
 
 @app.command()

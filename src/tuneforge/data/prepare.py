@@ -19,6 +19,8 @@ from tuneforge.data.records import ChatRecord, DatasetError, DatasetProblem, Tex
 from tuneforge.data.sources import DatasetSource, resolve_dataset_sources
 from tuneforge.data.templates import ChatTemplate
 from tuneforge.data.tokenize import EncodedSample, count_trained, encode_chat, encode_pretrain
+from tuneforge.data.tokenized_cache import load_samples, save_samples, saved_copy
+from tuneforge.schemas.stages import SUPPORTED_STAGES, packs_by_default, stage_info
 
 if TYPE_CHECKING:
     from tuneforge.schemas import TrainingConfig  # noqa: F401
@@ -26,7 +28,6 @@ if TYPE_CHECKING:
 Sample = EncodedSample | PackedSample
 Record = ChatRecord | TextRecord
 ProgressCallback = Callable[[str, int, int], None]  # (phase, done, total)
-SUPPORTED_STAGES = ("sft", "pt")
 
 
 @dataclass
@@ -47,9 +48,24 @@ def prepare_datasets(
     """Tokenised samples for training and evaluation, plus statistics the run reports."""
     stage = getattr(cfg, "stage", "sft") or "sft"
     if stage not in SUPPORTED_STAGES:
-        raise ValueError(f"stage: data preparation for {stage!r} is not supported yet; use sft or pt")
+        raise ValueError(f"stage: data preparation for {stage!r} is not supported yet; use "
+                         f"{' or '.join(SUPPORTED_STAGES)}")
     progress = on_progress or (lambda phase, done, total: None)
-    kind = "text" if stage == "pt" else "chat"
+    tokenized_path = getattr(cfg, "tokenized_path", None)
+    saved = saved_copy(tokenized_path, bool(getattr(cfg, "overwrite_cache", False)))
+    if saved is not None:
+        train, evaluation, stats = load_samples(saved)
+        progress("read tokenized copy", len(train), len(train))
+        return PreparedData(train, evaluation, {**stats, "tokenized_copy": str(saved)})
+    prepared = _tokenise(cfg, tokenizer, template, stage, config_dir, progress)
+    if tokenized_path:
+        save_samples(tokenized_path, prepared.train, prepared.eval, prepared.stats)
+    return prepared
+
+
+def _tokenise(cfg: Any, tokenizer: Any, template: ChatTemplate | None, stage: str, config_dir: Path | None,
+              progress: ProgressCallback) -> PreparedData:
+    kind = stage_info(stage).record_kind
     dataset_dir = getattr(cfg, "dataset_dir", None) or "data"
     seed = _seed(cfg)
     max_samples = getattr(cfg, "max_samples", None)
@@ -164,10 +180,10 @@ class _Encoder:
         self.seed = _seed(cfg)
         packing = getattr(cfg, "packing", None)
         self.neat = bool(getattr(cfg, "neat_packing", False))
-        self.packing = (stage == "pt" if packing is None else bool(packing)) or self.neat
+        self.packing = packs_by_default(stage, packing) or self.neat
 
     def encode(self, records: list[Record], split: str) -> tuple[list[Sample], dict[str, Any]]:
-        if self.stage == "pt":
+        if stage_info(self.stage).record_kind == "text":
             concatenate = self.packing and not self.neat
             samples = encode_pretrain(records, self.tokenizer, self.cutoff_len, concatenate)  # type: ignore[arg-type]
             pack = self.neat
@@ -194,10 +210,51 @@ class _Encoder:
             "mask_history": bool(getattr(self.cfg, "mask_history", False)),
             "default_system": getattr(self.cfg, "default_system", None),
         }
-        samples = []
-        for index, record in enumerate(records):
-            samples.append(encode_chat(record, self.template, self.tokenizer, self.cutoff_len, **options))
-            if index % 1000 == 999:
-                self.progress(f"tokenize {split}", index + 1, len(records))
+        workers = int(getattr(self.cfg, "preprocessing_num_workers", None) or 1)
+        task = _ChatEncoding(self.template, self.tokenizer, self.cutoff_len, options)
+        if workers > 1 and len(records) >= 2 * workers:
+            samples = _encode_in_processes(task, records, workers)
+        else:
+            samples = []
+            for index, record in enumerate(records):
+                samples.append(task(record))
+                if index % 1000 == 999:
+                    self.progress(f"tokenize {split}", index + 1, len(records))
         self.progress(f"tokenize {split}", len(records), len(records))
         return samples
+
+
+@dataclass(frozen=True)
+class _ChatEncoding:
+    template: ChatTemplate
+    tokenizer: Any
+    cutoff_len: int
+    options: dict[str, Any]
+
+    def __call__(self, record: Record) -> EncodedSample:
+        return encode_chat(record, self.template, self.tokenizer, self.cutoff_len, **self.options)  # type: ignore[arg-type]
+
+
+_FORKED_TASK: list[Any] = []  # what the forked workers encode with: inherited at fork, never pickled
+
+
+def _encode_slice(bounds: tuple[int, int]) -> list[EncodedSample]:
+    task, records = _FORKED_TASK
+    return [task(record) for record in records[bounds[0]:bounds[1]]]
+
+
+def _encode_in_processes(task: _ChatEncoding, records: list[Record], workers: int) -> list[EncodedSample]:
+    """`preprocessing_num_workers` processes, each encoding a contiguous slice (the order is kept). Forked, as
+    LLaMA-Factory's datasets.map(num_proc=…) is, so the tokenizer and records are shared, not pickled; only the
+    encoded samples come back."""
+    import multiprocessing
+
+    size = -(-len(records) // workers)
+    slices = [(start, min(start + size, len(records))) for start in range(0, len(records), size)]
+    _FORKED_TASK[:] = [task, records]
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            parts = pool.map(_encode_slice, slices)
+    finally:
+        _FORKED_TASK.clear()
+    return [sample for part in parts for sample in part]

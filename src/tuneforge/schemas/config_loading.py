@@ -18,7 +18,14 @@ from pydantic import ValidationError
 
 from tuneforge.schemas.catalog import COMPUTE_TYPES, UNSUPPORTED_LF_KEY_PREFIXES
 from tuneforge.schemas.config_errors import ConfigError, ConfigProblem
-from tuneforge.schemas.training import ALIASES, COMPUTE_TYPE_KEY, TrainingConfig, cross_field_problems
+from tuneforge.schemas.llamafactory_keys import NOT_SUPPORTED
+from tuneforge.schemas.training import (
+    ALIASES,
+    COMPUTE_TYPE_KEY,
+    NEGATED_ALIASES,
+    TrainingConfig,
+    cross_field_problems,
+)
 
 # PyYAML reads "2e-4" (no dot) as text; users mean a number.
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
@@ -26,10 +33,13 @@ _PLACEHOLDER_MODEL = "(placeholder)"
 
 
 def _known_names() -> list[str]:
-    return [*TrainingConfig.model_fields, *ALIASES, COMPUTE_TYPE_KEY]
+    return [*TrainingConfig.model_fields, *ALIASES, *NEGATED_ALIASES, COMPUTE_TYPE_KEY]
 
 
 def _unknown_key(key: str) -> ConfigProblem:
+    if key in NOT_SUPPORTED:
+        return ConfigProblem(key, f"not supported: '{key}' is a LLaMA-Factory option for {NOT_SUPPORTED[key]} — "
+                                  "remove it")
     if key.startswith(UNSUPPORTED_LF_KEY_PREFIXES):
         return ConfigProblem(key, f"'{key}' is a LLaMA-Factory option tuneforge does not support yet — remove it")
     close = difflib.get_close_matches(key, _known_names(), n=1)
@@ -48,6 +58,8 @@ def _resolve_keys(raw: Mapping[Any, Any]) -> tuple[dict[str, Any], dict[str, str
             continue
         if key == COMPUTE_TYPE_KEY:
             continue
+        if key in NEGATED_ALIASES:
+            key, value = NEGATED_ALIASES[key], _negated(value)
         field = ALIASES.get(key, key)
         if field not in TrainingConfig.model_fields:
             problems.append(_unknown_key(key))
@@ -59,6 +71,11 @@ def _resolve_keys(raw: Mapping[Any, Any]) -> tuple[dict[str, Any], dict[str, str
     if COMPUTE_TYPE_KEY in raw:
         problems += _apply_compute_type(raw[COMPUTE_TYPE_KEY], values, given_as)
     return values, given_as, problems
+
+
+def _negated(value: Any) -> Any:
+    """`disable_gradient_checkpointing: true` means gradient_checkpointing: false; other values fail as bools do."""
+    return (not value) if isinstance(value, bool) else value
 
 
 def _apply_compute_type(value: Any, values: dict[str, Any], given_as: dict[str, str]) -> list[ConfigProblem]:

@@ -69,12 +69,17 @@ ALIASES: dict[str, str] = {
     "val_ratio": "val_size",
     "validation_split": "val_size",
     "evaluation_strategy": "eval_strategy",  # transformers' old name, still in LLaMA-Factory examples
+    "activation_checkpointing": "gradient_checkpointing",  # transformers 5's name
+    "use_liger_kernel": "enable_liger_kernel",  # transformers' name
+    "hub_token": "hf_hub_token",  # transformers' name
 }
+
+# LLaMA-Factory keys that mean the opposite of a field: `disable_gradient_checkpointing: true` is
+# gradient_checkpointing: false.
+NEGATED_ALIASES: dict[str, str] = {"disable_gradient_checkpointing": "gradient_checkpointing"}
 
 # `compute_type: bf16|fp16|fp32` is not a field: it sets the bf16 / fp16 flags (see config_loading).
 COMPUTE_TYPE_KEY = "compute_type"
-
-PREFERENCE_STAGES: tuple[str, ...] = ("rm", "dpo", "kto", "ppo")
 
 
 # pydantic collects fields from the last base to the first: listed in reverse so that dumps start with
@@ -171,6 +176,7 @@ def aliases_of(field: str) -> list[str]:
     names = [alias for alias, target in ALIASES.items() if target == field]
     if field in ("bf16", "fp16"):
         names.append(COMPUTE_TYPE_KEY)
+    names += [f"{alias} (negated)" for alias, target in NEGATED_ALIASES.items() if target == field]
     return names
 
 

@@ -129,8 +129,9 @@ class MethodArgs(ArgsBase):
                         en="Evaluate on the validation set after training.", zh="训练结束后在验证集上评估。")
     do_predict: bool = arg(
         False, group="method", advanced=True,
-        en="Generate predictions for eval_dataset and write them to the output directory.",
-        zh="对 eval_dataset 生成预测结果并写入输出目录。")
+        en="LLaMA-Factory's predict step. Not supported in training runs: evaluate a published model with "
+           "`tuneforge eval`, which generates and scores answers.",
+        zh="LLaMA-Factory 的预测步骤。训练任务不支持：请用 `tuneforge eval` 评估已发布的模型（生成并打分）。")
     finetuning_type: Literal["lora", "freeze", "full"] = arg(
         "lora", group="method",
         en="lora: train small low-rank adapters (least memory; with quantization_bit this is QLoRA); freeze: "
@@ -220,36 +221,40 @@ class DataArgs(ArgsBase):
         zh="interleave 混合时各数据集的采样概率，顺序与 dataset 一致，总和须为 1。")
     preprocessing_num_workers: int | None = arg(
         None, group="data", advanced=True, ge=1,
-        en="Processes used to tokenize the data.", zh="数据预处理（分词）使用的进程数。")
+        en="Processes used to tokenize chat data (each encodes a slice; the order is kept).",
+        zh="对话数据分词使用的进程数（各处理一段，顺序不变）。")
     overwrite_cache: bool = arg(
         False, group="data", advanced=True,
-        en="Re-tokenize even when a cached tokenized copy exists.", zh="忽略已有的分词缓存，重新预处理。")
+        en="With tokenized_path: tokenize again and replace the saved copy instead of reading it. Without one, "
+           "every run tokenizes afresh anyway.",
+        zh="配合 tokenized_path：重新分词并覆盖已保存的副本，而不是读取它。未设置时每次训练本就重新分词。")
     tokenized_path: str | None = arg(
         None, group="data", advanced=True,
-        en="Save the tokenized dataset here, or load it from here when it already exists.",
-        zh="分词后数据集的保存 / 读取路径。")
+        en="Save the tokenized samples here, or read them from here when a saved copy exists (its datasets, "
+           "template and cutoff_len are those of the run that saved it).",
+        zh="分词后样本的保存 / 读取路径：已有保存的副本时直接读取（其数据集、模板与截断长度以保存时为准）。")
     streaming: bool = arg(
         False, group="data", advanced=True,
-        en="Stream the dataset instead of loading it. Accepted for LLaMA-Factory YAMLs; tuneforge refuses "
-           "true at run time for now.",
-        zh="流式读取数据集。为兼容 LLaMA-Factory 配置而接受；目前 tuneforge 运行时不支持设为 true。")
+        en="Stream the dataset instead of loading it. Not supported (true is refused before training): tuneforge "
+           "validates and counts every record first.",
+        zh="流式读取数据集。不支持（设为 true 会在训练前被拒绝）：tuneforge 会先校验并统计全部样本。")
     enable_thinking: bool = arg(
         True, group="data", advanced=True,
-        en="Reasoning templates: keep the model's thinking part. Accepted from LLaMA-Factory YAMLs; no effect "
-           "in tuneforge yet.",
-        zh="推理类模板：保留思考过程。为兼容 LLaMA-Factory 配置而接受，tuneforge 暂未使用。")
+        en="Reasoning templates: keep the thinking part as the data has it (true, what tuneforge does). false is "
+           "refused: choose template qwen3_nothink instead.",
+        zh="推理类模板：按数据保留思考过程（true，tuneforge 的做法）。false 会被拒绝：请改用 qwen3_nothink 模板。")
     media_dir: str | None = arg(
         None, group="data", advanced=True,
-        en="Folder of images / videos for multimodal data. Accepted; multimodal training is not supported yet.",
-        zh="多模态数据的图片 / 视频目录。可填写，但暂不支持多模态训练。")
+        en="Folder of images / videos for multimodal data. Not supported: refused before training.",
+        zh="多模态数据的图片 / 视频目录。不支持：训练前会被拒绝。")
     image_max_pixels: int | None = arg(
         None, group="data", advanced=True, ge=1,
-        en="Multimodal: largest image size in pixels. Accepted; no effect yet.",
-        zh="多模态：图片最大像素数。可填写，暂无作用。")
+        en="Multimodal: largest image size in pixels. Not supported: refused before training.",
+        zh="多模态：图片最大像素数。不支持：训练前会被拒绝。")
     video_max_pixels: int | None = arg(
         None, group="data", advanced=True, ge=1,
-        en="Multimodal: largest video frame size in pixels. Accepted; no effect yet.",
-        zh="多模态：视频帧最大像素数。可填写，暂无作用。")
+        en="Multimodal: largest video frame size in pixels. Not supported: refused before training.",
+        zh="多模态：视频帧最大像素数。不支持：训练前会被拒绝。")
 
     @field_validator("val_size")
     @classmethod

@@ -125,6 +125,19 @@ class TrainingArgs(ArgsBase):
         False, group="training", advanced=True,
         en="Batch samples of similar length together to waste less compute on padding.",
         zh="将长度相近的样本分到同一批次，减少填充带来的计算浪费。")
+    torch_compile: bool = arg(
+        False, group="training", advanced=True,
+        en="Compile the model with torch.compile before training: faster steps after a slow first one.",
+        zh="使用 torch.compile 编译模型：首步较慢，之后每步更快。")
+    ddp_find_unused_parameters: bool | None = arg(
+        None, group="training", advanced=True,
+        en="Multi-device (DDP): search each step for weights that got no gradient. Unset = auto: on only for "
+           "mixture-of-experts models, whose unrouted experts get none.",
+        zh="多卡 DDP：每步查找未获得梯度的参数。不填表示自动：仅混合专家（MoE）模型开启。")
+    upcast_layernorm: bool = arg(
+        False, group="training", advanced=True,
+        en="Keep the normalisation layers' weights in float32 when training in bf16 / fp16 (steadier training).",
+        zh="以 bf16 / fp16 训练时，归一化层权重保持 float32（训练更稳定）。")
     resume_from_checkpoint: str | None = arg(
         None, group="training", advanced=True,
         en="Continue an interrupted run: 'last' (newest checkpoint in output_dir) or a checkpoint path.",
@@ -231,7 +244,8 @@ class EvalArgs(ArgsBase):
         zh="训练开始前先计算一次验证损失，便于对比训练前后的效果。")
     predict_with_generate: bool = arg(
         False, group="eval", advanced=True,
-        en="do_predict: generate answers (needed for BLEU / ROUGE) instead of only computing loss.",
+        en="do_predict: generate answers (needed for BLEU / ROUGE). Not supported in training runs: `tuneforge eval` "
+           "generates and scores answers.",
         zh="预测时生成回答（计算 BLEU / ROUGE 需要），而不只是计算损失。")
     max_new_tokens: int = arg(
         512, group="eval", ge=1, advanced=True,
@@ -325,8 +339,8 @@ class FreezeArgs(ArgsBase):
         zh="额外模块：隐藏层之外也参与训练的模块（如 embed_tokens）。")
     use_llama_pro: bool = arg(
         False, group="freeze", advanced=True,
-        en="LLaMA Pro: train only the expanded blocks. Accepted from LLaMA-Factory YAMLs; not supported yet.",
-        zh="LLaMA Pro：只训练扩展出的块。为兼容 LLaMA-Factory 配置而接受，暂不支持。")
+        en="LLaMA Pro: train only the expanded blocks. Not supported: refused before training.",
+        zh="LLaMA Pro：只训练扩展出的块。不支持：训练前会被拒绝。")
 
     @field_validator("freeze_trainable_layers")
     @classmethod

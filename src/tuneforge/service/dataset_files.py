@@ -16,7 +16,7 @@ from typing import BinaryIO
 
 from tuneforge.data.reading import SUFFIXES
 from tuneforge.data.sources import INFO_FILE
-from tuneforge.service.paths import uri_problem
+from tuneforge.planning.paths import uri_problem
 
 CHUNK = 1024 * 1024
 SPLITS = ("train", "valid", "test")

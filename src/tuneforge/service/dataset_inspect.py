@@ -13,13 +13,13 @@ from tuneforge.settings import Settings
 
 def model_tokenizer_dir(model: str, settings: Settings) -> Path:
     """The folder holding the model's tokenizer.json (bundled: its converted copy), found without torch."""
-    from tuneforge.service.planning import local_model_dir
+    from tuneforge.planning.model_facts import local_model_dir
 
     try:
         source = locate_model(model)
     except ModelNotFound as exc:
         raise InvalidInput.of([ConfigProblem("model", str(exc))]) from exc
-    directory = local_model_dir(source, settings)
+    directory = local_model_dir(source, settings.models_path)
     if directory is None or not (directory / "tokenizer.json").is_file():
         hint = "run a task or `tuneforge chat` with it once" if source.bundled else "use a model folder with one"
         raise InvalidInput.of([ConfigProblem("model", f"no tokenizer.json for {model!r} here yet; {hint}")])

@@ -10,13 +10,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from tuneforge.planning.paths import confine
 from tuneforge.schemas import ConfigProblem
 from tuneforge.schemas.config_errors import validation_problems
 from tuneforge.schemas.export_spec import ExportSpec
 from tuneforge.service.errors import InvalidInput, NotFound
 from tuneforge.service.jobs import SPEC, launch_job, read_progress
 from tuneforge.service.models import ready_model
-from tuneforge.service.paths import confine
 
 
 class ExportService:

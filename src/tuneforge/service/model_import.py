@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from tuneforge.service.paths import uri_problem
+from tuneforge.planning.paths import uri_problem
 
 log = logging.getLogger(__name__)
 

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import select
 
 from tuneforge.modelref import ModelNotFound, locate_model
+from tuneforge.planning.paths import confine
 from tuneforge.schemas import ConfigProblem
 from tuneforge.schemas.tasks import TaskStatus, name_problem
 from tuneforge.service.errors import Conflict, InvalidInput, NotFound, get_or_not_found
@@ -23,7 +24,6 @@ from tuneforge.service.model_import import (
     list_model_files,
     start_import,
 )
-from tuneforge.service.paths import confine
 from tuneforge.store import Checkpoint, Deployment, RegisteredModel, Task
 
 log = logging.getLogger(__name__)

@@ -1,28 +1,27 @@
-"""createTask's checks, in the order a user would fix them: everything is validated before any compute is spent.
+"""createTask's request → the planner's input, and the planner's verdict → the API's fields.
 
-A request becomes a `TaskPlan`: the resolved training config (with `auto` values replaced and recorded), the
-devices it asks for, the dataset summary and the memory / time estimate. Any problem raises InvalidInput naming
-the API field (baseModel, datasetPath, outputPath, gpuConfig.cuda_visible_devices, trainingArgs.<key>)."""
+A request becomes a `TaskPlan`: the planner's plan (resolved config with `auto` values replaced and recorded, the
+dataset summary and truncation report, the memory / time estimate) plus the devices it asks for. Any problem
+raises InvalidInput naming the API field (baseModel, datasetPath, outputPath, gpuConfig.cuda_visible_devices,
+trainingArgs.<key>); the rules themselves live in tuneforge.planning, shared with `tuneforge train --check`."""
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tuneforge.data.sources import split_names
-from tuneforge.modelref import ModelNotFound, ModelSource, check_hub_model, locate_model
-from tuneforge.schemas import ALIASES, ConfigError, ConfigProblem, TrainingConfig, parse_training_config
+from tuneforge.planning import HostFacts, PlanInput, PlanRejected, installed_packages, plan_training
+from tuneforge.planning.auto_values import is_auto
+from tuneforge.planning.datasets import DatasetSummary
+from tuneforge.planning.planner import BUNDLED_DATASETS
+from tuneforge.schemas import ALIASES, ConfigProblem, TrainingConfig
 from tuneforge.schemas.tasks import name_problem
-from tuneforge.service.auto_values import is_auto
-from tuneforge.service.datasets_check import PACKAGE_DATA, DatasetSummary, check_task_datasets
 from tuneforge.service.errors import DoesNotFit, InvalidInput
-from tuneforge.service.path_args import absolutize, path_problems
-from tuneforge.service.paths import confine
 from tuneforge.settings import Settings
 
-BUNDLED_DATASETS = PACKAGE_DATA / "datasets"
+__all__ = ["BUNDLED_DATASETS", "TOP_LEVEL", "TaskPlan", "TaskRequest", "api_field", "plan_task"]
+
 GPU_CONFIG_KEYS = ("cuda_visible_devices", "gpu_count", "memory_optimization")
 TOP_LEVEL = {"model_name_or_path": "baseModel", "dataset": "datasetPath", "output_dir": "outputPath"}
 
@@ -55,57 +54,40 @@ class TaskPlan:
     pinned: list[Any] = field(default_factory=list)  # managed dataset versions (dataset_refs.PinnedVersion)
 
 
-def plan_task(request: TaskRequest, settings: Settings, devices: list[Any], check_name: bool = True) -> TaskPlan:
+def plan_task(request: TaskRequest, settings: Settings, devices: list[Any], check_name: bool = True,
+              packages: frozenset[str] | None = None) -> TaskPlan:
     problems: list[ConfigProblem] = []
     if check_name and (why := name_problem(request.name)):
         problems.append(ConfigProblem("name", why))
     raw, top_problems = merge_top_level(request)
     problems += top_problems
-    use_bundled_datasets(raw)
-    raw = absolutize(raw, Path.cwd())  # what the checks below found is what the worker (cwd: its run dir) will use
-    problems += [p for p in path_problems(raw, settings.roots, [PACKAGE_DATA])
-                 if p.field not in ("baseModel", "datasetPath", "outputPath")]  # those are checked below
-    auto_keys = [key for key, value in raw.items() if is_auto(value)]
-    probe: TrainingConfig | None = None
-    try:
-        probe = parse_training_config({k: v for k, v in raw.items() if k not in auto_keys})
-    except ConfigError as exc:  # go on: the paths, devices and model are checked too, so one reply lists all
-        problems += _prefixed(exc.problems)
-    output_dir, output_problem = _output_dir(request, probe, raw, settings)
-    problems += [output_problem] if output_problem else []
     indexes, count, device_problems = requested_devices(request.gpu_config, devices)
     problems += device_problems
-    source, model_problems = _check_model(raw, settings) if raw.get("model_name_or_path") else (None, [])
-    problems += model_problems
-    tokenizer_file = _tokenizer_file(source, settings) if source else None
-    summary = None
-    if probe is not None and probe.do_train:
-        if not probe.dataset:
-            problems.append(ConfigProblem("datasetPath", "is required: a .json/.jsonl file, a folder with "
-                                                         "train.jsonl, or a dataset_info.json name"))
-        else:
-            summary, dataset_problems = check_task_datasets(probe, "datasetPath", settings.roots, tokenizer_file)
-            problems += dataset_problems
+    if isinstance(request.gpu_config, dict) and request.gpu_config.get("memory_optimization"):
+        raw["gradient_checkpointing"] = True
+    chosen = [d for d in devices if indexes is None or d.index in indexes][:count]
+    host = HostFacts(chosen, installed_packages() if packages is None else packages)
+    given = PlanInput(raw, host, roots=settings.roots, output_base=settings.outputs_path,
+                      default_output=request.name or "task", models_cache=settings.models_path)
+    try:
+        plan = plan_training(given)
+    except PlanRejected as exc:
+        if exc.estimate is not None and not problems:
+            raise DoesNotFit(exc.problems[0].message, [{"field": "estimate", "message": "", **exc.estimate}]) from exc
+        raise InvalidInput.of([*problems, *(api_field(p) for p in exc.problems)]) from exc
     if problems:
         raise InvalidInput.of(problems)
-    chosen = [d for d in devices if indexes is None or d.index in indexes][:count]
-    shape = _model_shape(source, settings)
-    config = {**raw, "output_dir": str(output_dir)}
-    if request.gpu_config.get("memory_optimization"):
-        config["gradient_checkpointing"] = True
-    auto_values: list[dict[str, Any]] = []
-    if auto_keys:
-        config, auto_values = _resolve_auto(config, shape, chosen, summary)
-    try:
-        cfg = parse_training_config(config)
-    except ConfigError as exc:
-        raise InvalidInput.of(_prefixed(exc.problems)) from exc
-    estimate = _estimate(cfg, shape, chosen, summary)
-    if estimate is not None and summary is not None:
-        estimate["dataset"] = asdict(summary)
-    if estimate is not None and not estimate["fits"]:
-        raise DoesNotFit(_does_not_fit_message(estimate), [{"field": "estimate", "message": "", **estimate}])
-    return TaskPlan(request, config, cfg, output_dir, indexes, count, summary, auto_values, estimate)
+    return TaskPlan(request, plan.config, plan.cfg, plan.output_dir, indexes, count, plan.dataset, plan.auto_values,
+                    plan.estimate)
+
+
+def api_field(problem: ConfigProblem) -> ConfigProblem:
+    """A config key as the API names it: top-level fields by their camelCase name, the rest inside trainingArgs."""
+    if problem.field in TOP_LEVEL:
+        return ConfigProblem(TOP_LEVEL[problem.field], problem.message)
+    if problem.field == "estimate" or problem.field.startswith(("trainingArgs", "(config)")):
+        return problem
+    return ConfigProblem(f"trainingArgs.{problem.field}", problem.message)
 
 
 def merge_top_level(request: TaskRequest) -> tuple[dict[str, Any], list[ConfigProblem]]:
@@ -127,17 +109,6 @@ def merge_top_level(request: TaskRequest) -> tuple[dict[str, Any], list[ConfigPr
         problems.append(ConfigProblem("baseModel", "is required: a model directory, a .gguf file, a hub id or "
                                                    "'bundled'"))
     return raw, problems
-
-
-def use_bundled_datasets(raw: dict[str, Any]) -> None:
-    """Names of the datasets shipped with tuneforge ("identity", "instructions") work without a dataset_dir."""
-    names = split_names(raw.get("dataset")) + split_names(raw.get("eval_dataset"))
-    if not names or raw.get("dataset_dir") or any(Path(n).suffix or "/" in n for n in names):
-        return
-    info = BUNDLED_DATASETS / "dataset_info.json"
-    known = json.loads(info.read_text(encoding="utf-8")) if info.is_file() else {}
-    if all(n in known for n in names):
-        raw["dataset_dir"] = str(BUNDLED_DATASETS)
 
 
 def requested_devices(gpu_config: Any, devices: list[Any]) -> tuple[list[int] | None, int, list[ConfigProblem]]:
@@ -174,107 +145,3 @@ def requested_devices(gpu_config: Any, devices: list[Any]) -> tuple[list[int] | 
     return None, count, problems
 
 
-def _prefixed(problems: list[ConfigProblem]) -> list[ConfigProblem]:
-    return [ConfigProblem(TOP_LEVEL.get(p.field) or f"trainingArgs.{p.field}", p.message) for p in problems]
-
-
-def _output_dir(
-    request: TaskRequest, cfg: TrainingConfig | None, raw: dict[str, Any], settings: Settings
-) -> tuple[Path, ConfigProblem | None]:
-    value = request.output_path or raw.get("output_dir") or request.name
-    path, problem = confine(value, settings.roots, "outputPath", base=settings.outputs_path)
-    if problem:
-        return Path(), problem
-    assert path is not None
-    holds_model = any((path / n).exists() for n in ("adapter_config.json", "model.safetensors",
-                                                    "model.safetensors.index.json"))
-    if holds_model and not (cfg and cfg.overwrite_output_dir):
-        return path, ConfigProblem("outputPath", f"{path} already holds a trained model; choose another path or "
-                                                 "set trainingArgs.overwrite_output_dir=true")
-    return path, None
-
-
-def _check_model(raw: dict[str, Any], settings: Settings) -> tuple[ModelSource | None, list[ConfigProblem]]:
-    try:
-        source = locate_model(str(raw["model_name_or_path"]), gguf_file=raw.get("gguf_file"))
-        if not source.is_local:
-            check_hub_model(source.path)
-    except ModelNotFound as exc:
-        hint = f" ({exc.hint})" if exc.hint else ""
-        return None, [ConfigProblem("baseModel", f"{exc}{hint}")]
-    if source.is_local and not source.bundled:
-        _, problem = confine(source.path, settings.roots, "baseModel")
-        if problem:
-            return None, [problem]
-    return source, []
-
-
-def local_model_dir(source: ModelSource, settings: Settings) -> Path | None:
-    """The directory with config.json / tokenizer.json, when we have one without loading anything."""
-    if source.bundled:
-        converted = settings.models_path / "smollm2-135m-instruct"
-        return converted if (converted / "config.json").is_file() else None
-    if source.is_local:
-        return None if source.gguf_file else Path(source.path)
-    from huggingface_hub import try_to_load_from_cache
-
-    cached = try_to_load_from_cache(source.path, "config.json")
-    return Path(cached).parent if isinstance(cached, str) else None
-
-
-def _tokenizer_file(source: ModelSource, settings: Settings) -> Path | None:
-    directory = local_model_dir(source, settings)
-    return directory / "tokenizer.json" if directory else None
-
-
-def _model_shape(source: ModelSource | None, settings: Settings) -> Any:
-    from tuneforge.modelref.shape import ModelShapeError, read_model_shape
-
-    if source is None:
-        return None
-    directory = local_model_dir(source, settings)
-    try:
-        if directory is not None:
-            return read_model_shape(directory, None)
-        if source.is_local and source.gguf_file:
-            return read_model_shape(Path(source.path), source.gguf_file)
-    except (ModelShapeError, OSError):
-        return None
-    return None
-
-
-def _resolve_auto(config: dict[str, Any], shape: Any, devices: list[Any], summary: DatasetSummary | None):
-    from tuneforge.service.auto_values import resolve_auto_values
-
-    samples = summary.num_train_samples if summary else 0
-    mean = summary.mean_sample_tokens if summary else 0.0
-    if shape is None:
-        raise InvalidInput.of([ConfigProblem("trainingArgs", "'auto' values need the model's size, and this model's "
-                                                             "config could not be read; give numbers instead")])
-    resolved, choices = resolve_auto_values(config, shape, devices, samples, mean)
-    return resolved, [_as_dict(choice) for choice in choices]
-
-
-def _estimate(cfg: TrainingConfig, shape: Any, devices: list[Any], summary: DatasetSummary | None):
-    from tuneforge.service.estimate import estimate_training
-
-    if shape is None or not devices or summary is None:
-        return None
-    estimate = estimate_training(cfg, shape, devices, summary.num_train_samples, summary.mean_sample_tokens)
-    return estimate.model_dump(mode="json")
-
-
-def _as_dict(choice: Any) -> dict[str, Any]:
-    if hasattr(choice, "model_dump"):
-        return choice.model_dump(mode="json")
-    return asdict(choice)
-
-
-def _does_not_fit_message(estimate: dict[str, Any]) -> str:
-    gib = 1024**3
-    memory = estimate.get("memory") or {}
-    need = memory.get("total", 0) / gib
-    capacity = estimate.get("device_memory", 0) / gib
-    return (f"the task needs about {need:.1f} GiB per device but its devices have {capacity:.1f} GiB; lower "
-            "per_device_train_batch_size or cutoff_len, turn on gradient_checkpointing, use LoRA / QLoRA, or ask "
-            "for more devices")

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 class Platform:
     def __init__(self, settings: Settings, devices: list[Any] | None = None,
                  executor: LocalExecutor | None = None) -> None:
-        from tuneforge.service.devices import detect_devices
+        from tuneforge.planning.devices import detect_devices
 
         self.settings = settings
         self.db = Database(settings.database)

@@ -235,7 +235,7 @@ class TaskService:
         """What createTask would resolve and need, without creating anything."""
         plan = self.plan(replace(request, name=request.name or "estimate"), check_name=bool(request.name))
         return {"estimate": plan.estimate, "autoValues": plan.auto_values, "trainingArgs": plan.config,
-                "dataset": plan.dataset.__dict__ if plan.dataset else None,
+                "dataset": plan.dataset.as_dict() if plan.dataset else None,
                 "devices": plan.device_indexes, "deviceCount": plan.device_count}
 
 

@@ -7,10 +7,10 @@ import json
 import pytest
 
 from tuneforge.modelref.shape import ModelShape
+from tuneforge.planning.devices import Device
+from tuneforge.planning.estimate import estimate_training
+from tuneforge.planning.estimate_formulas import SMOLLM2_135M, available_cores
 from tuneforge.schemas import TrainingConfig
-from tuneforge.service.devices import Device
-from tuneforge.service.estimate import estimate_training
-from tuneforge.service.estimate_formulas import SMOLLM2_135M, available_cores
 
 GIB = 1024**3
 LLAMA2_7B = ModelShape("LlamaForCausalLM", "llama", 6_738_415_616, 4096, 32, 32, 32, 11008, 32000, False, 4096,

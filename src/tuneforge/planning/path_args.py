@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from tuneforge.data.sources import split_names
+from tuneforge.planning.paths import confine
 from tuneforge.schemas import ConfigProblem
-from tuneforge.service.paths import confine
 
 SINGLE = ("model_name_or_path", "adapter_name_or_path", "dataset_dir", "deepspeed", "cache_dir", "tokenized_path",
           "media_dir", "resume_from_checkpoint", "logging_dir")
@@ -41,7 +41,7 @@ def path_problems(raw: dict[str, Any], roots: list[Path], exempt: list[Path]) ->
                 continue
             if any(Path(item).expanduser().resolve().is_relative_to(e) for e in exempt):
                 continue
-            _, problem = confine(item, roots, FIELD_NAMES.get(key, f"trainingArgs.{key}"))
+            _, problem = confine(item, roots, key)
             if problem:
                 problems.append(problem)
     return problems

@@ -26,6 +26,7 @@ class Device:
     name: str
     total_memory: int  # bytes; a CPU slot gets its share of the system RAM
     free_memory: int  # bytes free now
+    compute_capability: tuple[int, int] | None = None  # CUDA (major, minor); None for CPU slots
 
 
 def detect_devices(cpu_slots: int = 1) -> list[Device]:
@@ -84,4 +85,12 @@ def _nvml_device(nvml: Any, index: int) -> Device:
     if isinstance(name, bytes):  # older nvidia-ml-py releases return bytes
         name = name.decode("utf-8", errors="replace")
     memory = nvml.nvmlDeviceGetMemoryInfo(handle)
-    return Device(index, "cuda", str(name), int(memory.total), int(memory.free))
+    return Device(index, "cuda", str(name), int(memory.total), int(memory.free), _capability(nvml, handle))
+
+
+def _capability(nvml: Any, handle: Any) -> tuple[int, int] | None:
+    try:
+        major, minor = nvml.nvmlDeviceGetCudaComputeCapability(handle)
+    except Exception:  # older drivers lack the call: the planner then skips capability checks
+        return None
+    return int(major), int(minor)

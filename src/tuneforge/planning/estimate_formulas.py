@@ -1,4 +1,4 @@
-"""The formulas behind `tuneforge.service.estimate`: trained parameters per method, bytes per weight, optimizer
+"""The formulas behind `tuneforge.planning.estimate`: trained parameters per method, bytes per weight, optimizer
 state, activation bytes per token, training FLOPs per token and device throughput. See estimate.py's docstring for
 the model and its sources."""
 
@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from tuneforge.modelref.shape import FOUR_NORMS, Linear, ModelShape
+from tuneforge.planning.devices import Device
 from tuneforge.schemas import TrainingConfig
-from tuneforge.service.devices import Device
+from tuneforge.schemas.stages import stage_info
 
 MIB = 1024**2
 GIB = 1024**3
@@ -189,7 +190,7 @@ def training_flops_per_token(cfg: TrainingConfig, shape: ModelShape, trainable: 
     total = forward + backward + 6 * trainable.adapter_parameters
     if checkpointing:
         total += forward * reach
-    if cfg.stage in ("dpo", "kto"):
+    if stage_info(cfg.stage).preference and cfg.stage != "ppo":
         total += forward  # the reference model's forward pass
     if cfg.quantization_bit:
         total *= QUANTIZED_SLOWDOWN

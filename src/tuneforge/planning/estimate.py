@@ -28,9 +28,8 @@ from dataclasses import dataclass, replace
 from pydantic import BaseModel
 
 from tuneforge.modelref.shape import ModelShape
-from tuneforge.schemas import TrainingConfig
-from tuneforge.service.devices import Device
-from tuneforge.service.estimate_formulas import (
+from tuneforge.planning.devices import Device
+from tuneforge.planning.estimate_formulas import (
     GIB,
     MIB,
     SFT_TRAINED_FRACTION,
@@ -42,6 +41,8 @@ from tuneforge.service.estimate_formulas import (
     training_flops_per_token,
     weight_bytes,
 )
+from tuneforge.schemas import TrainingConfig
+from tuneforge.schemas.stages import packs_by_default, stage_info
 
 GPU_CONTEXT_BYTES = 512 * MIB
 # python + torch + transformers + peft (~0.35 GiB at import), tokenizer, data and allocator caches: the demo's and
@@ -49,8 +50,6 @@ GPU_CONTEXT_BYTES = 512 * MIB
 CPU_RUNTIME_BYTES = 800 * MIB
 ALLOCATOR_SLACK = 0.10
 CPU_ACTIVATION_BUDGET = 384 * MIB  # the worker's split budget on CPU (engine.trainer.activation_token_budget)
-# chosen + rejected (KTO: completion + KL sample): two sequences of ~mean_sample_tokens each per sample
-PAIRED_STAGES = ("rm", "dpo", "kto")
 
 
 class MemoryBreakdown(BaseModel):
@@ -115,12 +114,13 @@ def workload(cfg: TrainingConfig, num_train_samples: int, mean_sample_tokens: fl
         notes.append("sample length unknown: assumed cutoff_len tokens per sample")
     length = min(mean_sample_tokens, float(cfg.cutoff_len))
     rows = max(num_train_samples, 0)
-    per_row = 2 if cfg.stage in PAIRED_STAGES else 1
+    stage = stage_info(cfg.stage)
+    per_row = stage.sequences_per_sample
     tokens = rows * length * per_row
-    packing = cfg.packing if cfg.packing is not None else cfg.stage == "pt"
+    packing = packs_by_default(cfg.stage, cfg.packing)
     if packing and not cfg.neat_packing and per_row == 1:
         rows, length = max(math.ceil(tokens / cfg.cutoff_len), 1 if tokens else 0), float(cfg.cutoff_len)
-    trained = 1.0 if cfg.stage == "pt" or cfg.train_on_prompt else SFT_TRAINED_FRACTION
+    trained = 1.0 if stage.record_kind == "text" or cfg.train_on_prompt else SFT_TRAINED_FRACTION
     return Workload(rows, length, length * per_row, int(tokens), 0.0 if cfg.stage == "rm" else trained,
                     tuple(notes))
 
@@ -203,8 +203,8 @@ def _tokens_per_forward(cfg: TrainingConfig, shape: ModelShape, devices: list[De
 def _pass_tokens(cfg: TrainingConfig, shape: ModelShape, devices: list[Device], batch_tokens: float,
                  static_bytes: int) -> int:
     batch_tokens = math.ceil(batch_tokens)
-    if cfg.stage not in ("sft", "pt"):
-        return batch_tokens  # the split applies to the padding-free SFT / PT batches only
+    if stage_info(cfg.stage).sequences_per_sample > 1:
+        return batch_tokens  # the split applies to batches of single sequences (SFT / PT) only
     budget = min(engine_activation_budget(shape, d, static_bytes) for d in devices)
     return min(batch_tokens, max(budget, cfg.cutoff_len))
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tuneforge.service.devices import Device, cpu_model_name, detect_devices
+from tuneforge.planning.devices import Device, cpu_model_name, detect_devices
 
 GIB = 1024**3
 

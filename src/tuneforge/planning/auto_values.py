@@ -21,14 +21,14 @@ from typing import Any
 from pydantic import BaseModel
 
 from tuneforge.modelref.shape import ModelShape
+from tuneforge.planning.devices import Device
+from tuneforge.planning.estimate import estimate_training
+from tuneforge.planning.estimate_formulas import GIB
 from tuneforge.schemas import TrainingConfig, parse_training_config
-from tuneforge.service.devices import Device
-from tuneforge.service.estimate import estimate_training
-from tuneforge.service.estimate_formulas import GIB
+from tuneforge.schemas.stages import stage_info
 
 AUTO_FIELDS = ("num_train_epochs", "per_device_train_batch_size", "gradient_accumulation_steps", "learning_rate")
 LEARNING_RATES = {"full": 2e-5, "freeze": 5e-5, "lora": 1e-4}
-PREFERENCE_STAGES = ("dpo", "kto", "ppo")
 DEFAULT_EPOCHS, MAX_EPOCHS = 3, 10
 MIN_SAMPLES_SEEN, MAX_SAMPLES_SEEN = 100, 25_000
 MAX_BATCH = 16
@@ -83,7 +83,7 @@ def choose_learning_rate(cfg: TrainingConfig) -> AutoChoice:
     name = "QLoRA" if method == "lora" and cfg.quantization_bit else {"lora": "LoRA"}.get(method, method)
     source = " (seed 002)" if method != "freeze" else " (between full 2e-5 and LoRA 1e-4)"
     reason = f"{name}: {_rate_text(rate)}{source}"
-    if cfg.stage in PREFERENCE_STAGES:
+    if stage_info(cfg.stage).preference:
         rate /= 10
         reason += f"; ÷10 for {cfg.stage.upper()}, which drifts from its reference at SFT rates → {_rate_text(rate)}"
     return AutoChoice(field="learning_rate", value=rate, reason=reason)

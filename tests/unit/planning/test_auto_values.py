@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from tuneforge.modelref.shape import ModelShape
+from tuneforge.planning.auto_values import AUTO_FIELDS, resolve_auto_values
+from tuneforge.planning.devices import Device
+from tuneforge.planning.estimate_formulas import SMOLLM2_135M
 from tuneforge.schemas import ConfigError, parse_training_config
-from tuneforge.service.auto_values import AUTO_FIELDS, resolve_auto_values
-from tuneforge.service.devices import Device
-from tuneforge.service.estimate_formulas import SMOLLM2_135M
 
 GIB = 1024**3
 LLAMA2_7B = ModelShape("LlamaForCausalLM", "llama", 6_738_415_616, 4096, 32, 32, 32, 11008, 32000, False, 4096,

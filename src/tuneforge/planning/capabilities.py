@@ -1,0 +1,71 @@
+"""The planner's capability phase: every declared need of every active setting, checked against the host.
+
+A problem names the field, why it cannot be honoured here, and what to choose instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tuneforge.planning.host import HostFacts
+from tuneforge.schemas import ConfigProblem, TrainingConfig
+from tuneforge.schemas.capabilities import CAPABILITIES, PACKAGES, Capability
+
+
+@dataclass(frozen=True)
+class DataFacts:
+    """What the planner learnt about the model and the data before this phase."""
+
+    model_is_local: bool = True
+    has_eval_data: bool = False
+
+
+def capability_problems(cfg: TrainingConfig, host: HostFacts, facts: DataFacts) -> list[ConfigProblem]:
+    problems = []
+    for capability in CAPABILITIES:
+        if not capability.is_active(cfg):
+            continue
+        reason = _reason(capability, cfg, host, facts)
+        if reason:
+            instead = f" — {capability.instead}" if capability.instead else ""
+            problems.append(ConfigProblem(capability.field, f"{reason}{instead}"))
+    return problems
+
+
+def _reason(capability: Capability, cfg: TrainingConfig, host: HostFacts, facts: DataFacts) -> str | None:
+    """The first unmet need, in the order a user would fix them."""
+    value = getattr(cfg, capability.field)
+    if capability.unsupported:
+        return f"not supported: {capability.unsupported}"
+    if capability.stages and cfg.stage not in capability.stages:
+        return f"is used by stage {' / '.join(capability.stages)} only, and this run's stage is {cfg.stage}"
+    if capability.finetuning_types and cfg.finetuning_type not in capability.finetuning_types:
+        wanted = " / ".join(capability.finetuning_types)
+        return f"is used with finetuning_type {wanted} only, and this run's is {cfg.finetuning_type}"
+    if capability.requires and (why := capability.requires(cfg)):
+        return why
+    if capability.hub_only and facts.model_is_local:
+        return "applies to models downloaded from the Hugging Face Hub, and this model is local"
+    if capability.eval_data and not facts.has_eval_data:
+        return (f"is {value!r} but there is nothing to evaluate on: set val_size (e.g. 0.1), eval_dataset, or use "
+                "a dataset folder with valid.jsonl")
+    return _host_reason(capability, cfg, host, value)
+
+
+def _host_reason(capability: Capability, cfg: TrainingConfig, host: HostFacts, value: object) -> str | None:
+    on_gpu = host.has_cuda and not cfg.use_cpu
+    modules = capability.packages(cfg)
+    needs_cuda = capability.cuda or any(PACKAGES[m].cuda_only for m in modules)
+    if needs_cuda and not on_gpu:
+        where = "use_cpu is set" if host.has_cuda else f"this host has no NVIDIA GPU ({host.describe()})"
+        return f"{value!r} needs an NVIDIA GPU with CUDA, and {where}"
+    missing = [PACKAGES[m].install for m in modules if m not in host.packages]
+    if missing:
+        return f"{value!r} needs the {', '.join(missing)} package, which is not installed " \
+               f"(pip install {' '.join(missing)})"
+    have = host.min_cuda_capability
+    if capability.min_cuda_capability and on_gpu and have and have < capability.min_cuda_capability:
+        need = ".".join(map(str, capability.min_cuda_capability))
+        return f"{value!r} needs a GPU of compute capability {need} or newer (Ampere), and this one is " \
+               f"{have[0]}.{have[1]}"
+    return None

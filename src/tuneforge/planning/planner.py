@@ -1,0 +1,205 @@
+"""The one planner: a training config and the host's facts in, a runnable plan or every problem at once out.
+
+`tuneforge train [--check]`, createTask, estimateTask, the console's estimate step and `tuneforge tasks create`
+all come here, so the same input gets the same verdict everywhere. The phases run in the order a user would fix
+things, and each adds its problems to one list: parse → resolve paths → locate the model → check the data →
+check capabilities → resolve `auto` values and estimate. Problems name config keys (`learning_rate`, `dataset`);
+the API prefixes them with its own field names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tuneforge.planning.auto_values import is_auto
+from tuneforge.planning.capabilities import DataFacts, capability_problems
+from tuneforge.planning.datasets import PACKAGE_DATA, DatasetSummary, check_task_datasets
+from tuneforge.planning.host import HostFacts
+from tuneforge.planning.model_facts import ModelFacts, locate
+from tuneforge.planning.path_args import absolutize, path_problems
+from tuneforge.planning.paths import confine
+from tuneforge.schemas import ALIASES, ConfigError, ConfigProblem, TrainingConfig, parse_training_config
+
+BUNDLED_DATASETS = PACKAGE_DATA / "datasets"
+WRITTEN_DIRS = ("tokenized_path", "cache_dir", "logging_dir")
+MODEL_FILES = ("adapter_config.json", "model.safetensors", "model.safetensors.index.json")
+
+
+@dataclass(frozen=True)
+class PlanInput:
+    config: dict[str, Any]  # keys as the user wrote them (aliases too); 'auto' where the planner may choose
+    host: HostFacts
+    config_dir: Path | None = None  # relative paths: next to the config file first, then the working directory
+    roots: list[Path] | None = None  # allowed folders; None: not confined (`tuneforge train` on one's own machine)
+    output_base: Path = field(default_factory=Path.cwd)  # where a relative output_dir lands
+    default_output: str = "saves/tuneforge-run"
+    models_cache: Path | None = None  # where the bundled model is converted (its config.json, tokenizer.json)
+
+
+@dataclass
+class TrainingPlan:
+    config: dict[str, Any]  # what the worker gets: absolute paths, `auto` replaced, output_dir set
+    cfg: TrainingConfig
+    output_dir: Path
+    model: ModelFacts | None
+    dataset: DatasetSummary | None
+    auto_values: list[dict[str, Any]] = field(default_factory=list)
+    estimate: dict[str, Any] | None = None
+
+
+class PlanRejected(Exception):
+    """Every problem found; `estimate` is set when the only trouble is that the run does not fit its devices."""
+
+    def __init__(self, problems: list[ConfigProblem], estimate: dict[str, Any] | None = None) -> None:
+        super().__init__("; ".join(str(p) for p in problems))
+        self.problems = problems
+        self.estimate = estimate
+
+
+def plan_training(given: PlanInput) -> TrainingPlan:
+    problems: list[ConfigProblem] = []
+    raw, auto_keys = _with_canonical_auto_keys(given.config)
+    _use_bundled_datasets(raw)
+    raw = absolutize(raw, given.config_dir or Path.cwd())
+    _place_written_dirs(raw, given.output_base)
+    probe, parse_problems = _parse(raw, auto_keys)
+    problems += parse_problems
+    problems += _path_problems(raw, given)
+    output_dir, output_problem = _output_dir(raw, probe, given)
+    problems += [output_problem] if output_problem else []
+    model, model_problems = locate(raw, given.config_dir, given.roots, given.models_cache)
+    problems += model_problems
+    summary = None
+    if probe is not None:
+        summary, data_problems = _check_data(probe, given, model)
+        problems += data_problems
+        facts = DataFacts(model_is_local=model.is_local if model else True,
+                          has_eval_data=bool(summary and summary.num_eval_samples) or bool(probe.val_size))
+        problems += capability_problems(probe, given.host, facts)
+    if problems:
+        raise PlanRejected(_unique(problems))
+    config = {**raw, "output_dir": str(output_dir)}
+    return _resolve_and_estimate(config, auto_keys, output_dir, model, summary, given.host)
+
+
+def _with_canonical_auto_keys(config: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    raw = {ALIASES.get(k, k) if is_auto(v) else k: v for k, v in config.items()}
+    return raw, [key for key, value in raw.items() if is_auto(value)]
+
+
+def _place_written_dirs(raw: dict[str, Any], output_base: Path) -> None:
+    """Folders the run writes into land under the output folder's base when relative, never in the run directory
+    (the worker's working directory)."""
+    for key in WRITTEN_DIRS:
+        value = raw.get(key)
+        if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+            raw[key] = str((output_base / value).resolve())
+
+
+def _parse(raw: dict[str, Any], auto_keys: list[str]) -> tuple[TrainingConfig | None, list[ConfigProblem]]:
+    try:
+        return parse_training_config({k: v for k, v in raw.items() if k not in auto_keys}), []
+    except ConfigError as exc:  # go on: paths, model and devices are checked too, so one reply lists all
+        return None, list(exc.problems)
+
+
+def _path_problems(raw: dict[str, Any], given: PlanInput) -> list[ConfigProblem]:
+    if given.roots is None:
+        return []
+    exempt = [PACKAGE_DATA]
+    return [p for p in path_problems(raw, given.roots, exempt) if p.field not in ("model_name_or_path", "dataset",
+                                                                                   "output_dir")]
+
+
+def _use_bundled_datasets(raw: dict[str, Any]) -> None:
+    """Names of the datasets shipped with tuneforge ("identity", "instructions") work without a dataset_dir."""
+    import json
+
+    from tuneforge.data.sources import split_names
+
+    names = split_names(raw.get("dataset")) + split_names(raw.get("eval_dataset"))
+    if not names or raw.get("dataset_dir") or any(Path(n).suffix or "/" in n for n in names):
+        return
+    info = BUNDLED_DATASETS / "dataset_info.json"
+    known = json.loads(info.read_text(encoding="utf-8")) if info.is_file() else {}
+    if all(n in known for n in names):
+        raw["dataset_dir"] = str(BUNDLED_DATASETS)
+
+
+def _output_dir(raw: dict[str, Any], cfg: TrainingConfig | None, given: PlanInput) -> tuple[Path, ConfigProblem | None]:
+    value = str(raw.get("output_dir") or given.default_output)
+    if given.roots is not None:
+        path, problem = confine(value, given.roots, "output_dir", base=given.output_base)
+        if problem or path is None:
+            return Path(), problem
+    else:
+        path = Path(value).expanduser()
+        path = (path if path.is_absolute() else given.output_base / path).resolve()
+    keeps_going = cfg is not None and (cfg.overwrite_output_dir or cfg.resume_from_checkpoint)
+    if any((path / name).exists() for name in MODEL_FILES) and not keeps_going:
+        return path, ConfigProblem("output_dir", f"{path} already holds a trained model; choose another path, set "
+                                                 "overwrite_output_dir: true, or resume with "
+                                                 "resume_from_checkpoint: last")
+    return path, None
+
+
+def _check_data(cfg: TrainingConfig, given: PlanInput, model: ModelFacts | None
+                ) -> tuple[DatasetSummary | None, list[ConfigProblem]]:
+    if not cfg.dataset:
+        return None, [ConfigProblem("dataset", "is required: a .json/.jsonl file, a folder with train.jsonl, or a "
+                                               "dataset_info.json name")]
+    if not cfg.do_train:
+        return None, []
+    tokenizer = model.tokenizer_file if model else None
+    roots = None if given.roots is None else [*given.roots, PACKAGE_DATA]
+    return check_task_datasets(cfg, "dataset", roots, tokenizer, given.config_dir)
+
+
+def _resolve_and_estimate(config: dict[str, Any], auto_keys: list[str], output_dir: Path, model: ModelFacts | None,
+                          summary: DatasetSummary | None, host: HostFacts) -> TrainingPlan:
+    from tuneforge.planning.auto_values import resolve_auto_values
+    from tuneforge.planning.estimate import estimate_training
+
+    shape = model.shape if model else None
+    auto_values: list[dict[str, Any]] = []
+    if auto_keys:
+        if shape is None:
+            raise PlanRejected([ConfigProblem(auto_keys[0], "'auto' needs the model's size, and this model's config "
+                                                            "could not be read; give a number instead")])
+        samples = summary.num_train_samples if summary else 0
+        mean = summary.mean_sample_tokens if summary else 0.0
+        config, choices = resolve_auto_values(config, shape, host.devices, samples, mean)
+        auto_values = [choice.model_dump(mode="json") for choice in choices]
+    try:
+        cfg = parse_training_config(config)
+    except ConfigError as exc:
+        raise PlanRejected(list(exc.problems)) from exc
+    estimate = None
+    if shape is not None and host.devices and summary is not None:
+        result = estimate_training(cfg, shape, host.devices, summary.num_train_samples, summary.mean_sample_tokens)
+        estimate = {**result.model_dump(mode="json"), "dataset": summary.as_dict()}
+        if not estimate["fits"]:
+            raise PlanRejected([ConfigProblem("estimate", does_not_fit_message(estimate))], estimate)
+    return TrainingPlan(config, cfg, output_dir, model, summary, auto_values, estimate)
+
+
+def does_not_fit_message(estimate: dict[str, Any]) -> str:
+    gib = 1024**3
+    need = (estimate.get("memory") or {}).get("total", 0) / gib
+    capacity = estimate.get("device_memory", 0) / gib
+    return (f"the task needs about {need:.1f} GiB per device but its devices have {capacity:.1f} GiB; lower "
+            "per_device_train_batch_size or cutoff_len, turn on gradient_checkpointing, use LoRA / QLoRA, or ask "
+            "for more devices")
+
+
+def _unique(problems: list[ConfigProblem]) -> list[ConfigProblem]:
+    seen: set[tuple[str, str]] = set()
+    kept = []
+    for problem in problems:
+        key = (problem.field, problem.message)
+        if key not in seen:
+            seen.add(key)
+            kept.append(problem)
+    return kept
