@@ -43,7 +43,7 @@ def _input(files: list[UploadFile] | None, path: str | None, uri: str | None) ->
              "allowed folders, or an object-store URI; validated in the background")
 async def create_dataset(
     request: Request,
-    name: str = Form(..., description="Lowercase letters, digits and '-', ≤ 63 characters, no Chinese (seed 001)."),
+    name: str = Form(..., description="Lowercase letters, digits and '-', ≤ 63 characters, no Chinese."),
     description: str = Form(""),
     owner_id: int | None = Form(None, alias="ownerId"),
     formatting: str | None = Form(None, description="alpaca | sharegpt (openai, text); empty: detected."),

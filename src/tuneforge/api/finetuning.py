@@ -60,7 +60,7 @@ def get_task_list(request: Request, status: str | None = None, owner_id: int | N
             "items": [_camel(item) for item in result["items"]]}
 
 
-@router.get("/getTask", response_model=TaskDetail, summary="One task with everything seed 003 lists")
+@router.get("/getTask", response_model=TaskDetail, summary="One task: status, progress, metrics, config, checkpoints")
 def get_task(request: Request, id: int) -> TaskDetail:
     return _platform(request).tasks.get(id)
 

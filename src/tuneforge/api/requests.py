@@ -13,10 +13,10 @@ class Body(BaseModel):
 
 
 class CreateTaskBody(Body):
-    name: str = Field(description="Unique task name: lowercase letters, digits and '-' (seed 001).",
+    name: str = Field(description="Unique task name: lowercase letters, digits and '-'.",
                       examples=["my-finetuning-task"])
     description: str = ""
-    owner_id: int | None = Field(default=None, description="Creating user's id (seed 003: 所属用户).")
+    owner_id: int | None = Field(default=None, description="Creating user's id.")
     base_model: str | None = Field(default=None, description="Model directory, .gguf file, hub id or 'bundled'.")
     dataset_path: str | None = Field(default=None, description="A .json/.jsonl file, a folder with train/valid/test "
                                                                "files, or dataset_info.json names (comma-separated).")
@@ -27,7 +27,7 @@ class CreateTaskBody(Body):
         "num_train_epochs, per_device_train_batch_size, gradient_accumulation_steps and learning_rate accept 'auto'.")
     gpu_config: dict[str, Any] = Field(default_factory=dict, description='{"cuda_visible_devices": "0,1"} or '
                                        '{"gpu_count": 2}; "memory_optimization": true turns on gradient checkpointing.')
-    experiment_id: int | None = Field(default=None, description="Add the task to this experiment (seed 001).")
+    experiment_id: int | None = Field(default=None, description="Add the task to this experiment.")
     datasets: list[dict[str, Any]] | None = Field(
         default=None, description='Managed datasets with mixing ratios, e.g. [{"name": "med-qa", "version": 2, '
         '"ratio": 0.8}, {"name": "general", "ratio": 0.2}] (instead of datasetPath).')

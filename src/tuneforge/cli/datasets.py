@@ -42,7 +42,7 @@ POLL_S = 0.3
 datasets_app = typer.Typer(no_args_is_help=True, help="Upload, validate, inspect and version datasets on a "
                            "tuneforge server (`tuneforge serve`); tasks use them by name@vN.")
 
-FILES_HELP = ".json / .jsonl files, or folders of them (seed 003's train / valid / test files become splits)."
+FILES_HELP = ".json / .jsonl files, or folders of them (train / valid / test files become splits)."
 VERSION_HELP = "Which version (default: the latest)."
 
 

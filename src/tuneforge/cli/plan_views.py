@@ -13,8 +13,9 @@ GIB = 1024**3
 def print_problems(problems: list[Any], source: str, err: Console) -> None:
     err.print(f"[red]error:[/red] {source}: {len(problems)} problem{'s' if len(problems) != 1 else ''}, nothing "
               "was started", highlight=False)
-    for problem in problems:
-        err.print(f"  [bold]{problem.field}[/bold]: {problem.message}", highlight=False)
+    for problem in problems:  # one problem a line (continuations indented deeper), so scripts can read them
+        message = problem.message.replace("\n", "\n    ")
+        err.print(f"  [bold]{problem.field}[/bold]: {message}", highlight=False, soft_wrap=True)
 
 
 def print_plan(plan: Any, console: Console) -> None:

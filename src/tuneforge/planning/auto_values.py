@@ -81,7 +81,7 @@ def choose_learning_rate(cfg: TrainingConfig) -> AutoChoice:
     method = cfg.finetuning_type
     rate = LEARNING_RATES[method]
     name = "QLoRA" if method == "lora" and cfg.quantization_bit else {"lora": "LoRA"}.get(method, method)
-    source = " (seed 002)" if method != "freeze" else " (between full 2e-5 and LoRA 1e-4)"
+    source = " (the usual rate for this method)" if method != "freeze" else " (between full 2e-5 and LoRA 1e-4)"
     reason = f"{name}: {_rate_text(rate)}{source}"
     if stage_info(cfg.stage).preference:
         rate /= 10

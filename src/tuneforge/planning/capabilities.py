@@ -18,10 +18,11 @@ class DataFacts:
 
     model_is_local: bool = True
     has_eval_data: bool = False
+    context_length: int | None = None  # the model's max_position_embeddings, when its config could be read
 
 
 def capability_problems(cfg: TrainingConfig, host: HostFacts, facts: DataFacts) -> list[ConfigProblem]:
-    problems = []
+    problems = _setting_problems(cfg, host, facts)
     for capability in CAPABILITIES:
         if not capability.is_active(cfg):
             continue
@@ -29,6 +30,21 @@ def capability_problems(cfg: TrainingConfig, host: HostFacts, facts: DataFacts) 
         if reason:
             instead = f" — {capability.instead}" if capability.instead else ""
             problems.append(ConfigProblem(capability.field, f"{reason}{instead}"))
+    return problems
+
+
+def _setting_problems(cfg: TrainingConfig, host: HostFacts, facts: DataFacts) -> list[ConfigProblem]:
+    """Settings whose effect depends on the model or the host as a whole: RoPE scaling stretches the context past
+    the model's own (within it transformers leaves it unused); use_cpu steps aside from a GPU."""
+    problems = []
+    context = facts.context_length
+    if cfg.rope_scaling and context and cfg.cutoff_len <= context:
+        problems.append(ConfigProblem("rope_scaling", f"has no effect: cutoff_len {cfg.cutoff_len} fits the model's "
+                                                      f"context of {context} tokens — remove rope_scaling, or raise "
+                                                      "cutoff_len above the context"))
+    if cfg.use_cpu and not host.has_cuda:
+        problems.append(ConfigProblem("use_cpu", "has no effect: this host has no GPU, so the run trains on the CPU "
+                                                 "anyway — remove use_cpu"))
     return problems
 
 

@@ -21,6 +21,7 @@ from tuneforge.planning.model_facts import ModelFacts, locate
 from tuneforge.planning.path_args import absolutize, path_problems
 from tuneforge.planning.paths import confine
 from tuneforge.schemas import ALIASES, ConfigError, ConfigProblem, TrainingConfig, parse_training_config
+from tuneforge.schemas.stages import SUPPORTED_STAGES
 
 BUNDLED_DATASETS = PACKAGE_DATA / "datasets"
 WRITTEN_DIRS = ("tokenized_path", "cache_dir", "logging_dir")
@@ -75,8 +76,10 @@ def plan_training(given: PlanInput) -> TrainingPlan:
     if probe is not None:
         summary, data_problems = _check_data(probe, given, model)
         problems += data_problems
+        shape = model.shape if model else None
         facts = DataFacts(model_is_local=model.is_local if model else True,
-                          has_eval_data=bool(summary and summary.num_eval_samples) or bool(probe.val_size))
+                          has_eval_data=bool(summary and summary.num_eval_samples) or bool(probe.val_size),
+                          context_length=getattr(shape, "max_position_embeddings", None))
         problems += capability_problems(probe, given.host, facts)
     if problems:
         raise PlanRejected(_unique(problems))
@@ -99,10 +102,18 @@ def _place_written_dirs(raw: dict[str, Any], output_base: Path) -> None:
 
 
 def _parse(raw: dict[str, Any], auto_keys: list[str]) -> tuple[TrainingConfig | None, list[ConfigProblem]]:
+    """The config without its `auto` values; when some keys are wrong, the rest, so that the later phases still
+    check what they can and one reply lists every problem."""
+    given = {k: v for k, v in raw.items() if k not in auto_keys}
     try:
-        return parse_training_config({k: v for k, v in raw.items() if k not in auto_keys}), []
-    except ConfigError as exc:  # go on: paths, model and devices are checked too, so one reply lists all
-        return None, list(exc.problems)
+        return parse_training_config(given), []
+    except ConfigError as exc:
+        problems = list(exc.problems)
+    broken = {name.strip() for p in problems for name in p.field.split(" (given as")[0].split(",")}
+    try:
+        return parse_training_config({k: v for k, v in given.items() if k not in broken}), problems
+    except ConfigError:
+        return None, problems
 
 
 def _path_problems(raw: dict[str, Any], given: PlanInput) -> list[ConfigProblem]:
@@ -150,8 +161,8 @@ def _check_data(cfg: TrainingConfig, given: PlanInput, model: ModelFacts | None
     if not cfg.dataset:
         return None, [ConfigProblem("dataset", "is required: a .json/.jsonl file, a folder with train.jsonl, or a "
                                                "dataset_info.json name")]
-    if not cfg.do_train:
-        return None, []
+    if not cfg.do_train or cfg.stage not in SUPPORTED_STAGES:
+        return None, []  # refused by the capability phase; reading the data for that stage would only add noise
     tokenizer = model.tokenizer_file if model else None
     roots = None if given.roots is None else [*given.roots, PACKAGE_DATA]
     return check_task_datasets(cfg, "dataset", roots, tokenizer, given.config_dir)

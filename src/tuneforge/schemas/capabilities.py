@@ -256,9 +256,10 @@ CAPABILITIES: tuple[Capability, ...] = (
                instead="on a CPU host remove quantization_bit (LoRA in fp32 works)"),
     Capability("quantization_method", active=lambda cfg: cfg.quantization_method != "bnb",
                requires=lambda cfg: None if cfg.quantization_bit else "chooses how quantization_bit quantizes: it "
-                                                                       "needs quantization_bit"),
-    Capability("quantization_type", requires=_bnb_four_bit),
-    Capability("double_quantization", requires=_bnb_four_bit),
+                                                                       "needs quantization_bit",
+               packages=_quantization_packages, instead="remove quantization_method"),
+    *(Capability(name, requires=_bnb_four_bit, packages=lambda _cfg: ("bitsandbytes",), instead=f"remove {name}")
+      for name in ("quantization_type", "double_quantization")),
     Capability("flash_attn", active=lambda cfg: cfg.flash_attn == "fa2", packages=lambda _cfg: ("flash_attn",),
                cuda=True, min_cuda_capability=(8, 0), instead="use flash_attn: auto or sdpa"),
     Capability("enable_liger_kernel", packages=lambda _cfg: ("liger_kernel",), cuda=True,
