@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -38,19 +37,37 @@ def bench_config(output_dir: Path, max_steps: int) -> dict:
     }
 
 
+# Runs a command in a fresh, small interpreter and reports the command's own peak RSS. Read from this process
+# instead (RUSAGE_CHILDREN, or wait4 on a direct child), the figure would count this process's pages: a child
+# forked from a parent of several GB (after the bare loops) holds them until its exec, and the kernel keeps that
+# high-water mark; RUSAGE_CHILDREN is also the highest over every child so far. The launcher waits for nothing else.
+MEASURED_LAUNCH = """
+import json, resource, subprocess, sys, time
+spawned = time.time()
+code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False).returncode
+print(json.dumps({"spawned": spawned, "returncode": code,
+                  "peak_rss_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))
+"""
+
+
+def run_measured(command: list[str]) -> dict:
+    """{"spawned": time.time() at the spawn, "returncode", "peak_rss_kb"} of `command`, measured on its own."""
+    launcher = subprocess.run([sys.executable, "-c", MEASURED_LAUNCH, *command], capture_output=True, text=True,
+                              check=True)
+    return json.loads(launcher.stdout.strip().splitlines()[-1])
+
+
 def run_worker(config: dict, work: Path) -> dict:
     """The real worker process; start → first optimizer step is measured from the spawn."""
     from tuneforge.rundir import RunDir, read_events
     from tuneforge.schemas.run_spec import RunSpec
 
     run_dir = RunDir(work / "run").create(RunSpec(config={**config, "output_dir": str(work / "out")}))
-    spawned = time.time()
-    process = subprocess.run([sys.executable, "-m", "tuneforge.engine.run", str(run_dir.path)],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-    peak_rss_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2
+    process = run_measured([sys.executable, "-m", "tuneforge.engine.run", str(run_dir.path)])
+    spawned, peak_rss_gb = process["spawned"], process["peak_rss_kb"] / 1024**2
     events = read_events(run_dir.events_file)
     final = events[-1]
-    if process.returncode != 0 or final["type"] != "completed":
+    if process["returncode"] != 0 or final["type"] != "completed":
         sys.exit(f"worker failed: {final}\n" + "\n".join(run_dir.tail_log(20)))
     progress = [e for e in events if e["type"] == "progress"]
     first, last = progress[0], progress[-1]

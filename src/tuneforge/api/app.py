@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from tuneforge import __version__
-from tuneforge.api import datasets, deployments, evaluations, experiments, finetuning, models, system
+from tuneforge.api import datasets, deployments, evaluations, experiments, finetuning, models, parameters, system
 from tuneforge.api.errors import install_error_handlers
 from tuneforge.service.platform import Platform
 from tuneforge.settings import Settings, get_settings
@@ -36,6 +36,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
                   description="Self-hosted fine-tuning of large language models: tasks, experiments, devices.")
     install_error_handlers(app)
     app.include_router(finetuning.router)
+    app.include_router(parameters.router)
     app.include_router(experiments.router)
     app.include_router(datasets.router)
     app.include_router(models.router)

@@ -7,10 +7,13 @@ from typing import Any
 
 import httpx
 from fastapi import APIRouter, Request
+from fastapi import Body as JsonBody
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import Field
 
 from tuneforge.api.requests import Body
+from tuneforge.schemas import ConfigProblem
+from tuneforge.service.errors import InvalidInput
 
 router = APIRouter(prefix="/deployments", tags=["deployments"])
 gateway = APIRouter(prefix="/v1", tags=["openai"])
@@ -33,6 +36,14 @@ def _service(request: Request) -> Any:
     return request.app.state.platform.deployments
 
 
+def _deployment_id(query_id: int | None, body: DeploymentIdBody | None) -> int:
+    """`?id=N` or a JSON body {"id": N}, as the task operations take it (the query wins when both are given)."""
+    deployment_id = query_id if query_id is not None else (body.id if body else None)
+    if deployment_id is None:
+        raise InvalidInput.of([ConfigProblem("id", "is required: ?id=N or a JSON body {\"id\": N}")])
+    return deployment_id
+
+
 @router.post("/createDeployment", status_code=201, summary="Serve a registered model (base or fine-tuned)")
 def create_deployment(request: Request, body: CreateDeploymentBody) -> dict[str, Any]:
     return _service(request).create(body.name, body.model_id, body.options, body.engine)
@@ -53,19 +64,23 @@ def get_deployment_log(request: Request, id: int, tail: int = 100) -> dict[str, 
     return _service(request).logs(id, tail)
 
 
-@router.post("/stopDeployment", summary="Stop the serving process")
-def stop_deployment(request: Request, body: DeploymentIdBody) -> dict[str, Any]:
-    return _service(request).stop(body.id)
+@router.post("/stopDeployment", summary="Stop the serving process (?id=N or a JSON body {\"id\": N})")
+def stop_deployment(request: Request, id: int | None = None,
+                    body: DeploymentIdBody | None = JsonBody(None)) -> dict[str, Any]:
+    return _service(request).stop(_deployment_id(id, body))
 
 
-@router.post("/startDeployment", summary="Start a stopped or failed deployment again")
-def start_deployment(request: Request, body: DeploymentIdBody) -> dict[str, Any]:
-    return _service(request).start(body.id)
+@router.post("/startDeployment",
+             summary="Start a stopped or failed deployment again (?id=N or a JSON body {\"id\": N})")
+def start_deployment(request: Request, id: int | None = None,
+                     body: DeploymentIdBody | None = JsonBody(None)) -> dict[str, Any]:
+    return _service(request).start(_deployment_id(id, body))
 
 
-@router.delete("/deleteDeployment", summary="Stop and remove a deployment")
-def delete_deployment(request: Request, id: int) -> dict[str, Any]:
-    return _service(request).delete(id)
+@router.delete("/deleteDeployment", summary="Stop and remove a deployment (?id=N or a JSON body {\"id\": N})")
+def delete_deployment(request: Request, id: int | None = None,
+                      body: DeploymentIdBody | None = JsonBody(None)) -> dict[str, Any]:
+    return _service(request).delete(_deployment_id(id, body))
 
 
 def _openai_error(status: int, message: str, param: str | None = None, code: str | None = None) -> JSONResponse:

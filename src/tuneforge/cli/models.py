@@ -98,7 +98,12 @@ def register(ctx: typer.Context, name: str = typer.Argument(...),
 @models_app.command("delete")
 def delete_model(ctx: typer.Context, model_id: int = typer.Argument(..., metavar="ID")) -> None:
     """Remove a model from the registry (a task's output folder is kept)."""
-    call_server(ctx.obj, lambda client: console.print(client.delete("/models/deleteModel", id=model_id)))
+    def action(client: ApiClient) -> None:
+        name = client.get("/models/getModel", id=model_id)["name"]
+        client.delete("/models/deleteModel", id=model_id)
+        console.print(f"deleted model {model_id} {name} from the registry", highlight=False)
+
+    call_server(ctx.obj, action)
 
 
 def _deploy_table(items: list[dict[str, Any]]) -> Table:
@@ -169,4 +174,9 @@ def start_deployment(ctx: typer.Context, deployment_id: int = typer.Argument(...
 @deploy_app.command("delete")
 def delete_deployment(ctx: typer.Context, deployment_id: int = typer.Argument(..., metavar="ID")) -> None:
     """Stop and remove a deployment."""
-    call_server(ctx.obj, lambda c: console.print(c.delete("/deployments/deleteDeployment", id=deployment_id)))
+    def action(client: ApiClient) -> None:
+        name = client.delete("/deployments/deleteDeployment", id=deployment_id)["name"]
+        console.print(f"deleted deployment {deployment_id} {name}: its serving process is stopped and /v1 no "
+                      f"longer routes {name!r}", highlight=False)
+
+    call_server(ctx.obj, action)

@@ -8,6 +8,11 @@ from pathlib import Path
 
 BUNDLED_NAMES = ("bundled", "bundled:smollm2-135m-instruct", "smollm2-135m-instruct")
 BUNDLED_GGUF_FILENAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# What makes a folder a model and not only its description: Hugging Face weights (single or sharded: then the index
+# names the shards), an adapter's weights, or a GGUF file.
+WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.safetensors.index.json", "*.bin.index.json", "*.gguf")
+# .bin files the Trainer writes next to a checkpoint's weights: none of them is a model.
+NOT_WEIGHTS = ("training_args.bin", "optimizer.bin", "scheduler.bin")
 
 
 class ModelNotFound(Exception):
@@ -63,9 +68,7 @@ def locate_model(name: str, *, config_dir: Path | None = None, gguf_file: str | 
         if candidate.is_file() and candidate.suffix == ".gguf":
             return ModelSource(str(candidate.parent.resolve()), candidate.name)
         if candidate.is_dir():
-            if gguf_file or (not (candidate / "config.json").exists() and _single_gguf(candidate)):
-                return ModelSource(str(candidate.resolve()), gguf_file or _single_gguf(candidate))
-            return ModelSource(str(candidate.resolve()))
+            return _local_directory(candidate, gguf_file)
     if looks_like_hub_id(name):
         return ModelSource(name, gguf_file, is_local=False)
     places = "\n".join(f"  - {p}" for p in dict.fromkeys(looked))
@@ -73,6 +76,35 @@ def locate_model(name: str, *, config_dir: Path | None = None, gguf_file: str | 
         f"model '{name}' not found. Looked in:\n{places}",
         hint="give a local model directory, a .gguf file, a hub id like 'Qwen/Qwen2.5-0.5B-Instruct', or 'bundled'",
     )
+
+
+def _local_directory(directory: Path, gguf_file: str | None) -> ModelSource:
+    """A model folder: refused without weights, which the worker would only find missing after loading torch."""
+    if gguf_file:
+        if not (directory / gguf_file).is_file():
+            found = ", ".join(p.name for p in sorted(directory.glob("*.gguf"))) or "none"
+            raise ModelNotFound(f"model folder {directory.resolve()} has no GGUF file {gguf_file!r} "
+                                f"(.gguf files there: {found})", hint="set gguf_file to one of the files there")
+        return ModelSource(str(directory.resolve()), gguf_file)
+    if not weight_files(directory):
+        raise ModelNotFound(_no_weights_message(directory), hint="copy the weight files into the folder (e.g. "
+                            "model.safetensors), or give a .gguf file, a hub id or 'bundled'")
+    if not (directory / "config.json").exists() and _single_gguf(directory):
+        return ModelSource(str(directory.resolve()), _single_gguf(directory))
+    return ModelSource(str(directory.resolve()))
+
+
+def weight_files(directory: Path) -> list[Path]:
+    """The folder's weight files (or shard indexes), by WEIGHT_PATTERNS."""
+    found = {path for pattern in WEIGHT_PATTERNS for path in directory.glob(pattern) if path.is_file()}
+    return sorted(path for path in found if path.name not in NOT_WEIGHTS)
+
+
+def _no_weights_message(directory: Path) -> str:
+    present = sorted(path.name for path in directory.iterdir())
+    shown = ", ".join(present[:8]) + (f" and {len(present) - 8} more" if len(present) > 8 else "")
+    return (f"model folder {directory.resolve()} has no weights: no *.safetensors or *.bin file (nor their "
+            f"*.index.json) and no .gguf file; it holds {shown or 'nothing'}")
 
 
 def check_hub_model(repo_id: str, config_dir: Path | None = None) -> None:

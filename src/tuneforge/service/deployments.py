@@ -96,9 +96,10 @@ class DeploymentService:
     def delete(self, deployment_id: int) -> dict[str, Any]:
         with self._changing, self.db.session() as session:
             deployment, _ = _deployment(session, deployment_id)
+            name = deployment.name
             self._terminate(deployment)
             session.delete(deployment)
-        return {"id": deployment_id, "deleted": True}
+        return {"id": deployment_id, "name": name, "deleted": True}
 
     def _terminate(self, deployment: Deployment) -> None:
         if deployment.pid and is_same_process(deployment.pid, deployment.pid_started_at):

@@ -28,13 +28,15 @@ def test_auto_values_are_resolved_stored_and_shown(make_client, tiny_model_dir, 
 
 
 def test_a_task_too_big_for_its_device_is_refused_with_the_numbers(make_client, dataset_dir, tmp_path):
-    """A 7B Llama config (no weights needed: the refusal comes before anything loads) trained in full on a CPU slot."""
+    """A 7B Llama config and an empty shard index (no weights are read: the refusal comes before anything loads),
+    trained in full on a CPU slot."""
     model = tmp_path / "llama-7b-config-only"
     model.mkdir()
     (model / "config.json").write_text(json.dumps({
         "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 4096, "intermediate_size": 11008,
         "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 32, "vocab_size": 32000,
         "max_position_embeddings": 4096, "tie_word_embeddings": False, "torch_dtype": "float16"}))
+    (model / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": {}}))
     client = make_client(run_scheduler=False)
     response = client.post("/finetuning/createTask", json=task_body("too-big", model, dataset_dir,
                                                                     finetuning_type="full"))
