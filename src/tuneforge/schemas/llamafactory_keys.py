@@ -48,28 +48,28 @@ _REASONS: dict[str, tuple[str, ...]] = {
         "init_special_tokens", "new_special_tokens_config"
     ),
     'LongLoRA S^2-attn monkey patch': (
-        "shift_attn"
+        "shift_attn",
     ),
     'mixture-of-depths conversion': (
-        "mixture_of_depths"
+        "mixture_of_depths",
     ),
     'unsloth gradient-checkpointing patch': (
-        "use_unsloth_gc"
+        "use_unsloth_gc",
     ),
     'MoE router aux loss': (
-        "moe_aux_loss_coef"
+        "moe_aux_loss_coef",
     ),
     'vLLM/SGLang inference engines': (
-        "infer_backend"
+        "infer_backend",
     ),
     "LLaMA-Factory's v1 kernel plugins": (
-        "use_v1_kernels"
+        "use_v1_kernels",
     ),
     'ModelScope hub': (
-        "ms_hub_token"
+        "ms_hub_token",
     ),
     'Modelers (OpenMind) hub': (
-        "om_hub_token"
+        "om_hub_token",
     ),
     'multimodal (image / video / audio) models': (
         "audio_sampling_rate", "crop_to_patches", "freeze_language_model", "freeze_multi_modal_projector",
@@ -84,7 +84,7 @@ _REASONS: dict[str, tuple[str, ...]] = {
         "export_quantization_nsamples"
     ),
     'hub upload at export': (
-        "export_hub_model_id"
+        "export_hub_model_id",
     ),
     'KTransformers CPU/GPU MoE backend': (
         "kt_cpu_activation", "kt_expert_checkpoint_path", "kt_lora_expert_intermediate_size", "kt_lora_expert_num",
@@ -97,7 +97,7 @@ _REASONS: dict[str, tuple[str, ...]] = {
         "sglang_config", "sglang_lora_backend", "sglang_maxlen", "sglang_mem_fraction", "sglang_tp_size"
     ),
     'function-calling data formats': (
-        "tool_format"
+        "tool_format",
     ),
     'OFT adapters': (
         "module_dropout", "oft_block_size", "oft_rank", "oft_target"
@@ -106,10 +106,10 @@ _REASONS: dict[str, tuple[str, ...]] = {
         "ppo_buffer_size", "ppo_epochs", "ppo_score_norm", "ppo_target", "ppo_whiten_rewards"
     ),
     'PPO reward via API / shared-LoRA reward heads': (
-        "reward_model_type"
+        "reward_model_type",
     ),
     'LD-DPO length-desensitised loss': (
-        "ld_alpha"
+        "ld_alpha",
     ),
     'GaLore optimizer': (
         "galore_layerwise", "galore_proj_type", "galore_rank", "galore_scale", "galore_target",
@@ -128,22 +128,22 @@ _REASONS: dict[str, tuple[str, ...]] = {
         "swanlab_project", "swanlab_run_name", "swanlab_workspace", "use_swanlab"
     ),
     'Adam-mini optimizer': (
-        "use_adam_mini"
+        "use_adam_mini",
     ),
     'Megatron-Core adapter runs': (
-        "use_mca"
+        "use_mca",
     ),
     'Megatron Bridge backend': (
-        "use_megatron_bridge"
+        "use_megatron_bridge",
     ),
     'HyperParallel backend': (
         "hyper_parallel_args", "hyper_parallel_cp_size", "use_hyper_parallel"
     ),
     'Muon optimizer': (
-        "use_muon"
+        "use_muon",
     ),
     'DFT loss': (
-        "use_dft_loss"
+        "use_dft_loss",
     ),
     'ASFT loss': (
         "asft_alpha", "use_asft_loss"
@@ -164,13 +164,13 @@ _REASONS: dict[str, tuple[str, ...]] = {
         "fp8", "fp8_backend", "fp8_enable_fsdp_float8_all_gather"
     ),
     'per-module CUDA-event profiling': (
-        "profile_modules"
+        "profile_modules",
     ),
     'GaLore/APOLLO optimizer': (
-        "optim_target_modules"
+        "optim_target_modules",
     ),
     'training runs with KV cache off; only matters for generation': (
-        "use_cache"
+        "use_cache",
     ),
     'multi-node / DDP tuning': (
         "ddp_backend", "ddp_broadcast_buffers", "ddp_bucket_cap_mb", "ddp_static_graph", "local_rank",
@@ -180,10 +180,10 @@ _REASONS: dict[str, tuple[str, ...]] = {
         "project", "trackio_bucket_id", "trackio_space_id", "trackio_static_space_id"
     ),
     'multi-GPU eval gather detail': (
-        "eval_use_gather_object"
+        "eval_use_gather_object",
     ),
     'preemptible-job SIGTERM checkpointing': (
-        "enable_jit_checkpoint"
+        "enable_jit_checkpoint",
     ),
     'hub upload': (
         "hub_always_push", "hub_model_id", "hub_private_repo", "hub_revision", "hub_strategy", "push_to_hub"
@@ -192,10 +192,10 @@ _REASONS: dict[str, tuple[str, ...]] = {
         "accelerator_config", "parallelism_config"
     ),
     'FSDP multi-GPU sharding': (
-        "fsdp", "fsdp_config"
+        "fsdp", "fsdp_config", "fsdp_transformer_layer_cls_to_wrap"
     ),
     'transformers debug modes': (
-        "debug"
+        "debug",
     ),
     'Megatron parallel runs': (
         "account_for_embedding_in_pipeline_split", "account_for_loss_in_pipeline_split", "apply_rope_fusion",
@@ -207,7 +207,7 @@ _REASONS: dict[str, tuple[str, ...]] = {
         "use_distributed_optimizer", "use_packed_sequences", "virtual_pipeline_model_parallel_size"
     ),
     'KTransformers backend': (
-        "kt_config"
+        "kt_config",
     ),
 }
 

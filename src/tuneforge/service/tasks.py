@@ -181,7 +181,7 @@ class TaskService:
 
     def delete(self, task_id: int) -> dict[str, Any]:
         """Stops the task if it runs, removes its run directory (logs, events, checkpoints) and its row; the output
-        model files stay (seed 003)."""
+        model files stay."""
         executor = self.platform.executor
         with self.db.session() as session:
             task = _task(session, task_id)
@@ -189,8 +189,10 @@ class TaskService:
                 task.status, task.stop_requested_at = TaskStatus.STOPPING, time.time()
             pid, started, run_dir, output = task.pid, task.pid_started_at, task.run_dir, task.output_path
         if pid and not executor.wait(pid, started, 0):
+            # The same grace a stop gets: the worker finishes its step and saves (its output folder is kept), and
+            # only a worker that outlives the grace is killed.
             executor.request_stop(pid)
-            if not executor.wait(pid, started, 10.0):
+            if not executor.wait(pid, started, self.settings.stop_grace_s):
                 executor.kill(pid)
                 executor.wait(pid, started, 5.0)
         with self.db.session() as session:
