@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from pathlib import Path
 from typing import Any
 
 from tuneforge.engine.errors import EngineError
@@ -25,6 +26,8 @@ def prepare_trainable_model(model: Any, cfg: Any, *, is_trainable: bool = True) 
                 param.requires_grad_(True)
     if cfg.quantization_bit is None and not cfg.pure_bf16:
         _upcast_trainable(model)
+    if cfg.upcast_layernorm:
+        upcast_norms(model)
     return model
 
 
@@ -87,6 +90,47 @@ def _apply_lora(model: Any, cfg: Any, is_trainable: bool) -> Any:
     return get_peft_model(model, lora)
 
 
+def converts_pissa(cfg: Any) -> bool:
+    """The output adapter is converted to plain LoRA: it then applies to the original base model."""
+    return cfg.finetuning_type == "lora" and bool(cfg.pissa_init and cfg.pissa_convert)
+
+
+def pissa_initial_dir(run_dir: Any) -> Path:
+    """Where a run keeps its PiSSA adapter as initialised (RUN_DIR/pissa_init): the conversion needs it."""
+    return Path(run_dir.path) / "pissa_init"
+
+
+def save_pissa_initial(model: Any, directory: Path) -> None:
+    """The adapter as PiSSA initialised it, before any step: the conversion subtracts it from the trained one.
+
+    PiSSA moved the adapter's principal part out of the base weights (W_res = W - A0 B0); a plain LoRA on W needs
+    AB - A0 B0. The saved config says init_lora_weights: true so that loading it back does not decompose W again.
+    """
+    config = model.peft_config["default"]
+    init = config.init_lora_weights
+    config.init_lora_weights = True
+    try:
+        model.save_pretrained(str(directory))
+    finally:
+        config.init_lora_weights = init
+
+
+def save_pissa_as_lora(model: Any, output_dir: Path, initial_dir: Path) -> None:
+    """Save the trained PiSSA adapter as a plain LoRA adapter (rank 2r) for the original base model."""
+    from peft import get_peft_model_state_dict
+    from safetensors.torch import load_file, save_file
+
+    model.save_pretrained(str(output_dir), path_initial_model_for_weight_conversion=str(initial_dir))
+    # peft's conversion keeps only the lora_A / lora_B pairs: put back what else was trained (modules_to_save).
+    extra = {k: v for k, v in get_peft_model_state_dict(model).items() if ".lora_A." not in k and ".lora_B." not in k}
+    if extra:
+        weights_file = output_dir / "adapter_model.safetensors"
+        weights = load_file(str(weights_file))
+        weights.update({k: v.detach().cpu().contiguous() for k, v in extra.items()})
+        save_file(weights, str(weights_file), metadata={"format": "pt"})
+    log.info("PiSSA adapter converted to a LoRA adapter for the original base model")
+
+
 def _lora_targets(model: Any, requested: list[str]) -> list[str]:
     available = linear_module_names(model)
     if [t.strip() for t in requested] in (["all"], ["all-linear"]):
@@ -136,6 +180,36 @@ def _upcast_trainable(model: Any) -> None:
     for param in model.parameters():
         if param.requires_grad and param.dtype in (torch.float16, torch.bfloat16):
             param.data = param.data.float()
+
+
+def upcast_norms(model: Any) -> None:
+    """Normalisation weights in fp32 when the model is in bf16 / fp16 (LLaMA-Factory's upcast_layernorm).
+
+    A hook casts each norm's output back to its input's dtype, so the next half-precision layer gets what it would
+    have got without autocast too (pure_bf16, inference).
+    """
+    import torch
+
+    upcast = 0
+    for module in model.modules():
+        if "norm" not in type(module).__name__.lower():
+            continue
+        params = [p for p in module.parameters(recurse=False) if p.dtype in (torch.float16, torch.bfloat16)]
+        for param in params:
+            param.data = param.data.float()
+        if params:
+            module.register_forward_hook(_output_in_input_dtype)
+            upcast += 1
+    if upcast:
+        log.info("upcast_layernorm: %d normalisation layers kept in float32", upcast)
+
+
+def _output_in_input_dtype(module: Any, inputs: tuple, output: Any) -> Any:
+    import torch
+
+    if inputs and isinstance(inputs[0], torch.Tensor) and isinstance(output, torch.Tensor):
+        return output.to(inputs[0].dtype)
+    return output
 
 
 def _as_list(value: str | list[str] | None) -> list[str]:

@@ -8,6 +8,7 @@ import logging
 import math
 import time
 from collections import deque
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,12 @@ class RunEventsCallback(TrainerCallback):
         self.start_step = state.global_step  # > 0 when resuming: ETA counts only this session's speed
         self.start_tokens = self.counter.tokens_seen
 
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        # The last step always logs: a run shorter than logging_steps (or stopped between two logs) still reports
+        # its loss and tokens. Every rank sets it: logging gathers the loss across ranks.
+        if control.should_training_stop:
+            control.should_log = True
+
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kw: Any) -> None:
         if not self.is_main or not logs:
             return
@@ -49,6 +56,7 @@ class RunEventsCallback(TrainerCallback):
         tokens_per_s = (self.counter.tokens_seen - self.start_tokens) / elapsed if elapsed > 0 else 0.0
         epoch = round(state.epoch or 0.0, 4)
         if "loss" in logs:
+            log.info("%s", _step_line(step, total, logs, tokens_per_s, eta))
             self.events.emit(
                 EventType.PROGRESS, step=step, total_steps=total, epoch=epoch, loss=_finite(logs["loss"]),
                 learning_rate=logs.get("learning_rate"), grad_norm=_finite(logs.get("grad_norm")),
@@ -57,6 +65,7 @@ class RunEventsCallback(TrainerCallback):
                 eta_s=round(eta, 1) if eta is not None else None, percentage=round(100 * step / total, 2),
             )
         if "eval_loss" in logs:
+            log.info("eval step %d/%d eval_loss %.4f", step, total, logs["eval_loss"])
             self.events.emit(EventType.EVAL, step=step, epoch=epoch, eval_loss=logs["eval_loss"],
                              perplexity=logs.get("eval_perplexity"))
         if "loss" in logs or "eval_loss" in logs:
@@ -136,35 +145,48 @@ class GracefulStopCallback(TrainerCallback):
 
 
 class DivergenceGuard(TrainerCallback):
-    """Stops a run whose loss or gradients are not finite, or whose loss stays far above its running level.
+    """Stops a run whose loss or gradients are not finite, or whose loss stays far above its running level, and
+    keeps the last good weights.
 
-    The step with a non-finite gradient was already dropped by the trainer, so the weights saved in the final
-    checkpoint are the last good ones.
+    A loss logged at step s was computed with the weights of earlier steps, so the weights of a logging step are
+    confirmed good only by the next logged loss. The guard keeps a CPU copy of the trainable weights of the last
+    logging step (pending) and of the last confirmed one; on a trip the run saves and reports the confirmed copy,
+    never the diverged weights. For full fine-tuning the copies cost host memory of about twice the model's weights.
     """
 
-    def __init__(self, counter: TokenCounter, factor: float = 3.0, patience: int = 3, warmup_logs: int = 3) -> None:
+    def __init__(self, counter: TokenCounter, factor: float = 3.0, patience: int = 3, warmup_logs: int = 3,
+                 keep_weights: bool = True) -> None:
         self.counter = counter
         self.factor = factor
         self.patience = patience
         self.warmup_logs = warmup_logs
+        self.keep_weights = keep_weights  # under torchrun only rank 0 keeps copies: it alone saves
         self.history: deque[float] = deque(maxlen=20)
         self.high_streak = 0
         self.reason: str | None = None
+        self.pending: WeightsCopy | None = None
+        self.confirmed: WeightsCopy | None = None
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
+        self.confirmed = self._copy(model, state.global_step)  # the starting weights are good by definition
+        self.pending = None
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self.counter.bad_gradient_steps and self.reason is None:
             step = self.counter.bad_gradient_steps[0]
             self._trip(control, f"the gradients became non-finite (NaN/inf) at step {step}")
 
-    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kw: Any) -> None:
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None,
+               model: Any = None, **kw: Any) -> None:
         if self.reason is not None or not logs or "loss" not in logs:
             return
         loss = logs["loss"]
         if not math.isfinite(loss) or not math.isfinite(logs.get("grad_norm", 0.0) or 0.0):
             self._trip(control, f"the loss or gradient norm became non-finite at step {state.global_step}")
             return
-        level = sorted(self.history)[len(self.history) // 2] if len(self.history) >= self.warmup_logs else None
+        level = self._level()
         if level is not None and loss > self.factor * level:
+            self.pending = None  # its weights produced part of this high loss
             self.high_streak += 1
             if self.high_streak >= self.patience:
                 self._trip(control, f"the loss stayed above {self.factor:g}× its running level ({level:.3f}) for "
@@ -172,12 +194,69 @@ class DivergenceGuard(TrainerCallback):
             return
         self.high_streak = 0
         self.history.append(loss)
+        self.confirmed = self.pending or self.confirmed
+        self.pending = self._copy(model, state.global_step)
+
+    def _level(self) -> float | None:
+        """The running median; while it warms up, the highest loss so far (a jump from the first losses counts)."""
+        if not self.history:
+            return None
+        if len(self.history) < self.warmup_logs:
+            return max(self.history)
+        return sorted(self.history)[len(self.history) // 2]
 
     def _trip(self, control: Any, reason: str) -> None:
         self.reason = reason
-        control.should_save = True
+        control.should_save = False  # the current weights are the diverged ones; save_last_good keeps the good
         control.should_training_stop = True
         log.error("divergence guard: %s", reason)
+
+    def _copy(self, model: Any, step: int) -> WeightsCopy | None:
+        if not self.keep_weights or model is None:
+            return None
+        weights = {name: param.detach().to("cpu", copy=True)
+                   for name, param in model.named_parameters() if param.requires_grad}
+        return WeightsCopy(step, weights)
+
+    def save_last_good(self, trainer: Any, checkpoints_dir: Path) -> str | None:
+        """Put the confirmed weights back into the model and save them as checkpoint-N (N: their step), resumable:
+        a resume from it starts a fresh optimizer, which a diverged run's moments would only mislead."""
+        good = self.confirmed
+        if good is None:
+            return None
+        for name, param in trainer.model.named_parameters():
+            if name in good.weights:
+                param.data.copy_(good.weights[name])
+        target = checkpoints_dir / f"checkpoint-{good.step}"
+        if not (target / "trainer_state.json").is_file():  # a periodic checkpoint of that step holds the same
+            trainer.save_model(str(target))
+            history = [entry for entry in trainer.state.log_history if entry.get("step", 0) <= good.step]
+            replace(trainer.state, global_step=good.step, log_history=history).save_to_json(
+                str(target / "trainer_state.json"))
+        later = sorted(p.name for p in checkpoints_dir.glob("checkpoint-*")
+                       if p.name.split("-")[-1].isdigit() and int(p.name.split("-")[-1]) > good.step)
+        if later:
+            log.warning("divergence guard: %s were saved after the last good step %d and may hold diverged weights",
+                        ", ".join(later), good.step)
+        log.info("divergence guard: kept the last good weights (step %d) in %s", good.step, target)
+        return str(target)
+
+
+@dataclass
+class WeightsCopy:
+    step: int
+    weights: dict[str, torch.Tensor]
+
+
+def _step_line(step: int, total: int, logs: dict[str, float], tokens_per_s: float, eta: float | None) -> str:
+    """One human-readable line per log for train.log (what `tuneforge tasks logs -f` follows)."""
+    lr, grad_norm = logs.get("learning_rate"), logs.get("grad_norm")
+    return " ".join([
+        f"step {step}/{total}", f"loss {logs['loss']:.4f}",
+        f"lr {lr:.1e}" if lr is not None else "lr -",
+        f"grad_norm {grad_norm:.2f}" if grad_norm is not None else "grad_norm -",
+        f"tokens/s {tokens_per_s:.0f}", f"eta {_hms(eta) if eta is not None else '-'}",
+    ])
 
 
 def _finite(value: float | None) -> float | None:

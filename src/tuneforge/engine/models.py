@@ -120,13 +120,30 @@ def _apply_rope_scaling(config: Any, cfg: Any) -> None:
                     cfg.rope_scaling, cfg.cutoff_len, max_pos)
         return
     factor = float(math.ceil(cfg.cutoff_len / max_pos))
-    params = dict(getattr(config, "rope_parameters", None) or {})
-    params.update({"rope_type": cfg.rope_scaling, "factor": factor})
-    if cfg.rope_scaling in ("yarn", "llama3"):
-        params.setdefault("original_max_position_embeddings", max_pos)
-    config.rope_parameters = params
-    config.max_position_embeddings = max_pos * int(factor)
+    current = getattr(config, "rope_parameters", None) or {}
+    nested = config.nested_rope_parameter_keys(current) if hasattr(config, "nested_rope_parameter_keys") else []
+    if nested:  # one RoPE per layer type (e.g. sliding and full attention): each is scaled, NoPE layers stay
+        scaled = {key: rope_scaling_parameters(current[key], cfg.rope_scaling, factor, max_pos)
+                  for key in nested if current[key] is not None}
+        config.rope_parameters = {**current, **scaled}
+    else:
+        config.rope_parameters = rope_scaling_parameters(current, cfg.rope_scaling, factor, max_pos)
+    if cfg.rope_scaling != "dynamic":
+        # Dynamic NTK reads max_position_embeddings as the trained context: beyond it, it rescales per forward pass.
+        config.max_position_embeddings = max_pos * int(factor)
     log.info("RoPE scaling %s with factor %.0f for cutoff_len %d", cfg.rope_scaling, factor, cfg.cutoff_len)
+
+
+def rope_scaling_parameters(current: dict[str, Any], rope_type: str, factor: float, max_pos: int) -> dict[str, Any]:
+    """transformers' rope_parameters for a scaling type: what each type requires (see modeling_rope_utils), with
+    LLaMA-Factory's llama3 frequency factors. The previous scaling's own keys are dropped, theta is kept."""
+    params: dict[str, Any] = {key: current[key] for key in ("rope_theta", "partial_rotary_factor") if key in current}
+    params.update(rope_type=rope_type, factor=factor)
+    if rope_type in ("yarn", "llama3"):
+        params["original_max_position_embeddings"] = max_pos
+    if rope_type == "llama3":
+        params.update(low_freq_factor=1.0, high_freq_factor=4.0)
+    return params
 
 
 def quantization_config(cfg: Any, precision: Precision):
@@ -142,16 +159,7 @@ def quantization_config(cfg: Any, precision: Precision):
                 "package",
                 hint="on a CPU host remove quantization_bit (LoRA in fp32 works); on a GPU `pip install bitsandbytes`",
             )
-        from transformers import BitsAndBytesConfig
-
-        if cfg.quantization_bit == 8:
-            return BitsAndBytesConfig(load_in_8bit=True)
-        return BitsAndBytesConfig(
-            load_in_4bit=True,
-            bnb_4bit_quant_type="nf4",
-            bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=precision.compute_dtype,
-        )
+        return bnb_config(cfg, precision)
     package = {"hqq": "hqq", "eetq": "eetq"}[cfg.quantization_method]
     if importlib.util.find_spec(package) is None:
         raise EngineError(f"quantization_method {package} needs the {package} package", hint=f"pip install {package}")
@@ -160,6 +168,20 @@ def quantization_config(cfg: Any, precision: Precision):
     if package == "hqq":
         return HqqConfig(nbits=cfg.quantization_bit)
     return EetqConfig("int8")
+
+
+def bnb_config(cfg: Any, precision: Precision):
+    """The bitsandbytes config the settings ask for (building it needs neither bitsandbytes nor CUDA)."""
+    from transformers import BitsAndBytesConfig
+
+    if cfg.quantization_bit == 8:
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type=cfg.quantization_type,
+        bnb_4bit_use_double_quant=cfg.double_quantization,
+        bnb_4bit_compute_dtype=precision.compute_dtype,
+    )
 
 
 def _apply_liger(model: Any) -> None:

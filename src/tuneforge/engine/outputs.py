@@ -10,6 +10,8 @@ from typing import Any
 
 import yaml
 
+from tuneforge.engine.adapters import converts_pissa, pissa_initial_dir, save_pissa_as_lora
+
 log = logging.getLogger(__name__)
 
 
@@ -17,7 +19,10 @@ def save_outputs(
     trainer: Any, prepared: Any, cfg: Any, output_dir: Path, metrics: dict[str, Any], run_dir: Any
 ) -> None:
     output_dir.mkdir(parents=True, exist_ok=True)
-    trainer.save_model(str(output_dir))
+    if converts_pissa(cfg):
+        save_pissa_as_lora(trainer.model, output_dir, pissa_initial_dir(run_dir))
+    else:
+        trainer.save_model(str(output_dir))
     tokenizer = prepared.tokenizer
     # Every server that loads this directory formats prompts exactly as training did.
     tokenizer.chat_template = prepared.template.to_jinja()

@@ -9,8 +9,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tuneforge.engine.adapters import count_parameters, prepare_trainable_model
+from tuneforge.engine.adapters import (
+    converts_pissa,
+    count_parameters,
+    pissa_initial_dir,
+    prepare_trainable_model,
+    save_pissa_initial,
+)
 from tuneforge.engine.errors import EngineError, NotYetSupported
+from tuneforge.schemas.stages import SUPPORTED_STAGES
 from tuneforge.engine.models import load_model, load_tokenizer, loadable, resolve_model_source
 from tuneforge.engine.precision import Precision, choose_precision
 from tuneforge.rundir import EventWriter, RunDir
@@ -18,7 +25,6 @@ from tuneforge.schemas.events import EventType
 
 log = logging.getLogger(__name__)
 
-SUPPORTED_STAGES = ("pt", "sft")
 
 
 @dataclass
@@ -38,7 +44,7 @@ def run_training(run_dir: RunDir, events: EventWriter, stop: Any) -> RunOutcome:
     spec = run_dir.read_spec()
     cfg = parse_training_config(spec.config, source=str(run_dir.spec_file))
     config_dir = Path(spec.config_dir) if spec.config_dir else None
-    if cfg.stage not in SUPPORTED_STAGES:
+    if cfg.stage not in SUPPORTED_STAGES:  # the planner refuses it first; a hand-written spec.json ends here
         raise NotYetSupported(f"stage '{cfg.stage}' is not yet supported by this version of tuneforge",
                               hint="supported stages: pt (pre-training) and sft (supervised fine-tuning)")
     if not cfg.do_train:
@@ -96,7 +102,8 @@ def _train(cfg: Any, run_dir: RunDir, events: EventWriter, stop: Any, precision:
     # Under torchrun every rank must take the same stop decision at the same step: RankSync agrees on it.
     sync = RankSync(stop, counter) if args.world_size > 1 else None
     stop_callback = GracefulStopCallback(sync or stop)
-    guard = DivergenceGuard(counter, cfg.divergence_factor, cfg.divergence_patience) if cfg.divergence_guard else None
+    guard = DivergenceGuard(counter, cfg.divergence_factor, cfg.divergence_patience,
+                            keep_weights=args.process_index == 0) if cfg.divergence_guard else None
     trainer = ForgeTrainer(
         model=prepared.model, args=args, train_dataset=SampleDataset(prepared.data.train), eval_dataset=eval_set,
         data_collator=PaddingFreeCollator(), processing_class=prepared.tokenizer, token_counter=counter,
@@ -114,6 +121,8 @@ def _train(cfg: Any, run_dir: RunDir, events: EventWriter, stop: Any, precision:
     is_main = trainer.is_world_process_zero()
     trainer.add_callback(RunEventsCallback(events, run_dir.trainer_log_file, counter, is_main=is_main))
     resume = resolve_resume(cfg.resume_from_checkpoint, run_dir, config_dir)
+    if is_main and converts_pissa(cfg):
+        save_pissa_initial(prepared.model, pissa_initial_dir(run_dir))
     trainable, total = count_parameters(prepared.model)
     if is_main:
         events.emit(
@@ -126,18 +135,30 @@ def _train(cfg: Any, run_dir: RunDir, events: EventWriter, stop: Any, precision:
     step = trainer.state.global_step
     last_checkpoint = _last_checkpoint(Path(args.output_dir))
     if guard is not None and guard.reason:
-        return RunOutcome("failed", step, last_checkpoint, error=f"training diverged: {guard.reason}",
+        last_good = guard.save_last_good(trainer, Path(args.output_dir)) if is_main else None
+        return RunOutcome("failed", step, last_good, error=f"training diverged: {guard.reason}",
                           hint="lower learning_rate (e.g. ÷10), raise warmup_steps, or train in fp32 instead of fp16")
     if stop_callback.stopped_at is not None:
         return RunOutcome("stopped", step, last_checkpoint)
     metrics = dict(train_result.metrics)
     metrics.update(tokens_seen=counter.tokens_seen, trained_tokens=counter.trained_tokens)
-    if eval_set is not None:
+    metrics.update(transformers_token_metrics(cfg, counter, metrics.get("train_runtime")))
+    if eval_set is not None and cfg.do_eval is not False:
         metrics.update(_final_eval(trainer))
     output_dir = resolve_output_dir(cfg, run_dir, config_dir)
     if is_main:
         save_outputs(trainer, prepared, cfg, output_dir, metrics, run_dir)
     return RunOutcome("completed", step, last_checkpoint, metrics=metrics)
+
+
+def transformers_token_metrics(cfg: Any, counter: Any, runtime: float | None) -> dict[str, float]:
+    """The token figures LLaMA-Factory users find in all_results.json, under transformers' names, when asked for."""
+    metrics: dict[str, float] = {}
+    if cfg.include_num_input_tokens_seen:
+        metrics["num_input_tokens_seen"] = counter.tokens_seen
+    if cfg.include_effective_tokens_per_second and runtime:
+        metrics["effective_tokens_per_sec"] = round(counter.trained_tokens / runtime, 2)
+    return metrics
 
 
 def training_arguments(cfg: Any, run_dir: RunDir, precision: Precision, *, has_eval: bool, moe: bool = False):
@@ -186,10 +207,12 @@ def training_arguments(cfg: Any, run_dir: RunDir, precision: Precision, *, has_e
         run_name=cfg.run_name,
         use_cpu=cfg.use_cpu or precision.device == "cpu",
         ddp_timeout=cfg.ddp_timeout,
+        deepspeed=cfg.deepspeed,  # the planner lets it through only on a GPU host with the package
         ddp_backend=_ddp_backend(precision),
-        # Every trainable weight gets a gradient each step (frozen ones are not DDP's concern), except the experts
-        # a batch did not route to; searching for unused ones costs a graph walk per step.
-        ddp_find_unused_parameters=moe,
+        # Unset: every trainable weight gets a gradient each step (frozen ones are not DDP's concern), except the
+        # experts a batch did not route to; searching for unused ones costs a graph walk per step.
+        ddp_find_unused_parameters=moe if cfg.ddp_find_unused_parameters is None else cfg.ddp_find_unused_parameters,
+        torch_compile=cfg.torch_compile,
         dataloader_num_workers=cfg.dataloader_num_workers,
         remove_unused_columns=False,
         disable_tqdm=True,

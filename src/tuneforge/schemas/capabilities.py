@@ -231,7 +231,7 @@ CAPABILITIES: tuple[Capability, ...] = (
     Capability("bf16", min_cuda_capability=(8, 0), instead="use fp16 on this GPU"),
     Capability("pure_bf16", min_cuda_capability=(8, 0), instead="use fp16 on this GPU"),
     Capability("fp16", cuda=True, instead="remove fp16 (fp32), or bf16"),
-    Capability("do_eval", eval_data=True),
+    Capability("do_eval", active=lambda cfg: cfg.do_eval is True, eval_data=True),
     Capability("eval_on_start", eval_data=True),
     Capability("per_device_eval_batch_size", eval_data=True),
     Capability("eval_strategy", eval_data=True),
@@ -246,7 +246,9 @@ CAPABILITIES: tuple[Capability, ...] = (
                                "loraplus_lr_ratio", "use_rslora", "use_dora", "pissa_init")),
     _lora("loraplus_lr_embedding", requires=_with_loraplus),
     _lora("pissa_iter", requires=_with_pissa),
-    _lora("pissa_convert", requires=_with_pissa_init),
+    _lora("pissa_convert", requires=lambda cfg: _with_pissa_init(cfg) or (
+        "cannot convert a DoRA adapter (its magnitude vectors have no plain-LoRA form): remove use_dora or "
+        "pissa_convert" if cfg.use_dora else None)),
     _lora("create_new_adapter", requires=_with_adapter),
     *(_freeze(name) for name in ("freeze_trainable_layers", "freeze_trainable_modules", "freeze_extra_modules")),
     _freeze("use_llama_pro", unsupported="LLaMA Pro (expanding the model with new blocks) is not supported",

@@ -125,8 +125,11 @@ class MethodArgs(ArgsBase):
            "ppo（配合奖励模型的强化学习）。")
     do_train: bool = arg(True, group="method", advanced=True,
                          en="Train the model.", zh="执行训练。")
-    do_eval: bool = arg(False, group="method", advanced=True,
-                        en="Evaluate on the validation set after training.", zh="训练结束后在验证集上评估。")
+    do_eval: bool | None = arg(
+        None, group="method", advanced=True,
+        en="Evaluate on the validation set after training. Unset: yes when there is validation data; false: no "
+           "final evaluation; true needs validation data.",
+        zh="训练结束后在验证集上评估。不填：有验证数据时评估；false：不做最终评估；true 需要验证数据。")
     do_predict: bool = arg(
         False, group="method", advanced=True,
         en="LLaMA-Factory's predict step. Not supported in training runs: evaluate a published model with "
