@@ -17,11 +17,11 @@ from tuneforge.engine.adapters import (
     save_pissa_initial,
 )
 from tuneforge.engine.errors import EngineError, NotYetSupported
-from tuneforge.schemas.stages import SUPPORTED_STAGES
 from tuneforge.engine.models import load_model, load_tokenizer, loadable, resolve_model_source
 from tuneforge.engine.precision import Precision, choose_precision
 from tuneforge.rundir import EventWriter, RunDir
 from tuneforge.schemas.events import EventType
+from tuneforge.schemas.stages import SUPPORTED_STAGES
 
 log = logging.getLogger(__name__)
 
