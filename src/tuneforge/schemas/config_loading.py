@@ -38,8 +38,8 @@ def _known_names() -> list[str]:
 
 def _unknown_key(key: str) -> ConfigProblem:
     if key in NOT_SUPPORTED:
-        return ConfigProblem(key, f"not supported: '{key}' is a LLaMA-Factory option for {NOT_SUPPORTED[key]} — "
-                                  "remove it")
+        return ConfigProblem(key, f"not supported: '{key}' is a LLaMA-Factory option tuneforge does not support "
+                                  f"({NOT_SUPPORTED[key]}) — remove it")
     if key.startswith(UNSUPPORTED_LF_KEY_PREFIXES):
         return ConfigProblem(key, f"'{key}' is a LLaMA-Factory option tuneforge does not support yet — remove it")
     close = difflib.get_close_matches(key, _known_names(), n=1)
