@@ -10,8 +10,8 @@ from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 
 from tuneforge.schemas import ConfigProblem
-from tuneforge.service.dataset_files import read_chunks
-from tuneforge.service.datasets import DatasetInput, DatasetRequest
+from tuneforge.service.datasets.datasets import DatasetInput, DatasetRequest
+from tuneforge.service.datasets.files import read_chunks
 from tuneforge.service.errors import InvalidInput
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import Field
 
 from tuneforge.api.requests import Body
-from tuneforge.service.evaluations import EvaluationRequest
+from tuneforge.service.models.evaluations import EvaluationRequest
 
 router = APIRouter(prefix="/evaluations", tags=["evaluations"])
 

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 
 from tuneforge.api.requests import CreateExperimentBody
-from tuneforge.service.experiments import ExperimentRequest
+from tuneforge.service.tasks.experiments import ExperimentRequest
 from tuneforge.service.views import ExperimentView
 
 router = APIRouter(prefix="/finetuning", tags=["experiments"])

@@ -16,7 +16,7 @@ from tuneforge.api.requests import CopyTaskBody, CreateTaskBody, TaskIdBody
 from tuneforge.schemas import ConfigProblem
 from tuneforge.schemas.tasks import FINAL_STATUSES
 from tuneforge.service.errors import InvalidInput
-from tuneforge.service.planning import TaskRequest
+from tuneforge.service.tasks.planning import TaskRequest
 from tuneforge.service.views import LogChunk, MetricSeries, TaskDetail
 
 router = APIRouter(prefix="/finetuning", tags=["finetuning"])

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import Field
 
 from tuneforge.api.requests import Body
-from tuneforge.service.models import PublishRequest
+from tuneforge.service.models.models import PublishRequest
 
 router = APIRouter(prefix="/models", tags=["models"])
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from tuneforge.service.datasets import DatasetService
-from tuneforge.service.deployments import DeploymentService
-from tuneforge.service.evaluations import EvaluationService
-from tuneforge.service.executor import LocalExecutor
-from tuneforge.service.experiments import ExperimentService
-from tuneforge.service.exports import ExportService
-from tuneforge.service.models import ModelService
-from tuneforge.service.scheduler import Scheduler
-from tuneforge.service.tasks import TaskService
+from tuneforge.service.datasets.datasets import DatasetService
+from tuneforge.service.models.deployments import DeploymentService
+from tuneforge.service.models.evaluations import EvaluationService
+from tuneforge.service.models.exports import ExportService
+from tuneforge.service.models.models import ModelService
+from tuneforge.service.runtime.executor import LocalExecutor
+from tuneforge.service.runtime.scheduler import Scheduler
+from tuneforge.service.tasks.experiments import ExperimentService
+from tuneforge.service.tasks.tasks import TaskService
 from tuneforge.settings import Settings
 from tuneforge.store import Database
 

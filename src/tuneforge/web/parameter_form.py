@@ -17,7 +17,7 @@ from typing import Any
 from tuneforge.schemas import ALIASES
 from tuneforge.schemas.parameter_reference import fields_by_group
 from tuneforge.schemas.training import COMPUTE_TYPE_KEY
-from tuneforge.service.planning import TOP_LEVEL
+from tuneforge.service.tasks.planning import TOP_LEVEL
 
 STEPS: tuple[str, ...] = ("model", "data", "parameters", "output", "confirm")
 

@@ -17,8 +17,8 @@ from sqlalchemy import func, select
 from tests.integration.service.conftest import task_body
 from tuneforge.api.app import create_app
 from tuneforge.schemas.tasks import ACTIVE_STATUSES
-from tuneforge.service.executor import LocalExecutor
 from tuneforge.service.platform import Platform
+from tuneforge.service.runtime.executor import LocalExecutor
 from tuneforge.store import Task
 
 STAND_IN = '''#!{python}

@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 
 from tests.integration.service.conftest import service_settings, task_body, wait_for
 from tuneforge.api.app import create_app
-from tuneforge.service.executor import LocalExecutor
 from tuneforge.service.platform import Platform
+from tuneforge.service.runtime.executor import LocalExecutor
 
 STUBBORN = '''#!{python}
 import signal, sys, time

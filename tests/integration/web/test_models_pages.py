@@ -27,7 +27,7 @@ from tuneforge.rundir import EventWriter
 from tuneforge.schemas.eval_spec import RESULTS_FILE, EvalResults
 from tuneforge.schemas.events import EventType
 from tuneforge.schemas.export_spec import ExportSpec
-from tuneforge.service.processes import create_time
+from tuneforge.service.runtime.processes import create_time
 from tuneforge.settings import Settings
 from tuneforge.store import Deployment, Evaluation, RegisteredModel, Task
 from tuneforge.web.app import create_console_app

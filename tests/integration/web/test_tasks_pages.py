@@ -16,8 +16,8 @@ from sqlalchemy import update
 from tests.integration.service.conftest import task_body
 from tests.integration.web.task_rows import seed_tasks
 from tuneforge.schemas.parameter_reference import fields_by_group
-from tuneforge.service.planning import TOP_LEVEL
 from tuneforge.service.platform import Platform
+from tuneforge.service.tasks.planning import TOP_LEVEL
 from tuneforge.store import Task
 from tuneforge.web.i18n import catalog
 

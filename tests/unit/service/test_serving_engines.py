@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tuneforge.service.serving_engines import ServedModel, engine_problem, options_problem, serving_command
+from tuneforge.service.models.serving_engines import ServedModel, engine_problem, options_problem, serving_command
 
 
 def test_transformers_serves_an_adapter_unmerged_with_options_as_flags() -> None:

@@ -7,7 +7,7 @@ import json
 
 from tuneforge.schemas.parameter_reference import fields_by_group
 from tuneforge.schemas.training import GROUPS
-from tuneforge.service.planning import TOP_LEVEL
+from tuneforge.service.tasks.planning import TOP_LEVEL
 from tuneforge.web.parameter_form import (
     FIELD_SECTIONS,
     GROUP_SECTIONS,

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from tuneforge.service.errors import ServiceError
-from tuneforge.service.serving_engines import ENGINES
+from tuneforge.service.models.serving_engines import ENGINES
 from tuneforge.web.rendering import CONSOLE, HTMX_STOP_POLLING, render
 
 router = APIRouter(prefix=CONSOLE)

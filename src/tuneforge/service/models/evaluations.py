@@ -23,12 +23,12 @@ from tuneforge.planning.paths import confine
 from tuneforge.schemas import ConfigProblem
 from tuneforge.schemas.config_errors import validation_problems
 from tuneforge.schemas.eval_spec import RESULTS_FILE, EvalModel, EvalSpec
-from tuneforge.service.dataset_refs import resolve_references
+from tuneforge.service.datasets.refs import resolve_references
 from tuneforge.service.errors import Conflict, InvalidInput, get_or_not_found, paging_problems
-from tuneforge.service.jobs import OUTPUT, SPEC, launch_job, read_progress
-from tuneforge.service.models import ready_model
-from tuneforge.service.planning import BUNDLED_DATASETS
-from tuneforge.service.processes import create_time, file_tail, is_same_process, signal_group
+from tuneforge.service.models.models import ready_model
+from tuneforge.service.runtime.jobs import OUTPUT, SPEC, launch_job, read_progress
+from tuneforge.service.runtime.processes import create_time, file_tail, is_same_process, signal_group
+from tuneforge.service.tasks.planning import BUNDLED_DATASETS
 from tuneforge.service.views import evaluation_view
 from tuneforge.store import Evaluation, RegisteredModel
 

@@ -14,10 +14,10 @@ from sqlalchemy.exc import IntegrityError
 
 from tuneforge.schemas import ALIASES, ConfigProblem
 from tuneforge.schemas.tasks import ACTIVE_STATUSES, FINAL_STATUSES, TaskStatus, name_problem
-from tuneforge.service.dataset_refs import apply_mixture, resolve_references
+from tuneforge.service.datasets.refs import apply_mixture, resolve_references
 from tuneforge.service.errors import Conflict, InvalidInput, get_or_not_found, paging_problems
-from tuneforge.service.experiments import check_experiment_membership, experiment_defaults
-from tuneforge.service.planning import TOP_LEVEL, TaskPlan, TaskRequest, plan_task
+from tuneforge.service.tasks.experiments import check_experiment_membership, experiment_defaults
+from tuneforge.service.tasks.planning import TOP_LEVEL, TaskPlan, TaskRequest, plan_task
 from tuneforge.service.views import (
     LogChunk,
     MetricSeries,

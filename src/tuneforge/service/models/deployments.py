@@ -22,9 +22,9 @@ from sqlalchemy import select
 from tuneforge.schemas import ConfigProblem
 from tuneforge.schemas.tasks import name_problem
 from tuneforge.service.errors import Conflict, InvalidInput, get_or_not_found
-from tuneforge.service.models import ready_model
-from tuneforge.service.processes import create_time, file_tail, is_same_process
-from tuneforge.service.serving_engines import ServedModel, engine_problem, options_problem, serving_command
+from tuneforge.service.models.models import ready_model
+from tuneforge.service.models.serving_engines import ServedModel, engine_problem, options_problem, serving_command
+from tuneforge.service.runtime.processes import create_time, file_tail, is_same_process
 from tuneforge.store import Deployment, RegisteredModel
 
 log = logging.getLogger(__name__)

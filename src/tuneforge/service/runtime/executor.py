@@ -17,7 +17,7 @@ from typing import Literal
 
 import psutil
 
-from tuneforge.service.processes import create_time, is_same_process, signal_group
+from tuneforge.service.runtime.processes import create_time, is_same_process, signal_group
 
 WORKER_OUTPUT = "worker.out"
 

@@ -17,7 +17,7 @@ from tuneforge.planning.paths import confine
 from tuneforge.schemas import ConfigProblem
 from tuneforge.schemas.tasks import TaskStatus, name_problem
 from tuneforge.service.errors import Conflict, InvalidInput, NotFound, get_or_not_found
-from tuneforge.service.model_import import (
+from tuneforge.service.models.imports import (
     ModelImportError,
     copy_model,
     is_object_store_uri,

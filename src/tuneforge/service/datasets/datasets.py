@@ -17,10 +17,10 @@ from sqlalchemy import func, select
 from tuneforge.planning.paths import confine
 from tuneforge.schemas import ConfigProblem
 from tuneforge.schemas.tasks import ACTIVE_STATUSES, name_problem
-from tuneforge.service import dataset_files as files
-from tuneforge.service import dataset_inspect as inspect
-from tuneforge.service.dataset_jobs import validate_version
-from tuneforge.service.dataset_views import dataset_view, version_view
+from tuneforge.service.datasets import files as files
+from tuneforge.service.datasets import inspect as inspect
+from tuneforge.service.datasets.jobs import validate_version
+from tuneforge.service.datasets.views import dataset_view, version_view
 from tuneforge.service.errors import Conflict, InvalidInput, NotFound, get_or_not_found, paging_problems
 from tuneforge.store import Dataset, DatasetVersion, Task, TaskDataset
 

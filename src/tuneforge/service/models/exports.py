@@ -15,8 +15,8 @@ from tuneforge.schemas import ConfigProblem
 from tuneforge.schemas.config_errors import validation_problems
 from tuneforge.schemas.export_spec import ExportSpec
 from tuneforge.service.errors import InvalidInput, NotFound
-from tuneforge.service.jobs import SPEC, launch_job, read_progress
-from tuneforge.service.models import ready_model
+from tuneforge.service.models.models import ready_model
+from tuneforge.service.runtime.jobs import SPEC, launch_job, read_progress
 
 
 class ExportService:

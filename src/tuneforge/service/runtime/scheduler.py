@@ -15,8 +15,8 @@ from sqlalchemy import select, update
 from tuneforge.rundir import RunDir
 from tuneforge.schemas.run_spec import RunSpec
 from tuneforge.schemas.tasks import TaskStatus
-from tuneforge.service.executor import LocalExecutor
-from tuneforge.service.ingest import ingest_events, mark_worker_lost
+from tuneforge.service.runtime.executor import LocalExecutor
+from tuneforge.service.runtime.ingest import ingest_events, mark_worker_lost
 from tuneforge.settings import Settings
 from tuneforge.store import Database, Task
 

@@ -1,0 +1,1 @@
+"""Model use-cases: the registry, imports, publish, export, evaluation and deployments."""

@@ -1,0 +1,1 @@
+"""How work runs: the scheduler, the executor, background jobs, processes and event ingestion."""
