@@ -1,6 +1,6 @@
 """The run-directory contract between a worker and the service: paths, event writer and reader."""
 
-from tuneforge.rundir.events import EventWriter, final_event, read_events
+from tuneforge.rundir.events import EventScan, EventWriter, SkippedLine, final_event, read_events, scan_events
 from tuneforge.rundir.layout import RunDir
 
-__all__ = ["EventWriter", "RunDir", "final_event", "read_events"]
+__all__ = ["EventScan", "EventWriter", "RunDir", "SkippedLine", "final_event", "read_events", "scan_events"]

@@ -12,20 +12,37 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tuneforge.rundir import RunDir, read_events
+from tuneforge.rundir import RunDir, scan_events
 from tuneforge.schemas.tasks import TaskStatus
 from tuneforge.store import Checkpoint, MetricPoint, Task
 
 LOG_TAIL_LINES = 20
 
 
+MAX_NOTED_PROBLEMS = 20
+
+
 def ingest_events(session: Session, task: Task) -> list[dict[str, Any]]:
-    """New events of `task` (seq > task.last_seq) applied to it; returns them."""
-    events = read_events(RunDir(Path(task.run_dir)).events_file, after_seq=task.last_seq)
-    for event in events:
-        apply_event(session, task, event)
+    """New events of `task` (seq > task.last_seq) applied to it; returns them. A bad line or an event that cannot
+    be applied is skipped and noted on the task (metrics.event_problems), never raised: one task's damaged file
+    must not stall the queue."""
+    scan = scan_events(RunDir(Path(task.run_dir)).events_file, after_seq=task.last_seq)
+    for skipped in scan.skipped:
+        note_event_problem(task, str(skipped))
+    for event in scan.events:
+        try:
+            apply_event(session, task, event)
+        except (KeyError, TypeError, ValueError) as exc:
+            note_event_problem(task, f"event seq {event['seq']} ({event['type']}) could not be applied: {exc!r}; "
+                                     "skipped")
         task.last_seq = event["seq"]
-    return events
+    return scan.events
+
+
+def note_event_problem(task: Task, problem: str) -> None:
+    noted = list((task.metrics or {}).get("event_problems") or [])
+    if problem not in noted and len(noted) < MAX_NOTED_PROBLEMS:
+        task.metrics = {**(task.metrics or {}), "event_problems": [*noted, problem]}
 
 
 def apply_event(session: Session, task: Task, event: dict[str, Any]) -> None:
@@ -122,7 +139,9 @@ def mark_worker_lost(task: Task, exit_code: int | None, reason: str) -> None:
         task.error_message = f"the worker did not stop in time and was killed ({reason}); no checkpoint was saved"
         return
     task.status = TaskStatus.FAILED
-    task.error_message = (f"the worker exited with code {code} without reporting an outcome ({reason}).\n"
+    problems = (task.metrics or {}).get("event_problems") or []
+    damaged = "\nIts events.jsonl was damaged: " + "; ".join(problems) if problems else ""
+    task.error_message = (f"the worker exited with code {code} without reporting an outcome ({reason}).{damaged}\n"
                           f"Last log lines:\n{tail or '(the log is empty)'}")
 
 

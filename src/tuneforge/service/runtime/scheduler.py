@@ -59,7 +59,10 @@ class Scheduler:
     def tick(self) -> None:
         with self._lock:
             for task_id in self._ids(WATCHED):
-                self.watch(task_id)
+                try:
+                    self.watch(task_id)
+                except Exception:  # one task's trouble (a damaged file, a vanished folder) never stalls the rest
+                    log.exception("task %s could not be watched this tick", task_id)
             self._record_exit_codes()
             self.launch_pending()
 
