@@ -12,13 +12,17 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from tuneforge.data.formats import Record, RecordFormat, RecordKind, convert_object, detect_formatting
 from tuneforge.data.records import DatasetError, DatasetProblem, ValidationReport
 
 SUFFIXES = (".json", ".jsonl")
 MAX_KEPT_PROBLEMS = 1000  # beyond this only the count grows, so a broken 100 MB file cannot exhaust memory
+# A record over this is a problem of its line, never read whole: parsing and tokenising multiply a text's size
+# in memory (~130× for a tokenizer's offsets), and one line of a .jsonl must not take the server down.
+MAX_RECORD_BYTES = 4 * 1024 * 1024
+SKIP_CHUNK = 1024 * 1024
 PROGRESS_STEP = 1 << 20  # report bytes read about every MiB
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
@@ -80,9 +84,14 @@ def iter_objects(
 def _iter_jsonl(path: Path, name: str, progress: _Progress) -> Iterator[Parsed | DatasetProblem]:
     done = 0
     with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            done += len(raw)
+        for number, raw in enumerate(_bounded_lines(handle), start=1):
+            done += len(raw) if isinstance(raw, bytes) else raw
             progress.at(done)
+            if isinstance(raw, int):
+                yield DatasetProblem(name, number, "", f"the record is {raw:,} bytes, over the limit of "
+                                     f"{MAX_RECORD_BYTES:,} bytes a record; split it into smaller samples",
+                                     "record_too_large")
+                continue
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as error:
@@ -92,6 +101,22 @@ def _iter_jsonl(path: Path, name: str, progress: _Progress) -> Iterator[Parsed |
             if number == 1:
                 line = line.removeprefix("\ufeff")
             yield from _parse_line(line, number, name)
+
+
+def _bounded_lines(handle: BinaryIO) -> Iterator[bytes | int]:
+    """The file's lines; a line longer than MAX_RECORD_BYTES is never held whole: its length comes instead."""
+    while True:
+        raw = handle.readline(MAX_RECORD_BYTES + 1)
+        if not raw:
+            return
+        if len(raw) <= MAX_RECORD_BYTES or raw.endswith(b"\n"):
+            yield raw
+            continue
+        size = len(raw)
+        while raw and not raw.endswith(b"\n"):  # skip the rest of the line a chunk at a time
+            raw = handle.readline(SKIP_CHUNK)
+            size += len(raw)
+        yield size
 
 
 def _single_object(text: str, start: int) -> Parsed | None:

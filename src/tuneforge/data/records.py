@@ -15,6 +15,7 @@ MAX_LISTED_PROBLEMS = 20
 PROBLEM_CODES: dict[str, str] = {
     "not_utf8": "the bytes are not UTF-8 text",
     "invalid_json": "the line is not valid JSON",
+    "record_too_large": "a record is over the size limit of a record",
     "not_object": "a JSON value that is not an object",
     "missing_field": "a required field is missing",
     "empty_field": "a required field is empty",

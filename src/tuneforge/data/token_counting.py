@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 CHARS_PER_TOKEN = 3.6  # a rough average for English text with modern BPE vocabularies
+CHUNK_CHARS = 64 * 1024  # longer texts are encoded in pieces (bounded memory)
 CACHE_PIECES = 200_000  # ~20 MB of cached pieces at most; the cache starts over when full
 # A space after whitespace other than "  " / "\n " (checked with `in`, which is faster): rare, so one regex scan.
 _RARE_WHITESPACE_THEN_SPACE = re.compile(
@@ -76,7 +77,25 @@ class TokenCounter:
         return counts
 
     def encode_whole(self, texts: list[str]) -> list[int]:
+        if any(len(text) > CHUNK_CHARS for text in texts):
+            return [sum(self._encoded_lengths(_chunks(text))) for text in texts]
+        return self._encoded_lengths(texts)
+
+    def _encoded_lengths(self, texts: list[str]) -> list[int]:
         return [len(encoding) for encoding in self._encode(texts, add_special_tokens=False)] if texts else []
+
+
+def _chunks(text: str) -> list[str]:
+    """A long text in pieces of about CHUNK_CHARS, cut before a space: encoding it whole would hold every token's
+    offsets at once (~130× the text in memory); cut at spaces, the counts add up as the pieces do."""
+    pieces, start = [], 0
+    while len(text) - start > CHUNK_CHARS:
+        cut = text.rfind(" ", start + 1, start + CHUNK_CHARS)
+        cut = cut if cut > start else start + CHUNK_CHARS
+        pieces.append(text[start:cut])
+        start = cut
+    pieces.append(text[start:])
+    return pieces
 
 
 class _PieceCounts:
