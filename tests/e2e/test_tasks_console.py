@@ -202,6 +202,56 @@ def test_a_wrong_field_shows_its_error_there_and_creates_nothing(console_server,
     assert not real_errors(page_errors), "\n".join(page_errors)
 
 
+def planned_truncation(server: ConsoleServer, cutoff_len: int) -> dict[str, dict[str, int]]:
+    """What the planner reports for the form's configuration: per training dataset, the samples it cuts."""
+    body = {"name": "short-cutoff", "baseModel": str(server.model_dir), "datasetPath": str(server.dataset_dir),
+            "trainingArgs": {"template": "chatml", "cutoff_len": cutoff_len}}
+    answer = httpx.post(f"{server.url}/finetuning/estimateTask", json=body, timeout=30)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["estimate"]["dataset"]["truncation"]
+
+
+def truncation_shown(page, cut: bool) -> list[str]:
+    """The confirm step's truncation lines, once the estimate for the current form has arrived."""
+    page.wait_for_function("(cut) => { const box = document.getElementById('truncation'); "
+                           "return box !== null && box.dataset.cut === String(cut); }", arg=cut)
+    return page.locator("#truncation li").all_inner_texts()
+
+
+@pytest.mark.parametrize("locale", ["en-US", "zh-CN"])
+def test_the_confirm_step_shows_the_samples_cut_at_cutoff_len(console_server, locale, page, page_errors, shoot):
+    strings = catalog("zh" if locale.startswith("zh") else "en")
+    page.goto("/console/tasks/new")
+    page.fill("#f-name", "short-cutoff")
+    page.fill("#f-baseModel", str(console_server.model_dir))
+    page.select_option("#f-template", '"chatml"')
+    open_section(page, "data")
+    page.fill("#f-datasetPath", str(console_server.dataset_dir))
+    page.fill("#f-cutoff_len", "16")
+    open_section(page, "confirm")
+    planned = planned_truncation(console_server, 16)
+    assert planned and all(cut["over_cutoff"] > 0 and cut["tokens_cut"] > 0 for cut in planned.values()), planned
+    assert truncation_shown(page, cut=True) == [
+        strings["js.truncation_cut"].format(name=name, over=f"{cut['over_cutoff']:,}", samples=f"{cut['samples']:,}",
+                                            cutoff=16, tokens=f"{cut['tokens_cut']:,}")
+        for name, cut in planned.items()]
+    assert page.locator("#truncation li.warn").count() == len(planned)  # highlighted as a warning
+    shoot("1-samples-cut")
+
+    # A cutoff_len longer than every sample: each dataset says nothing is cut, without the warning.
+    open_section(page, "data")
+    page.fill("#f-cutoff_len", "1024")
+    open_section(page, "confirm")
+    planned = planned_truncation(console_server, 1024)
+    assert truncation_shown(page, cut=False) == [
+        strings["js.truncation_none"].format(name=name, samples=f"{cut['samples']:,}", cutoff=1024)
+        for name, cut in planned.items()]
+    assert page.locator("#truncation li.warn").count() == 0
+    shoot("2-nothing-cut")
+    assert console_server.platform.tasks.list()["total"] == 0
+    assert not page_errors, "\n".join(page_errors)
+
+
 def test_stop_a_running_task_from_the_list(console_server, first_task_gate, page, page_errors, shoot):
     # Held at its first logged step (the gate) until the stop is asked, so the stop lands mid-run on any machine.
     task = create_task(console_server, "long-run")

@@ -86,6 +86,7 @@ def created_view(task: dict[str, Any]) -> RenderableType:
     lines += [Text(f"  {line}") for line in auto_lines(task.get("autoValues") or [])]
     if task.get("estimate"):
         lines.append(Text(f"  estimate: {estimate_line(task['estimate'])}"))
+    lines += [Text.assemble("  ", line) for line in truncation_lines(task)]
     lines.append(Text(f"  output: {task.get('outputPath')}"))
     return Group(*lines)
 
@@ -115,6 +116,31 @@ def estimate_line(estimate: dict[str, Any]) -> str:
     return " · ".join(parts) or "—"
 
 
+def truncation_lines(task: dict[str, Any]) -> list[Text]:
+    """Per training dataset: the samples longer than cutoff_len and the tokens training cuts off (a warning)."""
+    report = ((task.get("estimate") or {}).get("dataset") or {}).get("truncation") or {}
+    if not report:
+        return []
+    limit = f"cutoff_len {cutoff_len(task.get('trainingArgs') or {})}"
+    lines = []
+    for name, cut in report.items():
+        if cut.get("over_cutoff"):
+            lines.append(Text(f"warning: {name}: {cut['over_cutoff']:,} of {cut['samples']:,} samples exceed {limit} "
+                              f"and lose {cut['tokens_cut']:,} tokens", style="yellow"))
+        else:
+            lines.append(Text(f"{name}: no sample is cut ({cut.get('samples', 0):,} samples, {limit})"))
+    return lines
+
+
+def cutoff_len(training_args: dict[str, Any]) -> Any:
+    """The task's cutoff_len as given (or by an alias such as max_seq_length), else the schema's default: the server
+    keeps the arguments as the user wrote them."""
+    from tuneforge.schemas import ALIASES, TrainingConfig
+
+    given = [value for key, value in training_args.items() if ALIASES.get(key, key) == "cutoff_len"]
+    return given[0] if given else TrainingConfig.model_fields["cutoff_len"].default
+
+
 def detail_view(task: dict[str, Any]) -> RenderableType:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
@@ -142,6 +168,8 @@ def detail_view(task: dict[str, Any]) -> RenderableType:
         rows.insert(1, ("experiment", str(task["experimentId"])))
     if task.get("estimate"):
         rows.append(("estimate", estimate_line(task["estimate"])))
+    for index, line in enumerate(truncation_lines(task)):
+        rows.append(("truncation" if index == 0 else "", line))
     for line in auto_lines(task.get("autoValues") or []):
         rows.append(("auto", line.removeprefix("auto ")))
     checkpoints = task.get("checkpoints") or []

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tuneforge.data.formats import Record
 from tuneforge.data.mixing import mix_records
 from tuneforge.data.reading import make_format, read_records
 from tuneforge.data.records import ChatRecord, DatasetError, TextRecord
@@ -41,6 +42,7 @@ class DatasetSummary:
     files: list[str]
     samples_per_dataset: dict[str, dict[str, int]]  # name → rows, used (after mixing)
     truncation: dict[str, Truncation] = field(default_factory=dict)  # per training dataset
+    cutoff_len: int | None = None  # what the truncation was measured against
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -70,7 +72,9 @@ def check_task_datasets(
     if problems:
         return None, problems
     kind = stage_info(cfg.stage).record_kind
-    train, evaluation, files = [], [], []
+    train: list[Record] = []
+    evaluation: list[Record] = []
+    files: list[str] = []
     per_source: list[int] = []
     for index, source in enumerate(sources):
         before = len(train)
@@ -94,7 +98,7 @@ def check_task_datasets(
     used = mixed_counts(per_source, cfg)
     counts = {s.name: {"rows": rows, "used": n} for s, rows, n in zip(train_sources, per_source, used, strict=True)}
     truncation = truncation_report([s.name for s in train_sources], per_source, lengths, cfg)
-    return DatasetSummary(sum(used), len(evaluation), mean, how, files, counts, truncation), []
+    return DatasetSummary(sum(used), len(evaluation), mean, how, files, counts, truncation, cfg.cutoff_len), []
 
 
 def truncation_report(names: list[str], rows: list[int], lengths: list[int], cfg: Any) -> dict[str, Truncation]:
@@ -120,13 +124,13 @@ def mixed_counts(rows: list[int], cfg: Any) -> list[int]:
     return result.counts
 
 
-def record_text(record: ChatRecord | TextRecord) -> str:
+def record_text(record: Record) -> str:
     if isinstance(record, TextRecord):
         return record.text
     return "\n".join([record.system or "", *(m.content for m in record.messages)])
 
 
-def sample_lengths(records: list, tokenizer_file: Path | None) -> tuple[list[int], str]:
+def sample_lengths(records: list[Record], tokenizer_file: Path | None) -> tuple[list[int], str]:
     """Tokens per sample: the text's tokens plus what the chat template adds around each turn."""
     try:
         counter = TokenCounter(tokenizer_file if tokenizer_file is not None and tokenizer_file.is_file() else None)

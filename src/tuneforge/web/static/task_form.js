@@ -168,19 +168,28 @@
     return h ? h + " h " + String(m).padStart(2, "0") + " m" : (m ? m + " m " + String(r).padStart(2, "0") + " s" : r + " s");
   }
 
+  function paragraph(className, content) {
+    const p = document.createElement("p");
+    p.className = className;
+    p.textContent = content;
+    return p;
+  }
+
   function renderEstimate(data, problem) {
     estimateBox.replaceChildren();
     const e = data.estimate;
-    if (problem) {
-      const p = document.createElement("p");
-      p.className = "error-text";
-      p.textContent = problem;
-      estimateBox.appendChild(p);
+    const dataset = (e && e.dataset) || data.dataset;
+    if (problem) estimateBox.appendChild(paragraph("error-text", problem));
+    if (e) {
+      estimateBox.appendChild(estimateTable(e, dataset, data.autoValues || []));
+      estimateBox.appendChild(paragraph("muted", [e.basis].concat(e.notes || []).join(" · ")));
+    } else if (!problem) {
+      estimateBox.appendChild(paragraph("muted", t("js.estimate_none")));
     }
-    if (!e) {
-      if (!problem) estimateBox.textContent = t("js.estimate_none");
-      return;
-    }
+    if (dataset && dataset.truncation) estimateBox.appendChild(truncationReport(dataset, cutoffLen(data)));
+  }
+
+  function estimateTable(e, dataset, autoValues) {
     const table = document.createElement("table");
     table.className = "table estimate-table";
     table.id = "estimate-table";
@@ -194,14 +203,49 @@
     add("js.estimate_epoch_time", duration(e.seconds_per_epoch));
     add("js.estimate_total_time", duration(e.total_seconds));
     add("js.estimate_tokens_per_second", String(e.tokens_per_second));
-    if (data.dataset) add("js.estimate_samples", data.dataset.num_train_samples + " / " + data.dataset.num_eval_samples);
-    for (const auto of data.autoValues || []) add("js.estimate_auto", auto.field + " = " + auto.value + " (" + auto.reason + ")");
-    estimateBox.appendChild(table);
-    const notes = document.createElement("p");
-    notes.className = "muted";
-    notes.textContent = [e.basis].concat(e.notes || []).join(" · ");
-    estimateBox.appendChild(notes);
+    if (dataset) add("js.estimate_samples", dataset.num_train_samples + " / " + dataset.num_eval_samples);
+    for (const auto of autoValues) add("js.estimate_auto", auto.field + " = " + auto.value + " (" + auto.reason + ")");
+    return table;
   }
+
+  /* The cutoff_len the plan resolved; without it (a refused estimate), the form's value or the schema's default. */
+  function cutoffLen(data) {
+    if (data.trainingArgs && data.trainingArgs.cutoff_len !== undefined) return data.trainingArgs.cutoff_len;
+    const input = form.elements.namedItem("trainingArgs.cutoff_len");
+    return input ? (input.value.trim() || input.dataset.default || "") : "";
+  }
+
+  /* Per training dataset: how many samples are longer than cutoff_len and how many tokens training cuts off. */
+  function truncationReport(dataset, cutoff) {
+    const box = document.createElement("div");
+    box.id = "truncation";
+    const title = document.createElement("h3");
+    title.textContent = t("js.truncation_title");
+    const list = document.createElement("ul");
+    list.className = "truncation";
+    let cut = false;
+    for (const [name, report] of Object.entries(dataset.truncation)) {
+      const item = document.createElement("li");
+      item.dataset.dataset = name;
+      item.dataset.overCutoff = report.over_cutoff;
+      const values = {name: name, over: number(report.over_cutoff), samples: number(report.samples),
+        cutoff: cutoff, tokens: number(report.tokens_cut)};
+      if (report.over_cutoff > 0) {
+        cut = true;
+        item.className = "warn";
+        item.textContent = t("js.truncation_cut", values);
+      } else {
+        item.textContent = t("js.truncation_none", values);
+      }
+      list.appendChild(item);
+    }
+    box.dataset.cut = String(cut);
+    const measured = dataset.tokens_measured_with === "tokenizer" ? "js.truncation_by_tokenizer" : "js.truncation_by_characters";
+    box.append(title, list, paragraph("muted", t(measured)));
+    return box;
+  }
+
+  function number(value) { return Number(value).toLocaleString(document.documentElement.lang || undefined); }
 
   async function estimate() {
     estimateBox.textContent = t("js.estimating");
