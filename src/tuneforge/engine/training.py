@@ -1,4 +1,8 @@
-"""One training run, start to finish: config → tokenizer and template → data → model → Trainer → outputs."""
+"""One training run, start to finish: config → tokenizer and template → data → model → Trainer → outputs.
+
+The steps every stage shares live here; the stage's module (engine/stages/<stage>.py) supplies its data, its
+Trainer and its extra metrics.
+"""
 
 from __future__ import annotations
 
@@ -19,12 +23,11 @@ from tuneforge.engine.adapters import (
 from tuneforge.engine.errors import EngineError, NotYetSupported
 from tuneforge.engine.models import load_model, load_tokenizer, loadable, resolve_model_source
 from tuneforge.engine.precision import Precision, choose_precision
+from tuneforge.engine.stages import StageModule, TrainerInputs, stage_module
 from tuneforge.rundir import EventWriter, RunDir
 from tuneforge.schemas.events import EventType
-from tuneforge.schemas.stages import SUPPORTED_STAGES
 
 log = logging.getLogger(__name__)
-
 
 
 @dataclass
@@ -44,9 +47,7 @@ def run_training(run_dir: RunDir, events: EventWriter, stop: Any) -> RunOutcome:
     spec = run_dir.read_spec()
     cfg = parse_training_config(spec.config, source=str(run_dir.spec_file))
     config_dir = Path(spec.config_dir) if spec.config_dir else None
-    if cfg.stage not in SUPPORTED_STAGES:  # the planner refuses it first; a hand-written spec.json ends here
-        raise NotYetSupported(f"stage '{cfg.stage}' is not yet supported by this version of tuneforge",
-                              hint="supported stages: pt (pre-training) and sft (supervised fine-tuning)")
+    stage_module(cfg.stage)  # refuses a stage this version does not run before anything heavy is loaded
     if not cfg.do_train:
         raise NotYetSupported("do_train: false (evaluate or predict only) is not yet supported by the worker",
                               hint="set do_train: true; evaluation jobs come with the models and evaluation issue")
@@ -61,21 +62,22 @@ class Prepared:
     tokenizer: Any
     template: Any
     data: Any
+    stage: StageModule
 
 
 def _prepare(cfg: Any, config_dir: Path | None, precision: Precision) -> Prepared:
     from transformers import set_seed
 
-    from tuneforge.data.prepare import prepare_datasets
     from tuneforge.data.templates import fix_tokenizer, get_template
 
+    stage = stage_module(cfg.stage)
     set_seed(cfg.seed)
     started = time.monotonic()
     source = loadable(resolve_model_source(cfg.model_name_or_path, config_dir=config_dir, gguf_file=cfg.gguf_file))
     tokenizer = load_tokenizer(source, trust_remote_code=cfg.trust_remote_code)
     template = get_template(cfg.template, tokenizer)
     fix_tokenizer(tokenizer, template)
-    data = prepare_datasets(cfg, tokenizer, template, config_dir=config_dir)
+    data = stage.prepare_data(cfg, tokenizer, template, config_dir)
     if not data.train:
         raise EngineError("no training samples left after reading and tokenising the dataset",
                           hint="check the dataset is not empty and cutoff_len is large enough")
@@ -85,33 +87,27 @@ def _prepare(cfg: Any, config_dir: Path | None, precision: Precision) -> Prepare
         model.resize_token_embeddings(len(tokenizer), pad_to_multiple_of=64)
     model = prepare_trainable_model(model, cfg)
     log.info("model and data ready in %.1f s", time.monotonic() - started)
-    return Prepared(model, tokenizer, template, data)
+    return Prepared(model, tokenizer, template, data, stage)
 
 
 def _train(cfg: Any, run_dir: RunDir, events: EventWriter, stop: Any, precision: Precision, prepared: Prepared,
            config_dir: Path | None) -> RunOutcome:
-    from tuneforge.engine.batching import PaddingFreeCollator, SampleDataset
     from tuneforge.engine.callbacks import DivergenceGuard, GracefulStopCallback, RankSync, RunEventsCallback
     from tuneforge.engine.outputs import save_outputs
-    from tuneforge.engine.trainer import ForgeTrainer, TokenCounter, activation_token_budget
+    from tuneforge.engine.trainer import TokenCounter
 
     counter = TokenCounter()
-    eval_set = SampleDataset(prepared.data.eval) if prepared.data.eval else None
-    args = training_arguments(cfg, run_dir, precision, has_eval=eval_set is not None,
+    has_eval = bool(prepared.data.eval)
+    args = training_arguments(cfg, run_dir, precision, has_eval=has_eval,
                               moe=has_experts(prepared.model))  # under torchrun this joins the process group
     # Under torchrun every rank must take the same stop decision at the same step: RankSync agrees on it.
     sync = RankSync(stop, counter) if args.world_size > 1 else None
     stop_callback = GracefulStopCallback(sync or stop)
     guard = DivergenceGuard(counter, cfg.divergence_factor, cfg.divergence_patience,
                             keep_weights=args.process_index == 0) if cfg.divergence_guard else None
-    trainer = ForgeTrainer(
-        model=prepared.model, args=args, train_dataset=SampleDataset(prepared.data.train), eval_dataset=eval_set,
-        data_collator=PaddingFreeCollator(), processing_class=prepared.tokenizer, token_counter=counter,
-        loraplus_lr_ratio=cfg.loraplus_lr_ratio, loraplus_lr_embedding=cfg.loraplus_lr_embedding,
-        # A sample is never split, so a budget below cutoff_len lowers no peak; it would only add passes.
-        max_tokens_per_forward=max(activation_token_budget(prepared.model, precision.device), cfg.cutoff_len),
-        callbacks=[c for c in (sync, stop_callback, guard) if c is not None],
-    )
+    inputs = TrainerInputs(cfg, prepared.model, prepared.tokenizer, args, prepared.data, counter, precision,
+                           callbacks=[c for c in (sync, stop_callback, guard) if c is not None])
+    trainer = prepared.stage.build_trainer(inputs)
     stopped_while_loading = sync.agree(args.device) if sync else stop.requested
     if stopped_while_loading:
         return RunOutcome("stopped", 0)
@@ -141,24 +137,13 @@ def _train(cfg: Any, run_dir: RunDir, events: EventWriter, stop: Any, precision:
     if stop_callback.stopped_at is not None:
         return RunOutcome("stopped", step, last_checkpoint)
     metrics = dict(train_result.metrics)
-    metrics.update(tokens_seen=counter.tokens_seen, trained_tokens=counter.trained_tokens)
-    metrics.update(transformers_token_metrics(cfg, counter, metrics.get("train_runtime")))
-    if eval_set is not None and cfg.do_eval is not False:
+    metrics.update(prepared.stage.extra_metrics(inputs, metrics))
+    if has_eval and cfg.do_eval is not False:
         metrics.update(_final_eval(trainer))
     output_dir = resolve_output_dir(cfg, run_dir, config_dir)
     if is_main:
         save_outputs(trainer, prepared, cfg, output_dir, metrics, run_dir)
     return RunOutcome("completed", step, last_checkpoint, metrics=metrics)
-
-
-def transformers_token_metrics(cfg: Any, counter: Any, runtime: float | None) -> dict[str, float]:
-    """The token figures LLaMA-Factory users find in all_results.json, under transformers' names, when asked for."""
-    metrics: dict[str, float] = {}
-    if cfg.include_num_input_tokens_seen:
-        metrics["num_input_tokens_seen"] = counter.tokens_seen
-    if cfg.include_effective_tokens_per_second and runtime:
-        metrics["effective_tokens_per_sec"] = round(counter.trained_tokens / runtime, 2)
-    return metrics
 
 
 def training_arguments(cfg: Any, run_dir: RunDir, precision: Precision, *, has_eval: bool, moe: bool = False):

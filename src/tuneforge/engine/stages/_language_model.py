@@ -1,0 +1,55 @@
+"""Next-token training, shared by the stages that train a causal LM on its own tokens (pt and sft).
+
+They differ only in their records (plain text, packed by default, for pt; chat turns with the prompt masked for
+sft), and the data layer reads that off the stage table; batching, loss and metrics are the same.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tuneforge.data.prepare import PreparedData
+    from tuneforge.engine.stages.base import TrainerInputs
+    from tuneforge.engine.trainer import TokenCounter
+
+
+def prepare_data(cfg: Any, tokenizer: Any, template: Any, config_dir: Path | None) -> PreparedData:
+    from tuneforge.data.prepare import prepare_datasets
+
+    return prepare_datasets(cfg, tokenizer, template, config_dir=config_dir)
+
+
+def build_trainer(inputs: TrainerInputs) -> Any:
+    """ForgeTrainer on padding-free batches: samples concatenated into one row, no compute spent on padding."""
+    from tuneforge.engine.batching import PaddingFreeCollator, SampleDataset
+    from tuneforge.engine.trainer import ForgeTrainer, activation_token_budget
+
+    cfg = inputs.cfg
+    return ForgeTrainer(
+        model=inputs.model, args=inputs.args, train_dataset=SampleDataset(inputs.data.train),
+        eval_dataset=SampleDataset(inputs.data.eval) if inputs.has_eval else None,
+        data_collator=PaddingFreeCollator(), processing_class=inputs.tokenizer, token_counter=inputs.counter,
+        loraplus_lr_ratio=cfg.loraplus_lr_ratio, loraplus_lr_embedding=cfg.loraplus_lr_embedding,
+        # A sample is never split, so a budget below cutoff_len lowers no peak; it would only add passes.
+        max_tokens_per_forward=max(activation_token_budget(inputs.model, inputs.precision.device), cfg.cutoff_len),
+        callbacks=inputs.callbacks,
+    )
+
+
+def extra_metrics(inputs: TrainerInputs, train_metrics: dict[str, Any]) -> dict[str, Any]:
+    counter = inputs.counter
+    metrics: dict[str, Any] = {"tokens_seen": counter.tokens_seen, "trained_tokens": counter.trained_tokens}
+    metrics.update(transformers_token_metrics(inputs.cfg, counter, train_metrics.get("train_runtime")))
+    return metrics
+
+
+def transformers_token_metrics(cfg: Any, counter: TokenCounter, runtime: float | None) -> dict[str, float]:
+    """The token figures LLaMA-Factory users find in all_results.json, under transformers' names, when asked for."""
+    metrics: dict[str, float] = {}
+    if cfg.include_num_input_tokens_seen:
+        metrics["num_input_tokens_seen"] = counter.tokens_seen
+    if cfg.include_effective_tokens_per_second and runtime:
+        metrics["effective_tokens_per_sec"] = round(counter.trained_tokens / runtime, 2)
+    return metrics
