@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tuneforge.cli.remote import ApiClient, RemoteError, ServerUnavailable, server_url
+from tuneforge.cli.remote import ApiClient, RemoteError, ServerUnavailable, server_url, uses_proxy_settings
 
 
 @dataclass
@@ -56,7 +56,8 @@ class GatewayChat:
         import httpx
 
         self.model, self.system = model, system
-        self.http = httpx.Client(base_url=server, timeout=httpx.Timeout(600, connect=5))
+        self.http = httpx.Client(base_url=server, timeout=httpx.Timeout(600, connect=5),
+                                 trust_env=uses_proxy_settings(server))
 
     def chat(self, messages: list[dict[str, str]], settings: Any) -> str:
         return "".join(self.stream(messages, settings))

@@ -55,6 +55,21 @@ def server_url(given: str | None) -> str:
     return url if "://" in url else f"http://{url}"
 
 
+def uses_proxy_settings(url: str) -> bool:
+    """HTTP(S)_PROXY applies to remote servers only: a loopback server is reached directly, so a proxy set for the
+    internet neither sees the traffic (prompts included) nor breaks the connection."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    host = (urlsplit(url).hostname or "").strip("[]")
+    if host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True
+
+
 class ApiClient:
     """One server; every call returns the decoded JSON or raises ServerUnavailable / RemoteError."""
 
@@ -62,7 +77,7 @@ class ApiClient:
         import httpx  # here, not at the top: `tuneforge train` and friends start without it
 
         self.url = url
-        self.http = httpx.Client(base_url=url, timeout=timeout)
+        self.http = httpx.Client(base_url=url, timeout=timeout, trust_env=uses_proxy_settings(url))
 
     def close(self) -> None:
         self.http.close()
