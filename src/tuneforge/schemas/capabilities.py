@@ -64,7 +64,9 @@ class Capability:
     def is_active(self, cfg: Config) -> bool:
         if self.active is not None:
             return self.active(cfg)
-        return getattr(cfg, self.field) != TrainingConfig.model_fields[self.field].default
+        current: object = getattr(cfg, self.field)
+        default: object = TrainingConfig.model_fields[self.field].default
+        return current != default
 
 
 def _stage_runs(cfg: Config) -> str | None:
@@ -97,43 +99,6 @@ def _optimizer_packages(cfg: Config) -> tuple[str, ...]:
 
 def _reporter_packages(cfg: Config) -> tuple[str, ...]:
     return tuple(name for name in cfg.report_to if name in PACKAGES)
-
-
-def _with_pissa_init(cfg: Config) -> str | None:
-    return None if cfg.pissa_init else "converts a PiSSA adapter: it needs pissa_init: true"
-
-
-def _with_loraplus(cfg: Config) -> str | None:
-    return None if cfg.loraplus_lr_ratio else "is the LoRA+ learning rate of embeddings: it needs loraplus_lr_ratio"
-
-
-def _with_adapter(cfg: Config) -> str | None:
-    return None if cfg.adapter_name_or_path else "creates a new adapter beside a loaded one: it needs " \
-                                                 "adapter_name_or_path"
-
-
-def _with_interleave(cfg: Config) -> str | None:
-    return None if cfg.mix_strategy != "concat" else "weights interleaved datasets: set mix_strategy to " \
-                                                     "interleave_under or interleave_over"
-
-
-def _with_eval_steps(cfg: Config) -> str | None:
-    return None if cfg.eval_strategy == "steps" else "sets the interval of eval_strategy: steps"
-
-
-def _with_save_steps(cfg: Config) -> str | None:
-    return None if cfg.save_strategy == "steps" else "sets the interval of save_strategy: steps"
-
-
-def _with_tensorboard(cfg: Config) -> str | None:
-    if any(name in ("tensorboard", "all") for name in cfg.report_to):
-        return None
-    return "is where TensorBoard writes: it needs report_to: tensorboard"
-
-
-def _with_reporter(cfg: Config) -> str | None:
-    return None if [r for r in cfg.report_to if r != "none"] else "names the run for experiment trackers: it " \
-                                                                  "needs report_to (tensorboard, wandb, …)"
 
 
 def _with_pissa_init(cfg: Config) -> str | None:

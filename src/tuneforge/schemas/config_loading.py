@@ -115,6 +115,8 @@ def _message(error: Mapping[str, Any]) -> str:
         "int_parsing": f"must be a whole number, got {got}",
         "int_type": f"must be a whole number, got {got}",
         "int_from_float": f"must be a whole number, got {got}",
+        "int_parsing_size": "must be a whole number of at most 2,147,483,647",
+        "finite_number": f"must be a finite number, got {got}",
         "float_parsing": f"must be a number, got {got}",
         "float_type": f"must be a number, got {got}",
         "bool_parsing": f"must be true or false, got {got}",
@@ -124,7 +126,7 @@ def _message(error: Mapping[str, Any]) -> str:
         "list_type": f"must be a list or a comma-separated string, got {got}",
         "dict_type": f"must be a mapping of key: value, got {got}",
     }
-    return plain.get(kind, error["msg"])
+    return plain.get(kind, str(error["msg"]))
 
 
 def _translate(exc: ValidationError, given_as: Mapping[str, str]) -> list[ConfigProblem]:

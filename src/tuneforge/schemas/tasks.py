@@ -30,7 +30,7 @@ def name_problem(value: object) -> str | None:
         return "is required: lowercase letters, digits and '-' (e.g. 'qwen-medical-lora-1')"
     if len(value) > NAME_MAX:
         return f"is {len(value)} characters long; at most {NAME_MAX} are allowed"
-    if not NAME_PATTERN.match(value):
+    if not NAME_PATTERN.fullmatch(value):  # fullmatch: '$' alone would let a trailing newline through
         bad = sorted({c for c in value if not re.match(r"[a-z0-9_-]", c)})
         why = f"contains {', '.join(repr(c) for c in bad)}" if bad else "must start and end with a letter or digit"
         return f"{why}: use lowercase letters, digits and '-', starting and ending with a letter or digit"

@@ -187,7 +187,7 @@ def _document_aliases() -> None:
         aliases = aliases_of(name)
         if not isinstance(extra, dict) or not aliases or "aliases" in extra:
             continue
-        extra["aliases"] = aliases
+        extra["aliases"] = [*aliases]  # a fresh list: json_schema_extra holds JSON values (list[JsonValue])
         extra["help_en"] = f"{extra['help_en']} Also accepted as: {', '.join(aliases)}."
         extra["help_zh"] = f"{extra['help_zh']}也可写作：{'、'.join(aliases)}。"
 

@@ -43,10 +43,20 @@ CommaList = Annotated[list[str], BeforeValidator(split_commas)]
 FloatCommaList = Annotated[list[float], BeforeValidator(split_commas)]
 
 
-class ArgsBase(BaseModel):
-    """Shared settings: unknown keys are an error, assignment is re-validated."""
+MAX_WHOLE_NUMBER = 2**31 - 1  # no count or length of a run comes near it; beyond it a value is a mistake
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+
+class ArgsBase(BaseModel):
+    """Shared settings: unknown keys are an error, assignment is re-validated, numbers are finite and bounded."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=(), allow_inf_nan=False)
+
+    @field_validator("*")
+    @classmethod
+    def _bounded_whole_numbers(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_WHOLE_NUMBER:
+            raise ValueError(f"must be at most {MAX_WHOLE_NUMBER:,} in size, got {value:.3g}")
+        return value
 
 
 class ModelArgs(ArgsBase):

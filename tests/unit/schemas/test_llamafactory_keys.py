@@ -30,3 +30,20 @@ def test_an_everyday_key_is_never_unknown(key):
 def test_disable_gradient_checkpointing_means_the_opposite():
     assert parse_training_config({"model_name_or_path": "m", "disable_gradient_checkpointing": True}
                                  ).gradient_checkpointing is False
+
+
+@pytest.mark.parametrize(("key", "value", "said"), [
+    ("learning_rate", float("inf"), "finite number"), ("learning_rate", float("nan"), "finite number"),
+    ("cutoff_len", 1e30, "at most 2,147,483,647"), ("seed", 2**63, "at most 2,147,483,647"),
+])
+def test_absurd_numbers_are_refused_naming_the_key(key, value, said):
+    with pytest.raises(ConfigError) as caught:
+        parse_training_config({"model_name_or_path": "m", key: value})
+    (problem,) = caught.value.problems
+    assert problem.field == key and said in problem.message
+
+
+def test_a_name_with_a_trailing_newline_is_refused():
+    from tuneforge.schemas.tasks import name_problem
+
+    assert name_problem("good-name") is None and "'\\n'" in (name_problem("good-name\n") or "")
