@@ -12,6 +12,31 @@ from sqlalchemy.orm import Session, sessionmaker
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
+class DatabaseUnavailable(RuntimeError):
+    """The database cannot be opened or read: which one, why (the driver's first line, no SQL), what to do."""
+
+    def __init__(self, url: str, cause: Exception) -> None:
+        reason = str(getattr(cause, "orig", None) or cause).splitlines()[0]
+        if url.startswith("sqlite"):
+            path = url.split("///", 1)[-1]
+            where = f"the SQLite database {path}"
+            todo = (f"restore it from a backup, or move it aside (mv {path} {path}.broken) and start again with an "
+                    "empty one; the run folders and models on disk are kept")
+        else:
+            where = f"the database at {without_password(url)}"
+            todo = "check TUNEFORGE_DATABASE_URL, that the server runs and that the user may connect"
+        super().__init__(f"{where} cannot be used: {reason}. What to do: {todo}")
+
+
+def without_password(url: str) -> str:
+    """The database URL as it may be shown: the password replaced by ***."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        credentials, location = rest.rsplit("@", 1)
+        return f"{scheme}://{credentials.split(':', 1)[0]}:***@{location}" if ":" in credentials else url
+    return url
+
+
 class Database:
     def __init__(self, url: str) -> None:
         self.url = url
@@ -25,7 +50,24 @@ class Database:
             yield session
 
     def upgrade(self) -> None:
-        upgrade(self.engine)
+        """Open the database and migrate it; DatabaseUnavailable says which database and what to do."""
+        from sqlalchemy.exc import SQLAlchemyError
+
+        try:
+            upgrade(self.engine)
+        except SQLAlchemyError as exc:
+            raise DatabaseUnavailable(self.url, exc) from exc
+
+    def check(self) -> None:
+        """One query: raises DatabaseUnavailable when the database cannot answer (for /health)."""
+        from sqlalchemy import text
+        from sqlalchemy.exc import SQLAlchemyError
+
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(text("SELECT 1 FROM alembic_version"))
+        except SQLAlchemyError as exc:
+            raise DatabaseUnavailable(self.url, exc) from exc
 
     def dispose(self) -> None:
         self.engine.dispose()
