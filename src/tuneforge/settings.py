@@ -48,6 +48,14 @@ class Settings(BaseSettings):
         return [self.home.expanduser().resolve(), *(Path(r).expanduser().resolve() for r in self.allowed_roots)]
 
     @property
+    def reserved_paths(self) -> list[Path]:
+        """The platform's own folders: a task may never write its output into one of them (a task output is
+        deleted with its model, and would take the registry or another run with it)."""
+        home = self.home.expanduser().resolve()
+        own = [home / name for name in ("datasets", "deployments", "evaluations", "exported", "exports", "registry")]
+        return [*own, self.models_path.expanduser().resolve(), self.runs_path.expanduser().resolve()]
+
+    @property
     def models_path(self) -> Path:
         return self.model_cache or self.home / "models"
 

@@ -1,24 +1,30 @@
-"""Datasets in the seed's style: /datasets/createDataset (multipart upload, a server path or an object-store URI),
-createDatasetVersion, getDatasetList, getDataset, deleteDataset, validateDataset, previewDataset, getDatasetStats."""
+"""Datasets: /datasets/createDataset (multipart upload, a server path or an object-store URI), createDatasetVersion,
+getDatasetList, getDataset, deleteDataset, validateDataset, previewDataset, getDatasetStats."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable, Iterable
 
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
 
+from tuneforge.api.deps import DatasetsDep
+from tuneforge.api.views.datasets import (
+    DatasetDeleted,
+    DatasetList,
+    DatasetPreview,
+    DatasetStatistics,
+    DatasetValidation,
+    DatasetVersionCreated,
+    DatasetView,
+)
 from tuneforge.schemas import ConfigProblem
 from tuneforge.service.datasets.datasets import DatasetInput, DatasetRequest
 from tuneforge.service.datasets.files import read_chunks
 from tuneforge.service.errors import InvalidInput
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
-
-
-def _service(request: Request) -> Any:
-    return request.app.state.platform.datasets
 
 
 def _mapping(text: str | None, field: str) -> dict[str, str]:
@@ -30,19 +36,23 @@ def _mapping(text: str | None, field: str) -> dict[str, str]:
         raise InvalidInput.of([ConfigProblem(field, f"is not valid JSON ({exc.msg} at column {exc.colno})")]) from exc
     if not isinstance(value, dict):
         raise InvalidInput.of([ConfigProblem(field, 'must be a JSON object, e.g. {"prompt": "question"}')])
-    return value
+    mapping: dict[str, str] = value  # its values are checked with the rest of the request (DatasetService)
+    return mapping
+
+
+def _upload(file: UploadFile) -> tuple[str, Callable[[], Iterable[bytes]]]:
+    return file.filename or "data.jsonl", lambda: read_chunks(file.file)
 
 
 def _input(files: list[UploadFile] | None, path: str | None, uri: str | None) -> DatasetInput:
-    uploads = [(f.filename or "data.jsonl", lambda f=f: read_chunks(f.file)) for f in files or []]
-    return DatasetInput(uploads=uploads, path=path or None, uri=uri or None)
+    return DatasetInput(uploads=[_upload(f) for f in files or []], path=path or None, uri=uri or None)
 
 
-@router.post("/createDataset", status_code=201,
+@router.post("/createDataset", response_model=DatasetView, status_code=201,
              summary="Create a dataset from uploaded .json/.jsonl files (multipart), a server path inside the "
              "allowed folders, or an object-store URI; validated in the background")
 async def create_dataset(
-    request: Request,
+    datasets: DatasetsDep,
     name: str = Form(..., description="Lowercase letters, digits and '-', ≤ 63 characters, no Chinese."),
     description: str = Form(""),
     owner_id: int | None = Form(None, alias="ownerId"),
@@ -53,57 +63,65 @@ async def create_dataset(
     files: list[UploadFile] | None = File(None),
     path: str | None = Form(None, description="A file or folder on the server (train / valid / test files)."),
     uri: str | None = Form(None, description="s3://bucket/prefix (fsspec)."),
-) -> dict[str, Any]:
+) -> DatasetView:
     body = DatasetRequest(name=name, description=description, owner_id=owner_id, formatting=formatting or None,
                           purpose=purpose, columns=_mapping(columns, "columns"), tags=_mapping(tags, "tags"))
-    return await run_in_threadpool(_service(request).create, body, _input(files, path, uri))
+    created = await run_in_threadpool(datasets.create, body, _input(files, path, uri))
+    return DatasetView.model_validate(created)
 
 
-@router.post("/createDatasetVersion", status_code=201,
+@router.post("/createDatasetVersion", response_model=DatasetVersionCreated, status_code=201,
              summary="Upload a new immutable version (identical files return the existing version)")
-async def create_dataset_version(request: Request, id: int = Form(...), files: list[UploadFile] | None = File(None),
-                                 path: str | None = Form(None), uri: str | None = Form(None)) -> dict[str, Any]:
-    return await run_in_threadpool(_service(request).create_version, id, _input(files, path, uri))
+async def create_dataset_version(datasets: DatasetsDep, id: int = Form(...),
+                                 files: list[UploadFile] | None = File(None), path: str | None = Form(None),
+                                 uri: str | None = Form(None)) -> DatasetVersionCreated:
+    version = await run_in_threadpool(datasets.create_version, id, _input(files, path, uri))
+    return DatasetVersionCreated.model_validate(version)
 
 
-@router.get("/getDatasetList", summary="Datasets, newest first")
-def get_dataset_list(request: Request, owner_id: int | None = Query(None, alias="ownerId"), name: str | None = None,
-                     page: int = Query(1, ge=1), page_size: int = Query(20, alias="pageSize", ge=1, le=200)):
-    return _service(request).list(owner_id, name, page, page_size)
+@router.get("/getDatasetList", response_model=DatasetList, summary="Datasets, newest first")
+def get_dataset_list(datasets: DatasetsDep, owner_id: int | None = Query(None, alias="ownerId"),
+                     name: str | None = None, page: int = Query(1, ge=1),
+                     page_size: int = Query(20, alias="pageSize", ge=1, le=200)) -> DatasetList:
+    return DatasetList.model_validate(datasets.list(owner_id, name, page, page_size))
 
 
-@router.get("/getDataset", summary="A dataset with its versions (status, rows, problems)")
-def get_dataset(request: Request, id: int) -> dict[str, Any]:
-    return _service(request).get(id)
+@router.get("/getDataset", response_model=DatasetView, summary="A dataset with its versions (status, rows, problems)")
+def get_dataset(datasets: DatasetsDep, id: int) -> DatasetView:
+    return DatasetView.model_validate(datasets.get(id))
 
 
-@router.delete("/deleteDataset", summary="Delete a dataset and its files; refused while a pending or running task "
-               "uses it")
-def delete_dataset(request: Request, id: int) -> dict[str, Any]:
-    return _service(request).delete(id)
+@router.delete("/deleteDataset", response_model=DatasetDeleted,
+               summary="Delete a dataset and its files; refused while a pending or running task uses it")
+def delete_dataset(datasets: DatasetsDep, id: int) -> DatasetDeleted:
+    return DatasetDeleted.model_validate(datasets.delete(id))
 
 
-@router.get("/validateDataset", summary="The validation report of a version: every problem as file:line:field:reason")
-def validate_dataset(request: Request, id: int, version: int | None = None) -> dict[str, Any]:
-    _, _, view = _service(request).version(id, version)
-    return {k: view[k] for k in ("datasetId", "name", "version", "reference", "status", "progress", "rows",
-                                 "problemCount", "report")}
+@router.get("/validateDataset", response_model=DatasetValidation,
+            summary="The validation report of a version: every problem as file:line:field:reason")
+def validate_dataset(datasets: DatasetsDep, id: int, version: int | None = None) -> DatasetValidation:
+    _, _, view = datasets.version(id, version)
+    return DatasetValidation.model_validate(view)  # the version's status, rows and report; not its files
 
 
-@router.get("/getDatasetStats", summary="Rows per split, token lengths, samples over cutoff_len, duplicates, empty "
-            "responses and a length histogram (with a model's tokenizer when given)")
-def get_dataset_stats(request: Request, id: int, version: int | None = None, model: str | None = None,
-                      cutoff_len: int | None = Query(None, alias="cutoffLen", ge=1)) -> dict[str, Any]:
-    return _service(request).statistics(id, version, model, cutoff_len)
+@router.get("/getDatasetStats", response_model=DatasetStatistics,
+            summary="Rows per split, token lengths, samples over cutoff_len, duplicates, empty responses and a "
+            "length histogram (with a model's tokenizer when given)")
+def get_dataset_stats(datasets: DatasetsDep, id: int, version: int | None = None, model: str | None = None,
+                      cutoff_len: int | None = Query(None, alias="cutoffLen", ge=1)) -> DatasetStatistics:
+    return DatasetStatistics.model_validate(datasets.statistics(id, version, model, cutoff_len))
 
 
-@router.get("/previewDataset", summary="The first records rendered through a chat template, with the tokens that "
-            "are trained on and those that are masked")
-def preview_dataset(request: Request, id: int, version: int | None = None, template: str = "default",
+@router.get("/previewDataset", response_model=DatasetPreview,
+            summary="The first records rendered through a chat template, with the tokens that are trained on and "
+            "those that are masked")
+def preview_dataset(datasets: DatasetsDep, id: int, version: int | None = None, template: str = "default",
                     model: str = "bundled", n: int = Query(5, ge=1, le=50),
                     cutoff_len: int = Query(1024, alias="cutoffLen", ge=1),
                     train_on_prompt: bool = Query(False, alias="trainOnPrompt"),
                     mask_history: bool = Query(False, alias="maskHistory"),
-                    tokens: bool = Query(False, description="Also list every token with its trained flag.")):
-    return _service(request).preview(id, version, template=template, model=model, n=n, cutoff_len=cutoff_len,
-                                     train_on_prompt=train_on_prompt, mask_history=mask_history, tokens=tokens)
+                    tokens: bool = Query(False, description="Also list every token with its trained flag.")
+                    ) -> DatasetPreview:
+    preview = datasets.preview(id, version, template=template, model=model, n=n, cutoff_len=cutoff_len,
+                               train_on_prompt=train_on_prompt, mask_history=mask_history, tokens=tokens)
+    return DatasetPreview.model_validate(preview)

@@ -1,14 +1,14 @@
-"""Evaluation jobs in the seed's style: /evaluations/createEvaluation, getEvaluation, getEvaluationList,
-stopEvaluation, deleteEvaluation. A fine-tuned model is scored beside its base on the same prompts."""
+"""Evaluation jobs: /evaluations/createEvaluation, getEvaluation, getEvaluationList, stopEvaluation,
+deleteEvaluation. A fine-tuned model is scored beside its base on the same prompts."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from pydantic import Field
 
+from tuneforge.api.deps import EvaluationsDep
 from tuneforge.api.requests import Body
+from tuneforge.api.views.models import EvaluationDeleted, EvaluationDetail, EvaluationList
 from tuneforge.service.models.evaluations import EvaluationRequest
 
 router = APIRouter(prefix="/evaluations", tags=["evaluations"])
@@ -36,32 +36,37 @@ class EvaluationIdBody(Body):
     id: int
 
 
-@router.post("/createEvaluation", status_code=201,
+# A report is only part of a completed evaluation: exclude_unset leaves the key out, as it always was, until then.
+@router.post("/createEvaluation", response_model=EvaluationDetail, response_model_exclude_unset=True,
+             status_code=201,
              summary="Evaluate a model on a dataset split in the background (loss, perplexity, BLEU-4, ROUGE)")
-def create_evaluation(request: Request, body: CreateEvaluationBody) -> dict[str, Any]:
+def create_evaluation(evaluations: EvaluationsDep, body: CreateEvaluationBody) -> EvaluationDetail:
     options = body.model_dump(exclude={"model_id", "dataset", "compare_with_base"})
-    return request.app.state.platform.evaluations.create(
-        EvaluationRequest(body.model_id, body.dataset, body.compare_with_base, options))
+    created = evaluations.create(EvaluationRequest(body.model_id, body.dataset, body.compare_with_base, options))
+    return EvaluationDetail.model_validate(created)
 
 
-@router.get("/getEvaluation", summary="Status and progress; when completed, the before / after report with the best "
-            "and worst samples")
-def get_evaluation(request: Request, id: int) -> dict[str, Any]:
-    return request.app.state.platform.evaluations.get(id)
+@router.get("/getEvaluation", response_model=EvaluationDetail, response_model_exclude_unset=True,
+            summary="Status and progress; when completed, the before / after report with the best and worst samples")
+def get_evaluation(evaluations: EvaluationsDep, id: int) -> EvaluationDetail:
+    return EvaluationDetail.model_validate(evaluations.get(id))
 
 
-@router.get("/getEvaluationList", summary="Evaluations, newest first, with their headline scores")
-def get_evaluation_list(request: Request, model_id: int | None = Query(None, alias="modelId"),
+@router.get("/getEvaluationList", response_model=EvaluationList,
+            summary="Evaluations, newest first, with their headline scores")
+def get_evaluation_list(evaluations: EvaluationsDep, model_id: int | None = Query(None, alias="modelId"),
                         page: int = Query(1, ge=1), page_size: int = Query(50, ge=1, le=500, alias="pageSize"),
-                        ) -> dict[str, Any]:
-    return request.app.state.platform.evaluations.list(model_id, page, page_size)
+                        ) -> EvaluationList:
+    return EvaluationList.model_validate(evaluations.list(model_id, page, page_size))
 
 
-@router.post("/stopEvaluation", summary="Stop a running evaluation")
-def stop_evaluation(request: Request, body: EvaluationIdBody) -> dict[str, Any]:
-    return request.app.state.platform.evaluations.stop(body.id)
+@router.post("/stopEvaluation", response_model=EvaluationDetail, response_model_exclude_unset=True,
+             summary="Stop a running evaluation")
+def stop_evaluation(evaluations: EvaluationsDep, body: EvaluationIdBody) -> EvaluationDetail:
+    return EvaluationDetail.model_validate(evaluations.stop(body.id))
 
 
-@router.delete("/deleteEvaluation", summary="Delete a finished evaluation and its report")
-def delete_evaluation(request: Request, id: int) -> dict[str, Any]:
-    return request.app.state.platform.evaluations.delete(id)
+@router.delete("/deleteEvaluation", response_model=EvaluationDeleted,
+               summary="Delete a finished evaluation and its report")
+def delete_evaluation(evaluations: EvaluationsDep, id: int) -> EvaluationDeleted:
+    return EvaluationDeleted.model_validate(evaluations.delete(id))

@@ -1,13 +1,14 @@
-"""The model registry in the seed's style: /models/registerModel, publishModel, getModelList, getModel, deleteModel."""
+"""The model registry: /models/registerModel, publishModel, getModelList, getModel, deleteModel, and export jobs
+(exportModel, getExport, getExportList)."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from pydantic import Field
 
+from tuneforge.api.deps import ExportsDep, ModelsDep
 from tuneforge.api.requests import Body
+from tuneforge.api.views.models import ExportJob, ExportList, ModelDeleted, ModelList, ModelRecord, ModelView
 from tuneforge.service.models.models import PublishRequest
 
 router = APIRouter(prefix="/models", tags=["models"])
@@ -39,45 +40,49 @@ class ExportModelBody(Body):
     output_dir: str | None = Field(default=None, description="Default: HOME/exported/<model>-<job>.")
 
 
-@router.post("/exportModel", status_code=201, summary="Export a model in the background (merge, shards, dtype, "
-             "GGUF, hub push); follow it with getExport")
-def export_model(request: Request, body: ExportModelBody) -> dict[str, Any]:
+@router.post("/exportModel", response_model=ExportJob, status_code=201,
+             summary="Export a model in the background (merge, shards, dtype, GGUF, hub push); follow it with "
+             "getExport")
+def export_model(exports: ExportsDep, body: ExportModelBody) -> ExportJob:
     options = body.model_dump(exclude={"id"}, exclude_none=True)
-    return request.app.state.platform.exports.create(body.id, options)
+    return ExportJob.model_validate(exports.create(body.id, options))
 
 
-@router.get("/getExport", summary="An export job: status, stage, percentage, files and sizes")
-def get_export(request: Request, id: str) -> dict[str, Any]:
-    return request.app.state.platform.exports.get(id)
+@router.get("/getExport", response_model=ExportJob, summary="An export job: status, stage, percentage, files and sizes")
+def get_export(exports: ExportsDep, id: str) -> ExportJob:
+    return ExportJob.model_validate(exports.get(id))
 
 
-@router.get("/getExportList", summary="Export jobs, newest first")
-def get_export_list(request: Request) -> dict[str, Any]:
-    return request.app.state.platform.exports.list()
+@router.get("/getExportList", response_model=ExportList, summary="Export jobs, newest first")
+def get_export_list(exports: ExportsDep) -> ExportList:
+    return ExportList.model_validate(exports.list())
 
 
-@router.post("/registerModel", status_code=201, summary="Register a base model")
-def register_model(request: Request, body: RegisterModelBody) -> dict[str, Any]:
-    return request.app.state.platform.models.register_base(body.name, body.source, body.description, body.owner_id)
+@router.post("/registerModel", response_model=ModelView, status_code=201, summary="Register a base model")
+def register_model(models: ModelsDep, body: RegisterModelBody) -> ModelView:
+    return ModelView.model_validate(models.register_base(body.name, body.source, body.description, body.owner_id))
 
 
-@router.post("/publishModel", status_code=201,
+@router.post("/publishModel", response_model=ModelView, status_code=201,
              summary="Publish a completed task (or a checkpoint of a completed / stopped one) as a model, with lineage")
-def publish_model(request: Request, body: PublishModelBody) -> dict[str, Any]:
-    return request.app.state.platform.models.publish(PublishRequest(**body.model_dump()))
+def publish_model(models: ModelsDep, body: PublishModelBody) -> ModelView:
+    return ModelView.model_validate(models.publish(PublishRequest(**body.model_dump())))
 
 
-@router.get("/getModelList", summary="Registered models, newest first (kind: base | finetuned)")
-def get_model_list(request: Request, kind: str | None = None, owner_id: int | None = Query(None, alias="ownerId"),
-                   name: str | None = None) -> dict[str, Any]:
-    return request.app.state.platform.models.list(kind, owner_id, name)
+@router.get("/getModelList", response_model=ModelList,
+            summary="Registered models, newest first (kind: base | finetuned)")
+def get_model_list(models: ModelsDep, kind: str | None = None, owner_id: int | None = Query(None, alias="ownerId"),
+                   name: str | None = None) -> ModelList:
+    return ModelList.model_validate(models.list(kind, owner_id, name))
 
 
-@router.get("/getModel", summary="A model with its lineage: base, task, checkpoint step, datasets, config, metrics")
-def get_model(request: Request, id: int) -> dict[str, Any]:
-    return request.app.state.platform.models.get(id)
+@router.get("/getModel", response_model=ModelRecord,
+            summary="A model with its lineage: base, task, checkpoint step, datasets, config, metrics")
+def get_model(models: ModelsDep, id: int) -> ModelRecord:
+    return ModelRecord.model_validate(models.get(id))
 
 
-@router.delete("/deleteModel", summary="Remove a model from the registry (a task's output folder is kept)")
-def delete_model(request: Request, id: int) -> dict[str, Any]:
-    return request.app.state.platform.models.delete(id)
+@router.delete("/deleteModel", response_model=ModelDeleted,
+               summary="Remove a model from the registry (a task's output folder is kept)")
+def delete_model(models: ModelsDep, id: int) -> ModelDeleted:
+    return ModelDeleted.model_validate(models.delete(id))

@@ -1,4 +1,4 @@
-"""Request bodies, camelCase as in seed 003's example; training-argument keys inside trainingArgs stay snake_case."""
+"""Request bodies, in camelCase; training-argument keys inside trainingArgs stay snake_case."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+
+from tuneforge.schemas import ConfigProblem
+from tuneforge.service.errors import InvalidInput
 
 
 class Body(BaseModel):
@@ -33,8 +36,23 @@ class CreateTaskBody(Body):
         '"ratio": 0.8}, {"name": "general", "ratio": 0.2}] (instead of datasetPath).')
 
 
-class TaskIdBody(Body):
+class IdBody(Body):
+    """A JSON body {"id": N}, as the operations on one task or deployment take it."""
+
     id: int
+
+
+class TaskIdBody(IdBody):
+    pass
+
+
+def required_id(query_id: int | None, body: IdBody | None) -> int:
+    """`?id=N` or a JSON body {"id": N} (the query wins when both are given)."""
+    if query_id is not None:
+        return query_id
+    if body is None:
+        raise InvalidInput.of([ConfigProblem("id", "is required: ?id=N or a JSON body {\"id\": N}")])
+    return body.id
 
 
 class CopyTaskBody(Body):

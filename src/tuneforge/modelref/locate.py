@@ -81,6 +81,9 @@ def locate_model(name: str, *, config_dir: Path | None = None, gguf_file: str | 
 def _local_directory(directory: Path, gguf_file: str | None) -> ModelSource:
     """A model folder: refused without weights, which the worker would only find missing after loading torch."""
     if gguf_file:
+        if Path(gguf_file).name != gguf_file or gguf_file in (".", ".."):
+            raise ModelNotFound(f"gguf_file {gguf_file!r} must be the name of a file inside the model folder, "
+                                "not a path", hint="give the folder as model_name_or_path and the file's name")
         if not (directory / gguf_file).is_file():
             found = ", ".join(p.name for p in sorted(directory.glob("*.gguf"))) or "none"
             raise ModelNotFound(f"model folder {directory.resolve()} has no GGUF file {gguf_file!r} "

@@ -7,13 +7,16 @@ from pathlib import Path
 from typing import Any
 
 from tuneforge.data.sources import split_names
+from tuneforge.modelref.locate import looks_like_hub_id
 from tuneforge.planning.paths import confine
 from tuneforge.schemas import ConfigProblem
 
 SINGLE = ("model_name_or_path", "adapter_name_or_path", "dataset_dir", "deepspeed", "cache_dir", "tokenized_path",
           "media_dir", "resume_from_checkpoint", "logging_dir")
 LISTS = ("dataset", "eval_dataset")
-FIELD_NAMES = {"model_name_or_path": "baseModel", "dataset": "datasetPath"}
+# Relative values of these are looked up in the allowed folders; the model and the datasets have their own
+# lookups (hub ids, dataset_info.json names), and folders the run writes are placed under the outputs folder.
+ROOTED = ("adapter_name_or_path", "deepspeed", "resume_from_checkpoint", "dataset_dir", "media_dir")
 
 
 def absolutize(raw: dict[str, Any], base: Path) -> dict[str, Any]:
@@ -28,6 +31,52 @@ def absolutize(raw: dict[str, Any], base: Path) -> dict[str, Any]:
             parts = [_absolute(part, base) for part in split_names(value)]
             out[key] = ",".join(parts) if isinstance(value, str) else parts
     return out
+
+
+def root_relative(raw: dict[str, Any], roots: list[Path]) -> tuple[dict[str, Any], list[ConfigProblem]]:
+    """Confined mode (the server): a relative path is looked up in each allowed folder, never in the working
+    directory or the run directory. A value found nowhere is a problem, unless it can be a hub id (adapters)."""
+    out, problems = dict(raw), []
+    for key in ROOTED:
+        value = out.get(key)
+        if not isinstance(value, str) or not value or (value == "last" and key == "resume_from_checkpoint"):
+            continue
+        if key == "dataset_dir" and value == "data":
+            continue  # the default: only used when a dataset name needs dataset_info.json (checked there)
+        parts = [part.strip() for part in value.split(",")] if key == "adapter_name_or_path" else [value]
+        resolved = [_in_roots(part, roots, key) for part in parts]
+        problems += [problem for _, problem in resolved if problem]
+        out[key] = ",".join(path for path, _ in resolved)
+    for key in LISTS:
+        value = out.get(key)
+        if isinstance(value, str | list) and value:
+            resolved = [_in_roots(part, roots, key) if _is_path(part) else (part, None)
+                        for part in split_names(value)]
+            problems += [problem for _, problem in resolved if problem]
+            parts = [path for path, _ in resolved]
+            out[key] = ",".join(parts) if isinstance(value, str) else parts
+    return out, problems
+
+
+def _is_path(item: str) -> bool:
+    """A dataset item that names a file or folder (not a dataset_info.json name)."""
+    return "/" in item or Path(item).suffix in (".json", ".jsonl") or item.startswith(("~", "."))
+
+
+def _in_roots(value: str, roots: list[Path], key: str) -> tuple[str, ConfigProblem | None]:
+    path = Path(value).expanduser()
+    if path.is_absolute():
+        return value, None
+    if ".." in path.parts:
+        return value, ConfigProblem(key, f"{value!r} contains '..'; give a path inside the allowed folders")
+    for root in roots:
+        if (root / path).exists():
+            return str((root / path).resolve()), None
+    if key == "adapter_name_or_path" and looks_like_hub_id(value):
+        return value, None
+    looked = ", ".join(str(root / path) for root in roots)
+    return value, ConfigProblem(key, f"{value!r} was not found in the allowed folders (looked at {looked}); give "
+                                     "an absolute path inside them")
 
 
 def path_problems(raw: dict[str, Any], roots: list[Path], exempt: list[Path]) -> list[ConfigProblem]:

@@ -18,7 +18,7 @@ from tuneforge.planning.capabilities import DataFacts, capability_problems
 from tuneforge.planning.datasets import PACKAGE_DATA, DatasetSummary, check_task_datasets
 from tuneforge.planning.host import HostFacts
 from tuneforge.planning.model_facts import ModelFacts, locate
-from tuneforge.planning.path_args import absolutize, path_problems
+from tuneforge.planning.path_args import absolutize, path_problems, root_relative
 from tuneforge.planning.paths import confine
 from tuneforge.schemas import ALIASES, ConfigError, ConfigProblem, TrainingConfig, parse_training_config
 from tuneforge.schemas.stages import SUPPORTED_STAGES
@@ -37,6 +37,7 @@ class PlanInput:
     output_base: Path = field(default_factory=Path.cwd)  # where a relative output_dir lands
     default_output: str = "saves/tuneforge-run"
     models_cache: Path | None = None  # where the bundled model is converted (its config.json, tokenizer.json)
+    reserved: tuple[Path, ...] = ()  # the platform's own folders: never an output
 
 
 @dataclass
@@ -63,8 +64,12 @@ def plan_training(given: PlanInput) -> TrainingPlan:
     problems: list[ConfigProblem] = []
     raw, auto_keys = _with_canonical_auto_keys(given.config)
     _use_bundled_datasets(raw)
-    raw = absolutize(raw, given.config_dir or Path.cwd())
-    _place_written_dirs(raw, given.output_base)
+    if given.roots is None:
+        raw = absolutize(raw, given.config_dir or Path.cwd())
+    else:
+        raw, rooted_problems = root_relative(raw, given.roots)
+        problems += rooted_problems
+    problems += _place_written_dirs(raw, given.output_base)
     probe, parse_problems = _parse(raw, auto_keys)
     problems += parse_problems
     problems += _path_problems(raw, given)
@@ -92,13 +97,20 @@ def _with_canonical_auto_keys(config: dict[str, Any]) -> tuple[dict[str, Any], l
     return raw, [key for key, value in raw.items() if is_auto(value)]
 
 
-def _place_written_dirs(raw: dict[str, Any], output_base: Path) -> None:
+def _place_written_dirs(raw: dict[str, Any], output_base: Path) -> list[ConfigProblem]:
     """Folders the run writes into land under the output folder's base when relative, never in the run directory
-    (the worker's working directory)."""
+    (the worker's working directory); '..' may not climb out of it."""
+    problems = []
     for key in WRITTEN_DIRS:
         value = raw.get(key)
-        if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
-            raw[key] = str((output_base / value).resolve())
+        if not isinstance(value, str) or not value or Path(value).expanduser().is_absolute():
+            continue
+        if ".." in Path(value).parts:
+            problems.append(ConfigProblem(key, f"{value!r} contains '..'; give a folder name, or an absolute path "
+                                               "inside the allowed folders"))
+            continue
+        raw[key] = str((output_base / value).resolve())
+    return problems
 
 
 def _parse(raw: dict[str, Any], auto_keys: list[str]) -> tuple[TrainingConfig | None, list[ConfigProblem]]:
@@ -148,12 +160,26 @@ def _output_dir(raw: dict[str, Any], cfg: TrainingConfig | None, given: PlanInpu
     else:
         path = Path(value).expanduser()
         path = (path if path.is_absolute() else given.output_base / path).resolve()
+    if (problem := _reserved_problem(path, given)) is not None:
+        return path, problem
     keeps_going = cfg is not None and (cfg.overwrite_output_dir or cfg.resume_from_checkpoint)
     if any((path / name).exists() for name in MODEL_FILES) and not keeps_going:
         return path, ConfigProblem("output_dir", f"{path} already holds a trained model; choose another path, set "
                                                  "overwrite_output_dir: true, or resume with "
                                                  "resume_from_checkpoint: last")
     return path, None
+
+
+def _reserved_problem(path: Path, given: PlanInput) -> ConfigProblem | None:
+    """An output folder is emptied when its task or model is deleted: it may be neither an allowed root itself nor
+    inside (or above) one of the platform's own folders."""
+    if given.roots is not None and path in (*given.roots, given.output_base.resolve()):
+        return ConfigProblem("output_dir", f"{path} is an allowed folder itself; give a new folder inside it")
+    for reserved in given.reserved:
+        if path == reserved or path.is_relative_to(reserved) or reserved.is_relative_to(path):
+            return ConfigProblem("output_dir", f"{path} is or holds the platform's own folder {reserved}; give a "
+                                               "folder of its own, e.g. under the outputs folder")
+    return None
 
 
 def _check_data(cfg: TrainingConfig, given: PlanInput, model: ModelFacts | None

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
+
+from sqlalchemy.orm import Session
 
 from tuneforge.schemas import ConfigProblem
+
+Row = TypeVar("Row")
 
 
 class ServiceError(Exception):
@@ -50,7 +54,7 @@ class DoesNotFit(ServiceError):
     status = 422
 
 
-def get_or_not_found(session: Any, table: type, row_id: Any, noun: str, field: str = "id") -> Any:
+def get_or_not_found(session: Session, table: type[Row], row_id: object, noun: str, field: str = "id") -> Row:
     """The row with this id, or NotFound naming the request field ("task 7 does not exist")."""
     row = session.get(table, row_id)
     if row is None:
@@ -63,7 +67,7 @@ MAX_PAGE_SIZE = 200
 
 
 def paging_problems(page: int, page_size: int) -> list[ConfigProblem]:
-    problems = []
+    problems: list[ConfigProblem] = []
     if not 1 <= page <= MAX_PAGE:
         problems.append(ConfigProblem("page", f"must be between 1 and {MAX_PAGE}"))
     if not 1 <= page_size <= MAX_PAGE_SIZE:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
+from tuneforge.planning.devices import Device, detect_devices
 from tuneforge.service.datasets.datasets import DatasetService
 from tuneforge.service.models.deployments import DeploymentService
 from tuneforge.service.models.evaluations import EvaluationService
@@ -21,23 +21,22 @@ log = logging.getLogger(__name__)
 
 
 class Platform:
-    def __init__(self, settings: Settings, devices: list[Any] | None = None,
+    def __init__(self, settings: Settings, devices: list[Device] | None = None,
                  executor: LocalExecutor | None = None) -> None:
-        from tuneforge.planning.devices import detect_devices
-
         self.settings = settings
         self.db = Database(settings.database)
         self.db.upgrade()
         self.devices = devices if devices is not None else detect_devices(settings.cpu_slots)
         self.executor = executor or LocalExecutor()
         self.scheduler = Scheduler(self.db, settings, self.executor, self.devices)
-        self.tasks = TaskService(self)
-        self.experiments = ExperimentService(self)
-        self.datasets = DatasetService(self)
-        self.models = ModelService(self)
-        self.deployments = DeploymentService(self)
-        self.exports = ExportService(self)
-        self.evaluations = EvaluationService(self)
+        # Each use-case gets the collaborators it works with, nothing more: the wiring is all here.
+        self.tasks = TaskService(self.db, settings, self.devices, self.executor, self.scheduler)
+        self.experiments = ExperimentService(self.db)
+        self.datasets = DatasetService(self.db, settings)
+        self.evaluations = EvaluationService(self.db, settings)
+        self.models = ModelService(self.db, settings, self.evaluations)
+        self.deployments = DeploymentService(self.db, settings)
+        self.exports = ExportService(self.db, settings, self.models)
 
     def start(self) -> None:
         """Start the queue; workers that outlived a previous server are watched again from the first tick."""

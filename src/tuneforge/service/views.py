@@ -1,4 +1,4 @@
-"""What the API returns: camelCase JSON (seed 003's style), built from the store's rows."""
+"""What the task use-cases return and the API sends: camelCase JSON built from the store's rows."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import shlex
 import time
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from tuneforge.store import Checkpoint, Evaluation, Experiment, MetricPoint, Task
@@ -20,6 +20,12 @@ class CheckpointView(View):
     step: int
     path: str
     created_at: float
+
+
+class CheckpointFile(CheckpointView):
+    """A saved checkpoint and whether its folder is still on disk."""
+
+    exists: bool
 
 
 class TaskSummary(View):
@@ -51,7 +57,7 @@ class TaskSummary(View):
 
 
 class TaskDetail(TaskSummary):
-    """Everything of seed 003's FinetuningTask, plus what the console shows."""
+    """Everything the native task API has always returned for a task, plus what the console shows."""
 
     training_args: dict[str, Any]
     auto_values: list[dict[str, Any]]
@@ -67,6 +73,31 @@ class TaskDetail(TaskSummary):
     pid: int | None
     metrics: dict[str, Any]
     checkpoints: list[CheckpointView]
+
+
+class TaskList(View):
+    total: int
+    page: int
+    page_size: int
+    items: list[TaskSummary]
+
+
+class TaskDeleted(View):
+    id: int
+    deleted: bool
+    output_path: str
+    output_kept: bool = Field(description="The output model files stay on disk when a task is deleted.")
+
+
+class TaskEstimate(View):
+    """What createTask would resolve and need, without creating anything."""
+
+    estimate: dict[str, Any] | None = Field(description="Memory and time: the planner's estimate.")
+    auto_values: list[dict[str, Any]] = Field(description="Each 'auto' argument with the value chosen and why.")
+    training_args: dict[str, Any] = Field(description="The resolved training arguments (snake_case keys).")
+    dataset: dict[str, Any] | None = Field(description="Samples per dataset, token lengths and truncation.")
+    devices: list[int] | None = Field(description="The devices asked for; null: any free ones.")
+    device_count: int
 
 
 class MetricSeries(View):
@@ -105,6 +136,32 @@ class ExperimentView(View):
     best_task_id: int | None = None
 
 
+class ExperimentList(View):
+    total: int
+    items: list[ExperimentView]
+
+
+class DeviceTask(View):
+    task_id: int
+    task_name: str
+
+
+class DeviceView(View):
+    index: int
+    kind: str = Field(description="cuda | cpu (a CPU slot on a host without GPUs)")
+    name: str
+    total_memory: int = Field(description="Bytes; a CPU slot gets its share of the system RAM.")
+    free_memory: int = Field(description="Bytes free now.")
+    busy: bool
+    task: DeviceTask | None = Field(description="The running or stopping task on this device.")
+
+
+class DeviceInventory(View):
+    kind: str
+    devices: list[DeviceView]
+    queued: bool = Field(description="Whether any task is waiting for a device.")
+
+
 def task_summary(task: Task) -> dict[str, Any]:
     end = task.ended_at or (time.time() if task.started_at else None)
     return {
@@ -132,7 +189,7 @@ def task_detail(task: Task, checkpoints: list[Checkpoint]) -> TaskDetail:
 
 
 def metric_series(task: Task, points: list[MetricPoint]) -> MetricSeries:
-    def pairs(kind: str, attr: str) -> list:
+    def pairs(kind: str, attr: str) -> list[tuple[int, Any]]:
         return [(p.step, getattr(p, attr)) for p in points if p.kind == kind and getattr(p, attr) is not None]
 
     return MetricSeries(task_id=task.id, status=task.status, loss=pairs("train", "loss"),

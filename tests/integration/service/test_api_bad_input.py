@@ -115,9 +115,13 @@ def test_two_active_tasks_cannot_write_to_one_output_folder(make_client, tiny_mo
 
 def test_relative_paths_are_stored_as_the_service_resolved_them(make_client, tiny_model_dir, dataset_dir,
                                                                  monkeypatch):
-    """The worker runs in its run directory: a relative datasetPath must not change meaning there."""
-    monkeypatch.chdir(dataset_dir.parent)
+    """The worker runs in its run directory: a relative datasetPath must not change meaning there. It is looked up
+    in the allowed folders, not in the server's working directory."""
+    monkeypatch.chdir(dataset_dir)
     client = make_client(run_scheduler=False)
-    response = client.post("/finetuning/createTask", json=task_body("rel", tiny_model_dir, "qa"))
+    relative = str(dataset_dir.relative_to(dataset_dir.parents[1]))  # "data/qa" under an allowed folder
+    response = client.post("/finetuning/createTask", json=task_body("rel", tiny_model_dir, relative))
     assert response.status_code == 201, response.text
     assert response.json()["trainingArgs"]["dataset"] == str(dataset_dir)
+    nowhere = client.post("/finetuning/createTask", json=task_body("rel-2", tiny_model_dir, "./valid.jsonl"))
+    assert nowhere.status_code == 422 and "not found in the allowed folders" in nowhere.text

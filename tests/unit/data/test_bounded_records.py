@@ -4,6 +4,7 @@ is 64 MB on one line stays within a small memory budget and reports the line; lo
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -42,9 +43,13 @@ def test_statistics_of_huge_records_stay_within_a_memory_budget(tmp_path):
         print(stats.splits["train"].rows_invalid, stats.splits["train"].tokens.max)
         print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
     """)
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split("\n")
+    # One tokenizer thread and two malloc arenas: the peak then depends on the data, not on how the threads ran.
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "MALLOC_ARENA_MAX": "2"}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                         env=env).stdout.split("\n")
     assert out[0] == "1 3584002", out  # the huge record is a bad row; the long one is counted exactly
-    assert int(out[1]) < 500, f"peak RSS {out[1]} MB"  # the interpreter and imports take ~150 MB
+    # ~300 MB measured (the interpreter and imports ~150 MB); encoding the long record whole took ~1 GB.
+    assert int(out[1]) < 800, f"peak RSS {out[1]} MB"
 
 
 def test_long_texts_are_counted_in_pieces_that_add_up():

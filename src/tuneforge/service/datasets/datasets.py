@@ -1,18 +1,20 @@
-"""Dataset use-cases (issue 5): create from an upload / a server path / an object-store URI, new versions by content
+"""Dataset use-cases: create from an upload / a server path / an object-store URI, new versions by content
 hash, validation and statistics in the background, preview, delete (refused while an active task uses it), and the
 `name@vN` references tasks pin."""
 
 from __future__ import annotations
 
+import builtins  # in the service's signatures `list` names its list method: the type is builtins.list
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from tuneforge.planning.paths import confine
 from tuneforge.schemas import ConfigProblem
@@ -22,7 +24,8 @@ from tuneforge.service.datasets import inspect as inspect
 from tuneforge.service.datasets.jobs import validate_version
 from tuneforge.service.datasets.views import dataset_view, version_view
 from tuneforge.service.errors import Conflict, InvalidInput, NotFound, get_or_not_found, paging_problems
-from tuneforge.store import Dataset, DatasetVersion, Task, TaskDataset
+from tuneforge.settings import Settings
+from tuneforge.store import Database, Dataset, DatasetVersion, Task, TaskDataset
 
 log = logging.getLogger(__name__)
 FORMATTINGS = ("alpaca", "sharegpt", "openai", "text")
@@ -44,17 +47,16 @@ class DatasetRequest:
 class DatasetInput:
     """Exactly one of: uploaded files (name, chunk iterator), a server path, an object-store URI."""
 
-    uploads: list[tuple[str, Callable[[], Any]]] = field(default_factory=list)
+    uploads: list[tuple[str, Callable[[], Iterable[bytes]]]] = field(default_factory=list)
     path: str | None = None
     uri: str | None = None
 
 
 class DatasetService:
-    def __init__(self, platform: Any) -> None:
-        self.platform = platform
-        self.db = platform.db
-        self.settings = platform.settings
-        self.root = self.settings.home / "datasets"
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+        self.root = settings.home / "datasets"
         self.jobs = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tuneforge-dataset")
 
     # -- create ------------------------------------------------------------------------------------------------
@@ -119,7 +121,8 @@ class DatasetService:
             files.discard(folder)
             raise
 
-    def _add_version(self, session: Any, dataset: Dataset, staged: files.StagedFiles, source: str) -> DatasetVersion:
+    def _add_version(self, session: Session, dataset: Dataset, staged: files.StagedFiles,
+                     source: str) -> DatasetVersion:
         number = max((v.version for v in dataset.versions), default=0) + 1
         target = files.publish(staged, self.root / dataset.name / f"v{number}")
         version = DatasetVersion(dataset_id=dataset.id, version=number, content_hash=staged.content_hash,
@@ -209,7 +212,7 @@ class DatasetService:
                 **inspect.preview(self._detected(fields, view), paths, settings=self.settings, **options)}
 
     @staticmethod
-    def _files(view: dict[str, Any]) -> dict[str, list[Path]]:
+    def _files(view: dict[str, Any]) -> dict[str, builtins.list[Path]]:
         return {split: [Path(view["path"]) / name for name in names] for split, names in view["files"].items()}
 
     @staticmethod
@@ -274,7 +277,7 @@ def _info_entry(dataset: Dataset, version: DatasetVersion, root: Path) -> dict[s
     return entry
 
 
-def _dataset(session: Any, dataset_id: int) -> Dataset:
+def _dataset(session: Session, dataset_id: int) -> Dataset:
     return get_or_not_found(session, Dataset, dataset_id, "dataset")
 
 

@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from tuneforge.data.reading import SUFFIXES
 from tuneforge.data.sources import INFO_FILE
@@ -37,7 +37,7 @@ class StagedFiles:
     size_bytes: int
 
     def splits(self) -> dict[str, list[str]]:
-        """train / valid / test by file name (seed 003's layout); any other file is training data."""
+        """train / valid / test by file name; any other file is training data."""
         out: dict[str, list[str]] = {}
         for name in self.names:
             stem = Path(name).stem.lower()
@@ -73,7 +73,7 @@ def read_chunks(handle: BinaryIO) -> Iterator[bytes]:
 
 
 def copy_server_path(folder: Path, source: Path) -> None:
-    """A file, or the .json/.jsonl files of a folder (seed 003's train / valid / test layout), copied in."""
+    """A file, or the .json/.jsonl files of a folder (a train / valid / test layout), copied in."""
     files = [source] if source.is_file() else sorted(p for p in source.iterdir()
                                                       if p.is_file() and p.suffix.lower() in SUFFIXES
                                                       and p.name != INFO_FILE)
@@ -133,7 +133,7 @@ def discard(folder: Path) -> None:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def write_dataset_info(datasets_root: Path, entries: dict[str, dict]) -> None:
+def write_dataset_info(datasets_root: Path, entries: dict[str, dict[str, Any]]) -> None:
     """HOME/datasets/dataset_info.json names every valid version `name@vN`, so a task (and the engine's own
     dataset loader) finds it by that name, and mixes several of them like LLaMA-Factory datasets."""
     datasets_root.mkdir(parents=True, exist_ok=True)

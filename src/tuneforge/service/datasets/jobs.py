@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from tuneforge.settings import Settings
 from tuneforge.store import Database, Dataset, DatasetVersion
 
 MAX_LISTED = 100
+
+
+class FieldMapping(TypedDict):
+    """How a dataset's records read (as validation and statistics take it): None means "detect" or "default"."""
+
+    formatting: str | None
+    purpose: str
+    columns: dict[str, str] | None
+    tags: dict[str, str] | None
 
 
 def version_files(version: DatasetVersion) -> dict[str, list[Path]]:
@@ -23,9 +32,9 @@ def validate_version(db: Database, version_id: int, settings: Settings) -> None:
         version = session.get(DatasetVersion, version_id)
         if version is None:
             return
-        dataset = session.get(Dataset, version.dataset_id)
-        mapping = {"formatting": dataset.formatting or None, "purpose": dataset.purpose,
-                   "columns": dataset.columns or None, "tags": dataset.tags or None}
+        dataset = session.get_one(Dataset, version.dataset_id)  # versions go with their dataset
+        mapping: FieldMapping = {"formatting": dataset.formatting or None, "purpose": dataset.purpose,
+                                 "columns": dataset.columns or None, "tags": dataset.tags or None}
         by_split = version_files(version)
     all_files = [path for paths in by_split.values() for path in paths]
     last = [0.0]
@@ -41,7 +50,7 @@ def validate_version(db: Database, version_id: int, settings: Settings) -> None:
     valid = bool(report_json.get("valid"))
     stats = None
     if valid:
-        detected = {**mapping, "formatting": mapping["formatting"] or report_json.get("formatting")}
+        detected: FieldMapping = {**mapping, "formatting": mapping["formatting"] or report_json.get("formatting")}
         stats = dataset_statistics(by_split, tokenizer_file=default_tokenizer(settings), cutoff_len=None,
                                    **detected).model_dump(mode="json")
     rows = _rows(report_json, by_split)
@@ -73,7 +82,8 @@ def _relative(report: dict[str, Any], folder: Path) -> dict[str, Any]:
             return {strip(k): strip(v) for k, v in value.items()}
         return value
 
-    return strip(report)
+    stripped: dict[str, Any] = strip(report)
+    return stripped
 
 
 def _update(db: Database, version_id: int, **values: Any) -> None:

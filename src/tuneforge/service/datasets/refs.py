@@ -4,15 +4,19 @@ list with mixing ratios; they resolve to entries of HOME/datasets/dataset_info.j
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from tuneforge.data.sources import split_names
 from tuneforge.schemas import ConfigProblem
-from tuneforge.store import Dataset
+from tuneforge.store import Dataset, DatasetVersion
+
+if TYPE_CHECKING:  # tasks.planning imports this module for PinnedVersion
+    from tuneforge.service.tasks.planning import TaskRequest
 
 REFERENCE = re.compile(r"^(?P<name>[a-z0-9][a-z0-9_-]*)(?:@v?(?P<version>\d+))?$")
 
@@ -24,72 +28,86 @@ class PinnedVersion:
     weight: float | None = None
 
 
-def apply_mixture(request: Any) -> tuple[Any, list[ConfigProblem]]:
+@dataclass(frozen=True)
+class ResolvedReferences:
+    """The dataset names with the managed ones pinned (`name@vN`), training arguments that find them (dataset_dir),
+    and the references that could not be resolved."""
+
+    dataset_path: str | None
+    training_args: dict[str, Any]
+    pinned: list[PinnedVersion] = field(default_factory=list)
+    problems: list[ConfigProblem] = field(default_factory=list)
+
+
+def apply_mixture(request: TaskRequest) -> tuple[TaskRequest, list[ConfigProblem]]:
     """`datasets: [{"name": "med-qa", "version": 2, "ratio": 0.8}, {"name": "general", "ratio": 0.2}]` becomes
     dataset `med-qa@v2,general` with interleave_probs [0.8, 0.2] (LLaMA-Factory's terms; interleave_under unless
     trainingArgs.mix_strategy says otherwise)."""
     if not request.datasets:
         return request, []
-    problems, names, ratios = [], [], []
+    problems: list[ConfigProblem] = []
+    names: list[str] = []
+    ratios: list[float | None] = []
     for index, item in enumerate(request.datasets):
-        field = f"datasets[{index}]"
+        where = f"datasets[{index}]"
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
-            problems.append(ConfigProblem(field, 'must be {"name": ..., "version": N (optional), "ratio": x}'))
+            problems.append(ConfigProblem(where, 'must be {"name": ..., "version": N (optional), "ratio": x}'))
             continue
         version = item.get("version")
         names.append(item["name"] + (f"@v{version}" if version is not None else ""))
         ratio = item.get("ratio")
         if ratio is not None and (not isinstance(ratio, int | float) or ratio < 0):
-            problems.append(ConfigProblem(f"{field}.ratio", "must be a number ≥ 0"))
+            problems.append(ConfigProblem(f"{where}.ratio", "must be a number ≥ 0"))
         ratios.append(ratio)
     if request.dataset_path:
         problems.append(ConfigProblem("datasets", "give datasetPath or datasets, not both"))
     if any(r is None for r in ratios) and any(r is not None for r in ratios):
         problems.append(ConfigProblem("datasets", "give a ratio for every dataset or for none"))
     args = dict(request.training_args) if isinstance(request.training_args, dict) else {}
-    if ratios and all(r is not None for r in ratios) and len(ratios) > 1:
-        args["interleave_probs"] = [r / (sum(ratios) or 1) for r in ratios]
+    given = [r for r in ratios if r is not None]
+    if not problems and len(given) == len(ratios) > 1:  # a bad ratio (text) is reported, not divided
+        args["interleave_probs"] = [r / (sum(given) or 1) for r in given]
         args.setdefault("mix_strategy", "interleave_under")
     return replace(request, dataset_path=",".join(names), training_args=args, datasets=None), problems
 
 
-def resolve_references(session: Any, request: Any, datasets_root: Path) -> tuple[Any, list[PinnedVersion],
-                                                                                     list[ConfigProblem]]:
-    items = split_names(request.dataset_path)
+def resolve_references(session: Session, dataset_path: str | None, training_args: dict[str, Any],
+                       datasets_root: Path) -> ResolvedReferences:
+    items = split_names(dataset_path)
     pinned: list[PinnedVersion] = []
     problems: list[ConfigProblem] = []
     resolved: list[str] = []
-    args = request.training_args if isinstance(request.training_args, dict) else {}
+    args = training_args if isinstance(training_args, dict) else {}
     weights = args.get("interleave_probs")
     for index, item in enumerate(items):
         match = REFERENCE.match(item)
         dataset = _managed(session, match["name"]) if match and not Path(item).exists() else None
-        if dataset is None:
+        if match is None or dataset is None:
             resolved.append(item)
             continue
         version, problem = _pick_version(dataset, match["version"])
-        if problem:
-            problems.append(problem)
+        if version is None:
+            problems.append(problem or ConfigProblem("datasetPath", f"{item}: no usable version"))
             continue
         reference = f"{dataset.name}@v{version.version}"
         weight = weights[index] if isinstance(weights, list) and index < len(weights) else None
         pinned.append(PinnedVersion(version.id, reference, weight))
         resolved.append(reference)
     if not pinned:
-        return request, [], problems
+        return ResolvedReferences(dataset_path, training_args, [], problems)
     args = dict(args)
     if args.get("dataset_dir") not in (None, str(datasets_root)):
         problems.append(ConfigProblem("trainingArgs.dataset_dir", "managed datasets live in their own folder; leave "
                                                                   "dataset_dir out when datasetPath names them"))
     args["dataset_dir"] = str(datasets_root)
-    return replace(request, dataset_path=",".join(resolved), training_args=args), pinned, problems
+    return ResolvedReferences(",".join(resolved), args, pinned, problems)
 
 
-def _managed(session: Any, name: str) -> Dataset | None:
+def _managed(session: Session, name: str) -> Dataset | None:
     return session.scalar(select(Dataset).where(Dataset.name == name))
 
 
-def _pick_version(dataset: Dataset, wanted: str | None) -> tuple[Any, ConfigProblem | None]:
+def _pick_version(dataset: Dataset, wanted: str | None) -> tuple[DatasetVersion | None, ConfigProblem | None]:
     versions = {v.version: v for v in dataset.versions}
     if wanted is not None:
         version = versions.get(int(wanted))

@@ -1,9 +1,10 @@
-"""Deployments (issue 6): a named serving process per registered model (`python -m tuneforge.serving`), started,
+"""Deployments: a named serving process per registered model (`python -m tuneforge.serving`), started,
 health-checked, restarted when it crashes (up to `MAX_RESTARTS`), stopped and deleted by the service. Several run
 at once, each on its own port; the API's /v1 gateway routes to them by name."""
 
 from __future__ import annotations
 
+import builtins  # in the service's signatures `list` names its list method: the type is builtins.list
 import contextlib
 import logging
 import os
@@ -18,6 +19,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from tuneforge.schemas import ConfigProblem
 from tuneforge.schemas.tasks import name_problem
@@ -25,7 +27,8 @@ from tuneforge.service.errors import Conflict, InvalidInput, get_or_not_found
 from tuneforge.service.models.models import ready_model
 from tuneforge.service.models.serving_engines import ServedModel, engine_problem, options_problem, serving_command
 from tuneforge.service.runtime.processes import create_time, file_tail, is_same_process
-from tuneforge.store import Deployment, RegisteredModel
+from tuneforge.settings import Settings
+from tuneforge.store import Database, Deployment, RegisteredModel
 
 log = logging.getLogger(__name__)
 MAX_RESTARTS = 3
@@ -33,12 +36,12 @@ LIVE = ("starting", "running", "restarting")
 
 
 class DeploymentService:
-    def __init__(self, platform: Any) -> None:
-        self.db = platform.db
-        self.settings = platform.settings
-        self.root = self.settings.home / "deployments"
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+        self.root = settings.home / "deployments"
         self.python = sys.executable
-        self._children: dict[int, subprocess.Popen] = {}
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         # stop / start / delete and the watcher's restarts take turns: a watcher pass that read a deployment as
@@ -181,7 +184,7 @@ class DeploymentService:
             path = Path(deployment.log_path)
         return {"id": deployment_id, "lines": file_tail(path, tail).splitlines()}
 
-    def route(self, name: str) -> tuple[str, int, str] | None:
+    def route(self, name: str) -> tuple[str, int | None, str] | None:
         """(deployment name, port, status) of what serves `name`, for the gateway: the deployment of that name,
         else a deployment of the registered model of that name (a running one first)."""
         with self.db.session() as session:
@@ -196,7 +199,7 @@ class DeploymentService:
         with self.db.session() as session:
             return session.scalar(select(RegisteredModel.id).where(RegisteredModel.name == name)) is not None
 
-    def running_names(self) -> list[tuple[str, float]]:
+    def running_names(self) -> builtins.list[tuple[str, float]]:
         with self.db.session() as session:
             return [(d.name, d.created_at) for d in
                     session.scalars(select(Deployment).where(Deployment.status == "running"))]
@@ -210,9 +213,10 @@ def deployment_view(deployment: Deployment, model: RegisteredModel) -> dict[str,
             "createdAt": deployment.created_at, "startedAt": deployment.started_at}
 
 
-def _deployment(session: Any, deployment_id: int) -> tuple[Deployment, RegisteredModel]:
+def _deployment(session: Session, deployment_id: int) -> tuple[Deployment, RegisteredModel]:
     deployment = get_or_not_found(session, Deployment, deployment_id, "deployment")
-    return deployment, session.get(RegisteredModel, deployment.model_id)
+    # the model cannot be missing: deleting a model is refused while a deployment serves it
+    return deployment, session.get_one(RegisteredModel, deployment.model_id)
 
 
 def _served(name: str, model: RegisteredModel) -> ServedModel:
@@ -222,7 +226,8 @@ def _served(name: str, model: RegisteredModel) -> ServedModel:
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def _healthy(port: int | None) -> bool:

@@ -1,10 +1,11 @@
-"""Evaluation jobs (issue 6): a registered model — and, for a fine-tuned one, its base, on the same prompts — scored on
+"""Evaluation jobs: a registered model — and, for a fine-tuned one, its base, on the same prompts — scored on
 a dataset split (eval loss, perplexity, BLEU-4, ROUGE-1/2/L, best and worst samples), run by
 `python -m tuneforge.engine.evaluate SPEC.json` in HOME/evaluations/eval-<id>. The row keeps the headline scores;
 the whole before / after report is the job's results.json."""
 
 from __future__ import annotations
 
+import builtins  # in the service's signatures `list` names its list method: the type is builtins.list
 import contextlib
 import json
 import shutil
@@ -17,6 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from tuneforge.data.sources import split_names
 from tuneforge.planning.paths import confine
@@ -30,7 +32,8 @@ from tuneforge.service.runtime.jobs import OUTPUT, SPEC, launch_job, read_progre
 from tuneforge.service.runtime.processes import create_time, file_tail, is_same_process, signal_group
 from tuneforge.service.tasks.planning import BUNDLED_DATASETS
 from tuneforge.service.views import evaluation_view
-from tuneforge.store import Evaluation, RegisteredModel
+from tuneforge.settings import Settings
+from tuneforge.store import Database, Evaluation, RegisteredModel
 
 FINAL = ("completed", "failed", "stopped")
 OPTION_FIELDS = ("split", "max_samples", "max_new_tokens", "cutoff_len", "batch_size", "temperature", "top_p",
@@ -46,12 +49,11 @@ class EvaluationRequest:
 
 
 class EvaluationService:
-    def __init__(self, platform: Any) -> None:
-        self.platform = platform
-        self.db = platform.db
-        self.settings = platform.settings
-        self.root = self.settings.home / "evaluations"
-        self._children: dict[int, Any] = {}
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+        self.root = settings.home / "evaluations"
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
 
     def create(self, request: EvaluationRequest) -> dict[str, Any]:
         with self.db.session() as session:
@@ -75,7 +77,7 @@ class EvaluationService:
             evaluation_id = row.id
         return self.get(evaluation_id)
 
-    def _dataset(self, session: Any, wanted: str | None, model: RegisteredModel) -> tuple[str, str]:
+    def _dataset(self, session: Session, wanted: str | None, model: RegisteredModel) -> tuple[str, str]:
         """(dataset, dataset_dir) for the job: managed datasets (pinned to a version, as a task pins them), one
         bundled dataset, or files inside the allowed folders. Default: what the model was trained on."""
         names = split_names(wanted) if wanted else list(model.datasets or [])
@@ -85,15 +87,15 @@ class EvaluationService:
         if len(names) == 1 and names[0] in _bundled_names():
             return names[0], str(BUNDLED_DATASETS)
         managed_root = self.settings.home / "datasets"
-        request, pinned, problems = resolve_references(session, _DatasetRequest(",".join(names), {}), managed_root)
-        if problems:
-            raise InvalidInput.of([replace(p, field="dataset") for p in problems])
-        managed = {p.reference for p in pinned}
+        references = resolve_references(session, ",".join(names), {}, managed_root)
+        if references.problems:
+            raise InvalidInput.of([replace(p, field="dataset") for p in references.problems])
+        managed = {p.reference for p in references.pinned}
         resolved = []
-        for name in split_names(request.dataset_path):
+        for name in split_names(references.dataset_path):
             if name not in managed:
                 path, problem = confine(name, self.settings.roots, "dataset")
-                if problem or not path.exists():
+                if problem or path is None or not path.exists():
                     raise InvalidInput.of([problem or ConfigProblem("dataset", f"{name}: no managed dataset, bundled "
                                                                                "dataset or file of that name")])
                 name = str(path)
@@ -176,7 +178,9 @@ class EvaluationService:
         child = self._children.get(row.id)
         if child is not None:
             return child.poll() is None
-        return bool(row.pid) and is_same_process(row.pid, row.pid_started_at)
+        if not row.pid:
+            return False
+        return is_same_process(row.pid, row.pid_started_at)
 
     def _reap(self, evaluation_id: int) -> None:
         """Collect a finished child's exit status, so no zombie process is left behind."""
@@ -185,7 +189,7 @@ class EvaluationService:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 child.wait(timeout=5)
 
-    def running_for_model(self, session: Any, model_id: int) -> list[int]:
+    def running_for_model(self, session: Session, model_id: int) -> builtins.list[int]:
         rows = session.scalars(select(Evaluation).where(Evaluation.model_id == model_id,
                                                         Evaluation.status == "running"))
         running = []
@@ -195,15 +199,9 @@ class EvaluationService:
                 running.append(row.id)
         return running
 
-    def job_folders(self, session: Any, model_id: int) -> list[Path]:
+    def job_folders(self, session: Session, model_id: int) -> builtins.list[Path]:
         rows = session.scalars(select(Evaluation.job_dir).where(Evaluation.model_id == model_id))
         return [Path(d) for d in rows if d and Path(d).resolve().is_relative_to(self.root.resolve())]
-
-
-@dataclass
-class _DatasetRequest:  # what resolve_references reads from a task request
-    dataset_path: str
-    training_args: dict[str, Any]
 
 
 def _bundled_names() -> set[str]:

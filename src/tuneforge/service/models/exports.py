@@ -1,4 +1,4 @@
-"""Export jobs (issue 6): a registered model → merged / sharded safetensors, optionally GGUF or a hub push, run by
+"""Export jobs: a registered model → merged / sharded safetensors, optionally GGUF or a hub push, run by
 `python -m tuneforge.engine.export SPEC.json` in a job folder under HOME/exports; progress comes from that folder's
 events.jsonl, so a job survives a server restart like a task does."""
 
@@ -15,21 +15,24 @@ from tuneforge.schemas import ConfigProblem
 from tuneforge.schemas.config_errors import validation_problems
 from tuneforge.schemas.export_spec import ExportSpec
 from tuneforge.service.errors import InvalidInput, NotFound
-from tuneforge.service.models.models import ready_model
+from tuneforge.service.models.models import ModelService, ready_model
 from tuneforge.service.runtime.jobs import SPEC, launch_job, read_progress
+from tuneforge.settings import Settings
+from tuneforge.store import Database
 
 
 class ExportService:
-    def __init__(self, platform: Any) -> None:
-        self.platform = platform
-        self.settings = platform.settings
-        self.root = self.settings.home / "exports"
-        self._children: dict[str, subprocess.Popen] = {}
+    def __init__(self, db: Database, settings: Settings, models: ModelService) -> None:
+        self.db = db
+        self.settings = settings
+        self.models = models
+        self.root = settings.home / "exports"
+        self._children: dict[str, subprocess.Popen[bytes]] = {}
 
     def create(self, model_id: int, options: dict[str, Any]) -> dict[str, Any]:
-        with self.platform.db.session() as session:
+        with self.db.session() as session:
             ready_model(session, model_id, "id")  # an import still copying cannot be exported yet
-        model = self.platform.models.get(model_id)
+        model = self.models.get(model_id)
         job_id = f"export-{time.strftime('%Y%m%d-%H%M%S')}-{model_id}-{time.time_ns() % 10**6:06d}"
         output = options.pop("output_dir", None) or str(self.settings.home / "exported" / f"{model['name']}-{job_id}")
         path, problem = confine(output, self.settings.roots, "outputDir")

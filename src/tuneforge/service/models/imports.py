@@ -8,13 +8,18 @@ import shutil
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tuneforge.planning.paths import uri_problem
+
+if TYPE_CHECKING:
+    from fsspec import AbstractFileSystem
 
 log = logging.getLogger(__name__)
 
 CHUNK = 8 * 1024 * 1024
 MODEL_SUFFIXES = {".json", ".safetensors", ".bin", ".model", ".gguf", ".txt", ".py", ".jinja", ".tiktoken", ".md"}
+ModelFiles = list[tuple[str, str, int]]  # (remote path, name relative to the model folder, size in bytes)
 
 
 class ModelImportError(Exception):
@@ -25,7 +30,7 @@ def is_object_store_uri(source: str) -> bool:
     return "://" in source
 
 
-def list_model_files(uri: str) -> tuple[object, list[tuple[str, str, int]]]:
+def list_model_files(uri: str) -> tuple[AbstractFileSystem, ModelFiles]:
     """(filesystem, [(remote path, relative name, size)]): the model files under the URI, checked before any copy."""
     import fsspec
 
@@ -50,8 +55,7 @@ def list_model_files(uri: str) -> tuple[object, list[tuple[str, str, int]]]:
     return fs, files
 
 
-def copy_model(fs: object, files: list[tuple[str, str, int]], target: Path,
-               on_progress: Callable[[float], None]) -> None:
+def copy_model(fs: AbstractFileSystem, files: ModelFiles, target: Path, on_progress: Callable[[float], None]) -> None:
     """Copy into target/.partial, then rename: a failed or interrupted import never leaves a half model in place."""
     partial = target.with_name(target.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
@@ -61,7 +65,7 @@ def copy_model(fs: object, files: list[tuple[str, str, int]], target: Path,
         for remote, name, _ in files:
             destination = partial / name
             destination.parent.mkdir(parents=True, exist_ok=True)
-            with fs.open(remote, "rb") as source, destination.open("wb") as out:  # type: ignore[attr-defined]
+            with fs.open(remote, "rb") as source, destination.open("wb") as out:
                 while chunk := source.read(CHUNK):
                     out.write(chunk)
                     done += len(chunk)

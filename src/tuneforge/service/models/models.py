@@ -1,4 +1,4 @@
-"""The model registry (issue 6): base models, and fine-tuned models published from a task's final output or one of
+"""The model registry: base models, and fine-tuned models published from a task's final output or one of
 its checkpoints, with their lineage (base, task, step, datasets, config, metrics)."""
 
 from __future__ import annotations
@@ -8,9 +8,10 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from tuneforge.modelref import ModelNotFound, locate_model
 from tuneforge.planning.paths import confine
@@ -18,13 +19,20 @@ from tuneforge.schemas import ConfigProblem
 from tuneforge.schemas.tasks import TaskStatus, name_problem
 from tuneforge.service.errors import Conflict, InvalidInput, NotFound, get_or_not_found
 from tuneforge.service.models.imports import (
+    ModelFiles,
     ModelImportError,
     copy_model,
     is_object_store_uri,
     list_model_files,
     start_import,
 )
-from tuneforge.store import Checkpoint, Deployment, RegisteredModel, Task
+from tuneforge.settings import Settings
+from tuneforge.store import Checkpoint, Database, Deployment, RegisteredModel, Task
+
+if TYPE_CHECKING:
+    from fsspec import AbstractFileSystem
+
+    from tuneforge.service.models.evaluations import EvaluationService  # which imports ready_model from here
 
 log = logging.getLogger(__name__)
 BUNDLED_MODEL_NAME = "smollm2-135m-instruct"
@@ -42,11 +50,11 @@ class PublishRequest:
 
 
 class ModelService:
-    def __init__(self, platform: Any) -> None:
-        self.platform = platform
-        self.db = platform.db
-        self.settings = platform.settings
-        self.root = self.settings.home / "registry"
+    def __init__(self, db: Database, settings: Settings, evaluations: EvaluationService) -> None:
+        self.db = db
+        self.settings = settings
+        self.evaluations = evaluations  # a model's evaluations are listed with it and go when it goes
+        self.root = settings.home / "registry"
 
     def ensure_bundled(self) -> None:
         """The bundled SmolLM2 is a registered base model out of the box (when its package is installed)."""
@@ -62,7 +70,8 @@ class ModelService:
                                             description="SmolLM2-135M-Instruct, bundled with tuneforge",
                                             created_at=time.time()))
 
-    def register_base(self, name: str, source: str, description: str = "", owner_id: int | None = None) -> dict:
+    def register_base(self, name: str, source: str, description: str = "",
+                      owner_id: int | None = None) -> dict[str, Any]:
         if is_object_store_uri(source):
             return self._import(name, source, description, owner_id)
         problems = [ConfigProblem("name", why)] if (why := name_problem(name)) else []
@@ -102,7 +111,7 @@ class ModelService:
         start_import(lambda: self._copy(model_id, fs, files, target))
         return view
 
-    def _copy(self, model_id: int, fs: Any, files: list[Any], target: Path) -> None:
+    def _copy(self, model_id: int, fs: AbstractFileSystem, files: ModelFiles, target: Path) -> None:
         shown = [0.0]
 
         def progress(percent: float) -> None:
@@ -160,7 +169,7 @@ class ModelService:
             session.flush()
             return model_view(model)
 
-    def _source_folder(self, session: Any, task: Task, step: int | None) -> tuple[Path, int | None]:
+    def _source_folder(self, session: Session, task: Task, step: int | None) -> tuple[Path, int | None]:
         if step is None:
             if task.status != TaskStatus.COMPLETED:
                 raise Conflict(f"task {task.name!r} is {task.status}: only a completed task has a final model; "
@@ -178,7 +187,7 @@ class ModelService:
                                                                    f"{step} (saved: {known})")])
         return Path(checkpoint.path), step
 
-    def _check_free(self, session: Any, name: str, owner_id: int | None) -> None:
+    def _check_free(self, session: Session, name: str, owner_id: int | None) -> None:
         owner = RegisteredModel.owner_id.is_(None) if owner_id is None else RegisteredModel.owner_id == owner_id
         if session.scalar(select(RegisteredModel.id).where(RegisteredModel.name == name, owner)) is not None:
             raise Conflict(f"name: a model named {name!r} already exists", [ConfigProblem("name", "already exists")])
@@ -198,7 +207,7 @@ class ModelService:
     def get(self, model_id: int) -> dict[str, Any]:
         with self.db.session() as session:
             view = model_view(_model(session, model_id))
-        view["evaluations"] = self.platform.evaluations.list(model_id, page_size=5)["items"]  # brought up to date
+        view["evaluations"] = self.evaluations.list(model_id, page_size=5)["items"]  # brought up to date
         return view
 
     def find(self, name: str) -> dict[str, Any]:
@@ -215,7 +224,7 @@ class ModelService:
             if serving:
                 raise Conflict(f"model {model.name!r} is deployed as {', '.join(serving)}; delete the deployment(s) "
                                "first", [ConfigProblem("id", "in use by a deployment")])
-            evaluating = self.platform.evaluations.running_for_model(session, model_id)
+            evaluating = self.evaluations.running_for_model(session, model_id)
             if evaluating:
                 raise Conflict(f"model {model.name!r} is being evaluated (evaluation {evaluating[0]}); stop it first",
                                [ConfigProblem("id", "in use by an evaluation")])
@@ -223,12 +232,13 @@ class ModelService:
                 raise Conflict(f"model {model.name!r} is still importing ({model.progress:.0f}%); delete it when the "
                                "copy has ended", [ConfigProblem("id", "importing")])
             # files the registry owns: a checkpoint copy or an imported model (a task's output folder is never removed)
-            owned = [p for p in (model.adapter_path, model.model_path, model.source if model.origin else None) if p]
-            owned += self.platform.evaluations.job_folders(session, model_id)  # their rows go with the model
+            owned: list[str | Path] = [p for p in (model.adapter_path, model.model_path,
+                                                   model.source if model.origin else None) if p]
+            owned += self.evaluations.job_folders(session, model_id)  # their rows go with the model
             session.delete(model)
         for folder in owned:
             if Path(folder).resolve().is_relative_to(self.root.resolve()) or \
-                    Path(folder).resolve().is_relative_to(self.platform.evaluations.root.resolve()):
+                    Path(folder).resolve().is_relative_to(self.evaluations.root.resolve()):
                 shutil.rmtree(folder, ignore_errors=True)
         return {"id": model_id, "deleted": True}
 
@@ -243,11 +253,11 @@ def _metrics_at(task: Task, step: int | None) -> dict[str, Any]:
     return metrics
 
 
-def _model(session: Any, model_id: int) -> RegisteredModel:
+def _model(session: Session, model_id: int) -> RegisteredModel:
     return get_or_not_found(session, RegisteredModel, model_id, "model")
 
 
-def ready_model(session: Any, model_id: int, field: str = "modelId") -> RegisteredModel:
+def ready_model(session: Session, model_id: int, field: str = "modelId") -> RegisteredModel:
     """The model, if its files are all here (an object-store import may still be copying, or have failed)."""
     model = get_or_not_found(session, RegisteredModel, model_id, "model", field)
     if model.status != "ready":

@@ -38,7 +38,7 @@ class ProcessState:
 class LocalExecutor:
     def __init__(self, python: str = sys.executable) -> None:
         self.python = python
-        self._children: dict[int, subprocess.Popen] = {}
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
 
     def launch(self, run_dir: Path, devices: list[int], kind: Literal["cuda", "cpu"], threads: int | None) -> Launched:
         from tuneforge.rundir.launch import worker_command, worker_environment

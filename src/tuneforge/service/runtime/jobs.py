@@ -15,7 +15,7 @@ SPEC = "SPEC.json"
 OUTPUT = "job.out"
 
 
-def launch_job(module: str, folder: Path) -> subprocess.Popen:
+def launch_job(module: str, folder: Path) -> subprocess.Popen[bytes]:
     """Start the job on folder/SPEC.json; stdout and stderr go to folder/job.out."""
     with (folder / OUTPUT).open("ab") as out:
         return subprocess.Popen([sys.executable, "-m", module, str(folder / SPEC)], stdin=subprocess.DEVNULL,

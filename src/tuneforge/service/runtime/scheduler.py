@@ -8,10 +8,11 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
+from tuneforge.planning.devices import Device
 from tuneforge.rundir import RunDir
 from tuneforge.schemas.run_spec import RunSpec
 from tuneforge.schemas.tasks import TaskStatus
@@ -25,7 +26,7 @@ WATCHED = (TaskStatus.RUNNING, TaskStatus.STOPPING)
 
 
 class Scheduler:
-    def __init__(self, db: Database, settings: Settings, executor: LocalExecutor, devices: list[Any]) -> None:
+    def __init__(self, db: Database, settings: Settings, executor: LocalExecutor, devices: list[Device]) -> None:
         self.db, self.settings, self.executor, self.devices = db, settings, executor, devices
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -140,11 +141,11 @@ class Scheduler:
         return free[:count] if len(free) >= count else None
 
     @staticmethod
-    def _claim(session: Any, task_id: int) -> bool:
+    def _claim(session: Session, task_id: int) -> bool:
         """pending → running only if nobody (a stop, a delete) changed it meanwhile."""
         result = session.execute(update(Task).where(Task.id == task_id, Task.status == TaskStatus.PENDING)
                                  .values(status=TaskStatus.RUNNING))
-        return result.rowcount == 1
+        return bool(getattr(result, "rowcount", 0) == 1)
 
     def _launch(self, task: Task, devices: list[int]) -> None:
         if not task.run_dir:  # rows written by other tools: the run directory is always under runs_path

@@ -1,4 +1,4 @@
-"""Experiments (seed 001): tasks that share base model, template, method, stage and dataset and differ in
+"""Experiments: tasks that share base model, template, method, stage and dataset and differ in
 hyper-parameters. "添加任务" = create a task with the experiment's id; its shared fields come from the experiment."""
 
 from __future__ import annotations
@@ -9,13 +9,14 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from tuneforge.modelref import ModelNotFound, locate_model
 from tuneforge.schemas import ConfigError, ConfigProblem, TrainingConfig, parse_training_config
 from tuneforge.schemas.tasks import name_problem
 from tuneforge.service.errors import Conflict, InvalidInput, get_or_not_found
 from tuneforge.service.views import ExperimentView, experiment_view
-from tuneforge.store import Experiment, Task
+from tuneforge.store import Database, Experiment, Task
 
 SHARED = {"base_model": "model_name_or_path", "template": "template", "finetuning_type": "finetuning_type",
           "stage": "stage", "dataset": "dataset"}
@@ -34,11 +35,11 @@ class ExperimentRequest:
 
 
 class ExperimentService:
-    def __init__(self, platform: Any) -> None:
-        self.db = platform.db
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     def create(self, request: ExperimentRequest) -> ExperimentView:
-        problems = []
+        problems: list[ConfigProblem] = []
         if why := name_problem(request.name):
             problems.append(ConfigProblem("name", why))
         try:
@@ -83,13 +84,13 @@ class ExperimentService:
             return [experiment_view(e) for e in session.scalars(query)]
 
 
-def experiment_defaults(session: Any, experiment_id: int) -> dict[str, Any]:
+def experiment_defaults(session: Session, experiment_id: int) -> dict[str, Any]:
     """The training arguments a task added to this experiment inherits."""
     experiment = _experiment(session, experiment_id)
     return {key: getattr(experiment, attr) for attr, key in SHARED.items()}
 
 
-def check_experiment_membership(session: Any, experiment_id: int, cfg: TrainingConfig) -> None:
+def check_experiment_membership(session: Session, experiment_id: int, cfg: TrainingConfig) -> None:
     experiment = _experiment(session, experiment_id)
     problems = []
     for attr, key in SHARED.items():
@@ -103,5 +104,5 @@ def check_experiment_membership(session: Any, experiment_id: int, cfg: TrainingC
         raise InvalidInput.of(problems)
 
 
-def _experiment(session: Any, experiment_id: int) -> Experiment:
+def _experiment(session: Session, experiment_id: int) -> Experiment:
     return get_or_not_found(session, Experiment, experiment_id, "experiment", "experimentId")

@@ -14,9 +14,11 @@ from typing import Any
 from tuneforge.planning import HostFacts, PlanInput, PlanRejected, installed_packages, plan_training
 from tuneforge.planning.auto_values import is_auto
 from tuneforge.planning.datasets import DatasetSummary
+from tuneforge.planning.devices import Device
 from tuneforge.planning.planner import BUNDLED_DATASETS
 from tuneforge.schemas import ALIASES, ConfigProblem, TrainingConfig
 from tuneforge.schemas.tasks import name_problem
+from tuneforge.service.datasets.refs import PinnedVersion
 from tuneforge.service.errors import DoesNotFit, InvalidInput
 from tuneforge.settings import Settings
 
@@ -37,7 +39,7 @@ class TaskRequest:
     training_args: dict[str, Any] = field(default_factory=dict)
     gpu_config: dict[str, Any] = field(default_factory=dict)
     experiment_id: int | None = None
-    datasets: list[Any] | None = None  # managed datasets with mixing ratios (dataset_refs.apply_mixture)
+    datasets: list[Any] | None = None  # managed datasets with mixing ratios (refs.apply_mixture checks each item)
 
 
 @dataclass
@@ -51,10 +53,10 @@ class TaskPlan:
     dataset: DatasetSummary | None
     auto_values: list[dict[str, Any]] = field(default_factory=list)
     estimate: dict[str, Any] | None = None
-    pinned: list[Any] = field(default_factory=list)  # managed dataset versions (dataset_refs.PinnedVersion)
+    pinned: list[PinnedVersion] = field(default_factory=list)  # the managed dataset versions it trains on
 
 
-def plan_task(request: TaskRequest, settings: Settings, devices: list[Any], check_name: bool = True,
+def plan_task(request: TaskRequest, settings: Settings, devices: list[Device], check_name: bool = True,
               packages: frozenset[str] | None = None) -> TaskPlan:
     problems: list[ConfigProblem] = []
     if check_name and (why := name_problem(request.name)):
@@ -68,7 +70,8 @@ def plan_task(request: TaskRequest, settings: Settings, devices: list[Any], chec
     chosen = [d for d in devices if indexes is None or d.index in indexes][:count]
     host = HostFacts(chosen, installed_packages() if packages is None else packages)
     given = PlanInput(raw, host, roots=settings.roots, output_base=settings.outputs_path,
-                      default_output=request.name or "task", models_cache=settings.models_path)
+                      default_output=request.name or "task", models_cache=settings.models_path,
+                      reserved=tuple(settings.reserved_paths))
     try:
         plan = plan_training(given)
     except PlanRejected as exc:
@@ -111,8 +114,8 @@ def merge_top_level(request: TaskRequest) -> tuple[dict[str, Any], list[ConfigPr
     return raw, problems
 
 
-def requested_devices(gpu_config: Any, devices: list[Any]) -> tuple[list[int] | None, int, list[ConfigProblem]]:
-    """`cuda_visible_devices: "0,1"` names devices (seed 003); `gpu_count: N` asks for any N; default one."""
+def requested_devices(gpu_config: object, devices: list[Device]) -> tuple[list[int] | None, int, list[ConfigProblem]]:
+    """`cuda_visible_devices: "0,1"` names devices; `gpu_count: N` asks for any N; default one."""
     if not isinstance(gpu_config, dict):
         return None, 1, [ConfigProblem("gpuConfig", "must be an object like {\"cuda_visible_devices\": \"0\"}")]
     problems = [ConfigProblem(f"gpuConfig.{k}", f"unknown key; known: {', '.join(GPU_CONFIG_KEYS)}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins  # in the service's signatures `list` names its list method: the type is builtins.list
 import re
 import shutil
 import time
@@ -11,52 +12,69 @@ from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
+from tuneforge.planning.devices import Device
 from tuneforge.schemas import ALIASES, ConfigProblem
 from tuneforge.schemas.tasks import ACTIVE_STATUSES, FINAL_STATUSES, TaskStatus, name_problem
 from tuneforge.service.datasets.refs import apply_mixture, resolve_references
 from tuneforge.service.errors import Conflict, InvalidInput, get_or_not_found, paging_problems
+from tuneforge.service.runtime.executor import LocalExecutor
+from tuneforge.service.runtime.scheduler import Scheduler
 from tuneforge.service.tasks.experiments import check_experiment_membership, experiment_defaults
 from tuneforge.service.tasks.planning import TOP_LEVEL, TaskPlan, TaskRequest, plan_task
 from tuneforge.service.views import (
+    CheckpointFile,
+    DeviceInventory,
+    DeviceTask,
+    DeviceView,
     LogChunk,
     MetricSeries,
+    TaskDeleted,
     TaskDetail,
+    TaskEstimate,
     metric_series,
     task_detail,
     task_summary,
 )
-from tuneforge.store import Checkpoint, MetricPoint, Task, TaskDataset
+from tuneforge.settings import Settings
+from tuneforge.store import Checkpoint, Database, MetricPoint, Task, TaskDataset
 
 LOG_CHUNK_BYTES = 256 * 1024
+HOLDING_DEVICES = (TaskStatus.RUNNING, TaskStatus.STOPPING)  # a stopping worker still uses its devices
 
 
 class TaskService:
-    def __init__(self, platform: Any) -> None:
-        self.platform = platform
-        self.db = platform.db
-        self.settings = platform.settings
+    def __init__(self, db: Database, settings: Settings, devices: list[Device], executor: LocalExecutor,
+                 scheduler: Scheduler) -> None:
+        self.db = db
+        self.settings = settings
+        self.devices = devices
+        self.executor = executor
+        self.scheduler = scheduler
 
     # -- create ------------------------------------------------------------------------------------------------
     def plan(self, request: TaskRequest, check_name: bool = True) -> TaskPlan:
         if request.experiment_id is not None:
-            request = self._with_experiment_defaults(request)
+            request = self._with_experiment_defaults(request, request.experiment_id)
         request, problems = apply_mixture(request)
         with self.db.session() as session:
-            request, pinned, more = resolve_references(session, request, self.settings.home / "datasets")
-        if problems or more:
-            raise InvalidInput.of([*problems, *more])
-        plan = plan_task(request, self.settings, self.platform.devices, check_name=check_name)
-        plan.pinned = pinned
+            resolved = resolve_references(session, request.dataset_path, request.training_args,
+                                          self.settings.home / "datasets")
+        if problems or resolved.problems:
+            raise InvalidInput.of([*problems, *resolved.problems])
+        request = replace(request, dataset_path=resolved.dataset_path, training_args=resolved.training_args)
+        plan = plan_task(request, self.settings, self.devices, check_name=check_name)
+        plan.pinned = resolved.pinned
         if request.experiment_id is not None:
             with self.db.session() as session:
                 check_experiment_membership(session, request.experiment_id, plan.cfg)
         return plan
 
-    def _with_experiment_defaults(self, request: TaskRequest) -> TaskRequest:
+    def _with_experiment_defaults(self, request: TaskRequest, experiment_id: int) -> TaskRequest:
         """A task added to an experiment ("添加任务") inherits its model, dataset, template, method and stage."""
         with self.db.session() as session:
-            shared = experiment_defaults(session, request.experiment_id)
+            shared = experiment_defaults(session, experiment_id)
         args = dict(request.training_args) if isinstance(request.training_args, dict) else request.training_args
         if isinstance(args, dict):
             for key in ("template", "finetuning_type", "stage"):
@@ -83,10 +101,10 @@ class TaskService:
             task.run_dir = str(self.settings.runs_path / f"task-{task.id}")
             task.log_path = str(Path(task.run_dir) / "train.log")
             detail = task_detail(task, [])
-        self.platform.scheduler.wake()
+        self.scheduler.wake()
         return detail
 
-    def _check_output_free(self, session: Any, output_dir: Path) -> None:
+    def _check_output_free(self, session: Session, output_dir: Path) -> None:
         query = select(Task.name).where(Task.output_path == str(output_dir), Task.status.in_(ACTIVE_STATUSES))
         other = session.scalar(query)
         if other:
@@ -134,12 +152,24 @@ class TaskService:
                                           .order_by(MetricPoint.seq)))
             return metric_series(task, points)
 
-    def checkpoints(self, task_id: int) -> list[dict[str, Any]]:
+    def checkpoints(self, task_id: int) -> builtins.list[CheckpointFile]:
         with self.db.session() as session:
             _task(session, task_id)
             rows = session.scalars(select(Checkpoint).where(Checkpoint.task_id == task_id).order_by(Checkpoint.step))
-            return [{"step": c.step, "path": c.path, "createdAt": c.created_at,
-                     "exists": Path(c.path).is_dir()} for c in rows]
+            return [CheckpointFile(step=c.step, path=c.path, created_at=c.created_at, exists=Path(c.path).is_dir())
+                    for c in rows]
+
+    def device_inventory(self) -> DeviceInventory:
+        """The devices (GPUs, or CPU slots), their memory, the task on each and whether any task waits."""
+        with self.db.session() as session:
+            rows = session.execute(select(Task.id, Task.name, Task.devices).where(Task.status.in_(HOLDING_DEVICES)))
+            users = {index: DeviceTask(task_id=tid, task_name=name) for tid, name, devices in rows
+                     for index in devices or []}
+            queued = session.scalar(select(Task.id).where(Task.status == TaskStatus.PENDING).limit(1)) is not None
+        devices = [DeviceView(index=d.index, kind=d.kind, name=d.name, total_memory=d.total_memory,
+                              free_memory=d.free_memory, busy=d.index in users, task=users.get(d.index))
+                   for d in self.devices]
+        return DeviceInventory(kind=devices[0].kind if devices else "cpu", devices=devices, queued=queued)
 
     def log(self, task_id: int, offset: int | None = None, tail: int | None = None) -> LogChunk:
         """Lines of train.log: the last `tail` lines, or everything from byte `offset` (follow by passing back
@@ -164,7 +194,6 @@ class TaskService:
 
     # -- control -----------------------------------------------------------------------------------------------
     def stop(self, task_id: int) -> TaskDetail:
-        executor = self.platform.executor
         with self.db.session() as session:
             task = _task(session, task_id)
             if task.status in FINAL_STATUSES:
@@ -174,34 +203,33 @@ class TaskService:
             elif task.status == TaskStatus.RUNNING:
                 task.status, task.stop_requested_at = TaskStatus.STOPPING, time.time()
                 if task.pid:
-                    executor.request_stop(task.pid)
+                    self.executor.request_stop(task.pid)
             detail = task_detail(task, list(task.checkpoints))
-        self.platform.scheduler.wake()
+        self.scheduler.wake()
         return detail
 
-    def delete(self, task_id: int) -> dict[str, Any]:
+    def delete(self, task_id: int) -> TaskDeleted:
         """Stops the task if it runs, removes its run directory (logs, events, checkpoints) and its row; the output
         model files stay."""
-        executor = self.platform.executor
         with self.db.session() as session:
             task = _task(session, task_id)
             if task.status in ACTIVE_STATUSES:
                 task.status, task.stop_requested_at = TaskStatus.STOPPING, time.time()
             pid, started, run_dir, output = task.pid, task.pid_started_at, task.run_dir, task.output_path
-        if pid and not executor.wait(pid, started, 0):
+        if pid and not self.executor.wait(pid, started, 0):
             # The same grace a stop gets: the worker finishes its step and saves (its output folder is kept), and
             # only a worker that outlives the grace is killed.
-            executor.request_stop(pid)
-            if not executor.wait(pid, started, self.settings.stop_grace_s):
-                executor.kill(pid)
-                executor.wait(pid, started, 5.0)
+            self.executor.request_stop(pid)
+            if not self.executor.wait(pid, started, self.settings.stop_grace_s):
+                self.executor.kill(pid)
+                self.executor.wait(pid, started, 5.0)
         with self.db.session() as session:
-            task = session.get(Task, task_id)
-            if task is not None:
-                session.delete(task)
+            remaining = session.get(Task, task_id)  # a concurrent delete may have removed it while we waited
+            if remaining is not None:
+                session.delete(remaining)
         if run_dir and Path(run_dir).is_dir() and Path(run_dir).resolve() != Path(output).resolve():
             shutil.rmtree(run_dir, ignore_errors=True)
-        return {"id": task_id, "deleted": True, "outputPath": output, "outputKept": Path(output).exists()}
+        return TaskDeleted(id=task_id, deleted=True, output_path=output, output_kept=Path(output).exists())
 
     def copy(self, task_id: int, name: str | None = None, overrides: dict[str, Any] | None = None) -> TaskDetail:
         """A new task with the same parameters (seed 000). Output goes to a fresh folder named after the copy."""
@@ -230,15 +258,15 @@ class TaskService:
             task.status, task.resume_requested = TaskStatus.PENDING, True
             task.error_message, task.exit_code, task.ended_at, task.stop_requested_at = None, None, None, None
             detail = task_detail(task, list(task.checkpoints))
-        self.platform.scheduler.wake()
+        self.scheduler.wake()
         return detail
 
-    def estimate(self, request: TaskRequest) -> dict[str, Any]:
+    def estimate(self, request: TaskRequest) -> TaskEstimate:
         """What createTask would resolve and need, without creating anything."""
         plan = self.plan(replace(request, name=request.name or "estimate"), check_name=bool(request.name))
-        return {"estimate": plan.estimate, "autoValues": plan.auto_values, "trainingArgs": plan.config,
-                "dataset": plan.dataset.as_dict() if plan.dataset else None,
-                "devices": plan.device_indexes, "deviceCount": plan.device_count}
+        return TaskEstimate(estimate=plan.estimate, auto_values=plan.auto_values, training_args=plan.config,
+                            dataset=plan.dataset.as_dict() if plan.dataset else None,
+                            devices=plan.device_indexes, device_count=plan.device_count)
 
 
 def _new_task(plan: TaskPlan) -> Task:
@@ -255,11 +283,11 @@ def _new_task(plan: TaskPlan) -> Task:
     )
 
 
-def _task(session: Any, task_id: int) -> Task:
+def _task(session: Session, task_id: int) -> Task:
     return get_or_not_found(session, Task, task_id, "task")
 
 
-def _copy_name(session: Any, name: str) -> str:
+def _copy_name(session: Session, name: str) -> str:
     base = re.sub(r"-copy(-\d+)?$", "", name)[:50]
     for n in range(1, 1000):
         candidate = f"{base}-copy" if n == 1 else f"{base}-copy-{n}"
