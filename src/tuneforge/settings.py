@@ -31,6 +31,15 @@ class Settings(BaseSettings):
                            description="Training slots on a host without GPUs (tasks run one per slot).")
     stop_grace_s: float = Field(default=60.0, gt=0, description="Seconds a stopping worker gets before it is killed.")
     poll_interval_s: float = Field(default=0.5, gt=0, description="How often the scheduler reads the run directories.")
+    max_json_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024,
+                                     description="Largest JSON request body; larger ones are answered 413.")
+    max_upload_bytes: int = Field(default=10 * 1024 * 1024 * 1024, ge=1024,
+                                  description="Largest multipart upload (dataset files); larger ones are answered 413.")
+    max_json_keys: int = Field(default=10_000, ge=100, description="Most object keys in one JSON request body, "
+                               "counted before it is parsed; more are answered 413.")
+    max_training_args: int = Field(default=500, ge=10, description="Most keys in trainingArgs (and gpuConfig).")
+    max_json_depth: int = Field(default=8, ge=2, description="Deepest nesting of trainingArgs and gpuConfig values.")
+    max_description_chars: int = Field(default=10_000, ge=100, description="Longest description of any resource.")
     host: str = "127.0.0.1"
     port: int = 8321
 

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import get_args
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 
 from tuneforge import __version__
 from tuneforge.api import datasets, deployments, evaluations, experiments, finetuning, models, parameters, system
-from tuneforge.api.errors import install_error_handlers
+from tuneforge.api.errors import ERROR_RESPONSES, install_error_handlers
+from tuneforge.api.limits import RequestLimits
 from tuneforge.service.platform import Platform
 from tuneforge.settings import Settings, get_settings
 
@@ -35,13 +39,33 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     app = FastAPI(title="tuneforge", version=__version__, lifespan=lifespan,
                   description="Self-hosted fine-tuning of large language models: tasks, experiments, devices.")
     install_error_handlers(app)
-    app.include_router(finetuning.router)
-    app.include_router(parameters.router)
-    app.include_router(experiments.router)
-    app.include_router(datasets.router)
-    app.include_router(models.router)
-    app.include_router(deployments.router)
-    app.include_router(evaluations.router)
-    app.include_router(deployments.gateway)
-    app.include_router(system.router)
+    routers = [finetuning.router, parameters.router, experiments.router, datasets.router, models.router,
+               deployments.router, evaluations.router, deployments.gateway, system.router]
+    for router in routers:
+        app.include_router(router, responses=ERROR_RESPONSES)
+    limits_from = settings or (platform.settings if platform else get_settings())
+    app.add_middleware(RequestLimits, settings=limits_from, upload_paths=UPLOAD_PATHS,
+                       int_params=integer_query_params(routers))
     return app
+
+
+# Multipart routes that carry dataset files: they get the upload limit instead of the JSON body limit.
+UPLOAD_PATHS = frozenset({"/datasets/createDataset", "/datasets/createDatasetVersion"})
+
+
+def integer_query_params(routers: list[APIRouter]) -> frozenset[str]:
+    """The query parameters some route (or its dependencies) reads as an integer: checked for range before any
+    route runs."""
+    names = set()
+    for route in (r for router in routers for r in router.routes):
+        if isinstance(route, APIRoute):
+            names |= _integer_params(route.dependant)
+    return frozenset(names)
+
+
+def _integer_params(dependant: Dependant) -> set[str]:
+    names = {param.alias for param in dependant.query_params
+             if param.field_info.annotation is int or int in get_args(param.field_info.annotation)}
+    for sub in dependant.dependencies:
+        names |= _integer_params(sub)
+    return names

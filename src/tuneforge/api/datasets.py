@@ -10,6 +10,7 @@ from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
 
 from tuneforge.api.deps import DatasetsDep
+from tuneforge.api.limits import current_limits, path_problem
 from tuneforge.api.views.datasets import (
     DatasetDeleted,
     DatasetList,
@@ -44,7 +45,28 @@ def _upload(file: UploadFile) -> tuple[str, Callable[[], Iterable[bytes]]]:
     return file.filename or "data.jsonl", lambda: read_chunks(file.file)
 
 
+def _check_form(description: str = "", **texts: str | None) -> None:
+    """Form fields get the bounds JSON bodies get (requests.Body): no NUL bytes, a bounded description, paths the
+    OS could open; each problem names its field."""
+    problems = [ConfigProblem(field, "must not contain NUL bytes") for field, text in texts.items()
+                if text and "\x00" in text]
+    limit = current_limits().description_chars
+    if len(description) > limit:
+        problems.append(ConfigProblem("description", f"is longer than {limit} characters"))
+    if texts.get("path") and (why := path_problem(str(texts["path"]))):
+        problems.append(ConfigProblem("path", why))
+    if problems:
+        raise InvalidInput.of(problems)
+
+
+def _check_model(model: str | None) -> None:
+    """`model` is a folder, a .gguf file, a hub id or 'bundled': a path the OS could open, or refused naming it."""
+    if model and (why := path_problem(model)):
+        raise InvalidInput.of([ConfigProblem("model", why)])
+
+
 def _input(files: list[UploadFile] | None, path: str | None, uri: str | None) -> DatasetInput:
+    _check_form(path=path, uri=uri, files=",".join(f.filename or "" for f in files or []))
     return DatasetInput(uploads=[_upload(f) for f in files or []], path=path or None, uri=uri or None)
 
 
@@ -64,6 +86,7 @@ async def create_dataset(
     path: str | None = Form(None, description="A file or folder on the server (train / valid / test files)."),
     uri: str | None = Form(None, description="s3://bucket/prefix (fsspec)."),
 ) -> DatasetView:
+    _check_form(description, name=name, formatting=formatting, purpose=purpose, columns=columns, tags=tags)
     body = DatasetRequest(name=name, description=description, owner_id=owner_id, formatting=formatting or None,
                           purpose=purpose, columns=_mapping(columns, "columns"), tags=_mapping(tags, "tags"))
     created = await run_in_threadpool(datasets.create, body, _input(files, path, uri))
@@ -109,6 +132,7 @@ def validate_dataset(datasets: DatasetsDep, id: int, version: int | None = None)
             "length histogram (with a model's tokenizer when given)")
 def get_dataset_stats(datasets: DatasetsDep, id: int, version: int | None = None, model: str | None = None,
                       cutoff_len: int | None = Query(None, alias="cutoffLen", ge=1)) -> DatasetStatistics:
+    _check_model(model)
     return DatasetStatistics.model_validate(datasets.statistics(id, version, model, cutoff_len))
 
 
@@ -122,6 +146,7 @@ def preview_dataset(datasets: DatasetsDep, id: int, version: int | None = None, 
                     mask_history: bool = Query(False, alias="maskHistory"),
                     tokens: bool = Query(False, description="Also list every token with its trained flag.")
                     ) -> DatasetPreview:
+    _check_model(model)
     preview = datasets.preview(id, version, template=template, model=model, n=n, cutoff_len=cutoff_len,
                                train_on_prompt=train_on_prompt, mask_history=mask_history, tokens=tokens)
     return DatasetPreview.model_validate(preview)

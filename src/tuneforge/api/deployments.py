@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi import Body as JsonBody
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import Field
@@ -60,7 +60,8 @@ def get_deployment(deployments: DeploymentsDep, id: int) -> DeploymentDetail:
 
 
 @router.get("/getDeploymentLog", response_model=DeploymentLog, summary="The serving process's log")
-def get_deployment_log(deployments: DeploymentsDep, id: int, tail: int = 100) -> DeploymentLog:
+def get_deployment_log(deployments: DeploymentsDep, id: int,
+                       tail: int = Query(100, ge=1, le=100_000)) -> DeploymentLog:
     return DeploymentLog.model_validate(deployments.logs(id, tail))
 
 
@@ -117,7 +118,11 @@ async def chat_completions(request: Request, deployments: DeploymentsDep) -> Res
         what = "wait until it is running" if status in ("starting", "restarting") else \
             "start it (POST /deployments/startDeployment)"
         return _openai_error(503, f"deployment {deployment!r} is {status}; {what}", "model")
-    return await _relay(body, port)
+    try:
+        return await _relay(body, port)
+    except httpx.HTTPError as exc:  # the process died since the watcher last looked: the watcher restarts it
+        return _openai_error(503, f"deployment {deployment!r} is not answering ({type(exc).__name__}); it is "
+                             "restarted automatically — try again in a few seconds", "model")
 
 
 def _not_served(deployments: DeploymentService, name: str) -> JSONResponse:
@@ -133,8 +138,13 @@ def _not_served(deployments: DeploymentService, name: str) -> JSONResponse:
 async def _relay(body: dict[str, Any], port: int | None) -> Response:
     """The deployment's answer: read whole, or passed on chunk by chunk when the client asked for a stream."""
     url = f"http://127.0.0.1:{port}/v1/chat/completions"
-    client = httpx.AsyncClient(timeout=httpx.Timeout(600, connect=5))
-    upstream = await client.send(client.build_request("POST", url, json=body), stream=True)
+    # The serving process listens on loopback: never through HTTP(S)_PROXY, which would see every prompt.
+    client = httpx.AsyncClient(timeout=httpx.Timeout(600, connect=5), trust_env=False)
+    try:
+        upstream = await client.send(client.build_request("POST", url, json=body), stream=True)
+    except httpx.HTTPError:
+        await client.aclose()
+        raise
     if not body.get("stream"):
         content = await upstream.aread()
         await upstream.aclose()

@@ -1,4 +1,4 @@
-"""Experiments: createExperiment, getExperiment (final metrics side by side), getExperimentList."""
+"""Experiments: createExperiment, getExperiment (final metrics side by side), getExperimentList, deleteExperiment."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query
 from tuneforge.api.deps import ExperimentsDep
 from tuneforge.api.requests import CreateExperimentBody
 from tuneforge.service.tasks.experiments import ExperimentRequest
-from tuneforge.service.views import ExperimentList, ExperimentView
+from tuneforge.service.views import ExperimentDeleted, ExperimentList, ExperimentView
 
 router = APIRouter(prefix="/finetuning", tags=["experiments"])
 
@@ -29,3 +29,9 @@ def get_experiment_list(experiments: ExperimentsDep, owner_id: int | None = Quer
                         name: str | None = None) -> ExperimentList:
     items = experiments.list(owner_id, name)
     return ExperimentList(total=len(items), items=items)
+
+
+@router.delete("/deleteExperiment", response_model=ExperimentDeleted,
+               summary="Delete an experiment; refused while one of its tasks is active; its tasks are kept")
+def delete_experiment(experiments: ExperimentsDep, id: int) -> ExperimentDeleted:
+    return experiments.delete(id)

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from tuneforge.api.deps import TasksDep
-from tuneforge.api.requests import CopyTaskBody, CreateTaskBody, TaskIdBody, required_id
+from tuneforge.api.errors import ERROR_RESPONSES
+from tuneforge.api.requests import CopyTaskBody, CreateTaskBody, TaskIdBody, check_training_args, required_id
 from tuneforge.schemas.tasks import FINAL_STATUSES
 from tuneforge.service.tasks.planning import TaskRequest
 from tuneforge.service.views import (
@@ -31,6 +33,7 @@ STREAM_EXCLUDED = {"training_args", "checkpoints", "estimate"}
 
 
 def _task_request(body: CreateTaskBody) -> TaskRequest:
+    check_training_args(body.training_args)
     return TaskRequest(name=body.name, description=body.description, owner_id=body.owner_id,
                        base_model=body.base_model, dataset_path=body.dataset_path, output_path=body.output_path,
                        training_args=body.training_args, gpu_config=body.gpu_config,
@@ -66,7 +69,8 @@ def get_task(tasks: TasksDep, id: int) -> TaskDetail:
 
 @router.get("/getTaskLog", response_model=LogChunk,
             summary="train.log: the last lines (tail=N), or from a byte offset (follow with nextOffset)")
-def get_task_log(tasks: TasksDep, id: int, offset: int | None = None, tail: int | None = None) -> LogChunk:
+def get_task_log(tasks: TasksDep, id: int, offset: int | None = Query(None, ge=0),
+                 tail: int | None = Query(None, ge=1, le=100_000)) -> LogChunk:
     return tasks.log(id, offset, tail)
 
 
@@ -96,6 +100,7 @@ def delete_task(tasks: TasksDep, id: int | None = None, body: TaskIdBody | None 
 @router.post("/copyTask", response_model=TaskDetail, status_code=201,
              summary="A new task with the same parameters and a new name")
 def copy_task(tasks: TasksDep, body: CopyTaskBody) -> TaskDetail:
+    check_training_args(body.training_args)
     return tasks.copy(body.id, body.name, body.training_args)
 
 
@@ -105,10 +110,23 @@ def resume_task(tasks: TasksDep, id: int | None = None, body: TaskIdBody | None 
     return tasks.resume(required_id(id, body))
 
 
-@router.get("/streamTask", response_class=EventSourceResponse,
+def _existing_task(tasks: TasksDep, id: int) -> int:
+    """Runs before the stream starts, so a missing task is a 404 rather than a 200 with an empty stream."""
+    tasks.get(id)
+    return id
+
+
+# Errors come before the stream starts, as JSON: without this, OpenAPI would file them under text/event-stream.
+JSON_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"description": about["description"],
+             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}}
+    for status, about in ERROR_RESPONSES.items()}
+
+
+@router.get("/streamTask", response_class=EventSourceResponse, responses=JSON_ERRORS,
             summary="Live updates (Server-Sent Events): `task` (progress), `log` (new lines), `end`")
-async def stream_task(request: Request, tasks: TasksDep, id: int,
-                      offset: int | None = None) -> AsyncIterator[ServerSentEvent]:
+async def stream_task(request: Request, tasks: TasksDep, id: Annotated[int, Depends(_existing_task)],
+                      offset: int | None = Query(None, ge=0)) -> AsyncIterator[ServerSentEvent]:
     detail = await run_in_threadpool(tasks.get, id)
     chunk = await run_in_threadpool(tasks.log, id, offset, None if offset is not None else 50)
     offset, last = chunk.next_offset, None

@@ -5,10 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from tuneforge.api.deps import TasksDep, get_platform
+from tuneforge.api.deps import PlatformDep, TasksDep, get_platform
+from tuneforge.api.errors import ErrorBody, error_body
 from tuneforge.service.views import DeviceInventory
+from tuneforge.store.database import DatabaseUnavailable
 
 router = APIRouter(tags=["system"])
 
@@ -29,6 +33,12 @@ def get_gpus(request: Request) -> dict[str, Any]:
     return get_platform(request).tasks.device_inventory().model_dump(by_alias=True)
 
 
-@router.get("/health", response_model=Health, summary="Liveness")
-def health() -> Health:
+@router.get("/health", response_model=Health, summary="Liveness: 200 when the database answers, else 503 with why",
+            responses={503: {"model": ErrorBody, "description": "The database does not answer"}})
+async def health(platform: PlatformDep) -> Health | JSONResponse:
+    try:
+        await run_in_threadpool(platform.db.check)
+    except DatabaseUnavailable as exc:
+        return JSONResponse(error_body("database_unavailable", f"the database does not answer: {exc}"),
+                            status_code=503)
     return Health(status="ok")

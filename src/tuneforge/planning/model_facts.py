@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from tuneforge.modelref import ModelNotFound, ModelSource, check_hub_model, locate_model
-from tuneforge.planning.paths import confine, is_inside
+from tuneforge.planning.paths import confine_tree
 from tuneforge.schemas import ConfigProblem
 
 BUNDLED_CONVERTED = "smollm2-135m-instruct"  # the bundled GGUF's safetensors copy in the model cache
@@ -47,16 +47,10 @@ def locate(raw: dict[str, Any], config_dir: Path | None, roots: list[Path] | Non
 
 
 def _outside_problem(folder: Path, roots: list[Path]) -> ConfigProblem | None:
-    """The folder and every file in it (what loading reads) must resolve inside the roots: a symlink in an
+    """The folder and every file below it (what loading reads) must resolve inside the roots: a symlink in an
     allowed folder must not lead a load out of it."""
-    _, problem = confine(folder, roots, "model_name_or_path")
-    if problem:
-        return problem
-    for entry in sorted(folder.iterdir()):
-        if entry.is_symlink() and not is_inside(entry, roots):
-            return ConfigProblem("model_name_or_path", f"{entry} links to {entry.resolve()}, outside the allowed "
-                                                       "folders; copy the file into the model folder instead")
-    return None
+    _, problem = confine_tree(folder, roots, "model_name_or_path")
+    return problem
 
 
 def local_model_dir(source: ModelSource, models_cache: Path | None) -> Path | None:

@@ -19,7 +19,7 @@ from tuneforge.planning.datasets import PACKAGE_DATA, DatasetSummary, check_task
 from tuneforge.planning.host import HostFacts
 from tuneforge.planning.model_facts import ModelFacts, locate
 from tuneforge.planning.path_args import absolutize, path_problems, root_relative
-from tuneforge.planning.paths import confine
+from tuneforge.planning.paths import confine, output_problem
 from tuneforge.schemas import ALIASES, ConfigError, ConfigProblem, TrainingConfig, parse_training_config
 from tuneforge.schemas.stages import SUPPORTED_STAGES
 
@@ -171,15 +171,12 @@ def _output_dir(raw: dict[str, Any], cfg: TrainingConfig | None, given: PlanInpu
 
 
 def _reserved_problem(path: Path, given: PlanInput) -> ConfigProblem | None:
-    """An output folder is emptied when its task or model is deleted: it may be neither an allowed root itself nor
-    inside (or above) one of the platform's own folders."""
-    if given.roots is not None and path in (*given.roots, given.output_base.resolve()):
-        return ConfigProblem("output_dir", f"{path} is an allowed folder itself; give a new folder inside it")
-    for reserved in given.reserved:
-        if path == reserved or path.is_relative_to(reserved) or reserved.is_relative_to(path):
-            return ConfigProblem("output_dir", f"{path} is or holds the platform's own folder {reserved}; give a "
-                                               "folder of its own, e.g. under the outputs folder")
-    return None
+    """An output folder is emptied when its task or model is deleted: never a root, the outputs folder itself or
+    one of the platform's own folders."""
+    if given.roots is None:
+        return None
+    roots = [*given.roots, given.output_base.resolve()]
+    return output_problem(path, roots, list(given.reserved), "output_dir")
 
 
 def _check_data(cfg: TrainingConfig, given: PlanInput, model: ModelFacts | None

@@ -73,3 +73,8 @@ def paging_problems(page: int, page_size: int) -> list[ConfigProblem]:
     if not 1 <= page_size <= MAX_PAGE_SIZE:
         problems.append(ConfigProblem("pageSize", f"must be between 1 and {MAX_PAGE_SIZE}"))
     return problems
+
+
+def escape_like(text: str) -> str:
+    """`text` as a literal inside a LIKE pattern (escape character backslash): `%` and `_` match only themselves."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

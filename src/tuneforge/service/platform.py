@@ -42,7 +42,7 @@ class Platform:
         """Start the queue; workers that outlived a previous server are watched again from the first tick."""
         self.settings.runs_path.mkdir(parents=True, exist_ok=True)
         self.scheduler.start()
-        self.datasets.resume_pending_validations()
+        self.datasets.fail_interrupted_validations()
         self.models.ensure_bundled()
         self.models.fail_interrupted_imports()
         self.deployments.start_watching()

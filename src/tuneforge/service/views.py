@@ -136,6 +136,12 @@ class ExperimentView(View):
     best_task_id: int | None = None
 
 
+class ExperimentDeleted(View):
+    id: int
+    deleted: bool
+    tasks_detached: int = Field(description="The experiment's finished tasks are kept, no longer in an experiment.")
+
+
 class ExperimentList(View):
     total: int
     items: list[ExperimentView]

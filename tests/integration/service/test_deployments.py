@@ -64,6 +64,9 @@ def test_publish_deploy_chat_with_openai_and_restart_on_crash(server, tiny_model
     assert too_long.value.body["code"] == "context_length_exceeded"
 
     os.killpg(running["pid"], signal.SIGKILL)  # the serving process crashes
+    right_after = client.post("/v1/chat/completions", json={"model": "tiny-qa", "messages": messages})
+    # Never a 500: 503 whether the relay or the watcher noticed first (the answer says which to do).
+    assert right_after.status_code == 503 and "tiny-qa-live" in right_after.text, right_after.text
     restarted = _wait_status(client, running["id"], {"restarting"}, timeout=15)
     assert "crashed" in restarted["errorMessage"] and restarted["restarts"] == 1
     again = _wait_status(client, running["id"], {"running", "failed"})

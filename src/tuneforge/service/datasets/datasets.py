@@ -24,12 +24,14 @@ from tuneforge.service.datasets import inspect as inspect
 from tuneforge.service.datasets.jobs import validate_version
 from tuneforge.service.datasets.views import dataset_view, version_view
 from tuneforge.service.errors import Conflict, InvalidInput, NotFound, get_or_not_found, paging_problems
+from tuneforge.service.runtime.jobs import INTERRUPTED_BY_RESTART
 from tuneforge.settings import Settings
 from tuneforge.store import Database, Dataset, DatasetVersion, Task, TaskDataset
 
 log = logging.getLogger(__name__)
 FORMATTINGS = ("alpaca", "sharegpt", "openai", "text")
 PURPOSES = ("sft", "pt", "preference", "kto")
+VALIDATE_AGAIN = "Validate again: upload the same files as a new version (createDatasetVersion)"
 
 
 @dataclass
@@ -84,14 +86,19 @@ class DatasetService:
         staged = self._stage(source)
         with self.db.session() as session:
             dataset = _dataset(session, dataset_id)
-            same = next((v for v in dataset.versions if v.content_hash == staged.content_hash), None)
-            if same is not None:  # identical files: that version already is this upload
+            version = next((v for v in dataset.versions if v.content_hash == staged.content_hash), None)
+            unchanged = version is not None
+            if version is None:
+                version = self._add_version(session, dataset, staged, _source_text(source))
+            else:  # identical files: that version already is this upload
                 files.discard(staged.folder)
-                return {**version_view(dataset, same), "unchanged": True}
-            version = self._add_version(session, dataset, staged, _source_text(source))
-            view = version_view(dataset, version)
-        self._validate_later(version.id)
-        return {**view, "unchanged": False}
+                if not _stopped_short(version):
+                    return {**version_view(dataset, version), "unchanged": True}
+                # asked again for a validation that a crash or a restart cut short: this is the "validate again"
+                version.status, version.progress, version.report = "validating", 0.0, None
+            view, version_id = {**version_view(dataset, version), "unchanged": unchanged}, version.id
+        self._validate_later(version_id)
+        return view
 
     def _stage(self, source: DatasetInput) -> files.StagedFiles:
         given = sum(bool(x) for x in (source.uploads, source.path, source.uri))
@@ -109,7 +116,7 @@ class DatasetService:
                     raise InvalidInput.of([problem])
                 if not path or not path.exists():
                     raise InvalidInput.of([ConfigProblem("path", f"{source.path} does not exist")])
-                files.copy_server_path(folder, path)
+                files.copy_server_path(folder, path, self.settings.roots)
             else:
                 files.copy_uri(folder, str(source.uri))
             return files.seal(folder)
@@ -147,14 +154,15 @@ class DatasetService:
                 version = session.get(DatasetVersion, version_id)
                 if version is not None:
                     version.status = "invalid"
-                    version.report = {"error": "validation crashed; see the server log"}
+                    version.report = {"error": f"validation crashed; see the server log. {VALIDATE_AGAIN}"}
 
-    def resume_pending_validations(self) -> None:
-        """Versions left `validating` by a server that stopped are validated again."""
+    def fail_interrupted_validations(self) -> None:
+        """Versions left `validating` by a server that stopped are marked invalid with the reason, never validated
+        again on their own: a validation that crashed the server would crash it again at every start."""
         with self.db.session() as session:
-            ids = list(session.scalars(select(DatasetVersion.id).where(DatasetVersion.status == "validating")))
-        for version_id in ids:
-            self._validate_later(version_id)
+            for version in session.scalars(select(DatasetVersion).where(DatasetVersion.status == "validating")):
+                version.status = "invalid"
+                version.report = {"error": f"{INTERRUPTED_BY_RESTART}. {VALIDATE_AGAIN}"}
 
     def wait_for_jobs(self) -> None:
         self.jobs.submit(lambda: None).result()
@@ -175,7 +183,7 @@ class DatasetService:
         if owner_id is not None:
             query = query.where(Dataset.owner_id == owner_id)
         if name:
-            query = query.where(Dataset.name.contains(name))
+            query = query.where(Dataset.name.contains(name, autoescape=True))
         with self.db.session() as session:
             total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
             rows = session.scalars(query.offset((page - 1) * page_size).limit(page_size))
@@ -213,7 +221,10 @@ class DatasetService:
 
     @staticmethod
     def _files(view: dict[str, Any]) -> dict[str, builtins.list[Path]]:
-        return {split: [Path(view["path"]) / name for name in names] for split, names in view["files"].items()}
+        try:
+            return files.version_paths(Path(view["path"]), view["files"])
+        except files.DatasetFileError as exc:
+            raise Conflict(f"{view['reference']}: {str(exc).split(':', 1)[-1].strip()}") from exc
 
     @staticmethod
     def _detected(fields: dict[str, Any], view: dict[str, Any]) -> dict[str, Any]:
@@ -257,6 +268,11 @@ def _request_problems(request: DatasetRequest) -> list[ConfigProblem]:
             problems.append(ConfigProblem(key, "must map LLaMA-Factory names to your field names, e.g. "
                                                '{"prompt": "question", "response": "answer"}'))
     return problems
+
+
+def _stopped_short(version: DatasetVersion) -> bool:
+    """A version whose validation never finished (a crash, a restart): its report holds only the reason."""
+    return version.status == "invalid" and "error" in (version.report or {})
 
 
 def _source_text(source: DatasetInput) -> str:

@@ -16,7 +16,7 @@ from typing import Any, BinaryIO
 
 from tuneforge.data.reading import SUFFIXES
 from tuneforge.data.sources import INFO_FILE
-from tuneforge.planning.paths import uri_problem
+from tuneforge.planning.paths import is_inside, is_plain_name, uri_problem
 
 CHUNK = 1024 * 1024
 SPLITS = ("train", "valid", "test")
@@ -72,16 +72,36 @@ def read_chunks(handle: BinaryIO) -> Iterator[bytes]:
         yield chunk
 
 
-def copy_server_path(folder: Path, source: Path) -> None:
-    """A file, or the .json/.jsonl files of a folder (a train / valid / test layout), copied in."""
+def copy_server_path(folder: Path, source: Path, roots: list[Path]) -> None:
+    """A file, or the .json/.jsonl files of a folder (a train / valid / test layout), copied in. Every file read must
+    resolve inside `roots`: a link in an allowed folder to a file elsewhere is refused, never copied."""
     files = [source] if source.is_file() else sorted(p for p in source.iterdir()
                                                       if p.is_file() and p.suffix.lower() in SUFFIXES
                                                       and p.name != INFO_FILE)
     if not files:
         raise DatasetFileError(f"path: {source} holds no .json or .jsonl file")
-    for path in files:
-        with path.open("rb") as handle:
+    checked = [(path, path.resolve()) for path in files]  # the file read is the file checked, not a later link
+    for path, real in checked:
+        if not is_inside(real, roots):
+            raise DatasetFileError(f"path: {path} links to {real}, outside the allowed folders; copy the file itself "
+                                   "into the folder instead of linking to it")
+    for path, real in checked:
+        with real.open("rb") as handle:
             write_stream(folder, path.name, read_chunks(handle))
+
+
+def version_paths(folder: Path, by_split: dict[str, list[str]]) -> dict[str, list[Path]]:
+    """A stored version's files by split. The names come from the database, yet each is still read as a name: a
+    plain file directly in the version's folder, not a path and not a link placed there since."""
+    real_folder = folder.resolve()
+    paths: dict[str, list[Path]] = {}
+    for split, names in by_split.items():
+        for name in names:
+            path = folder / name
+            if not is_plain_name(name) or path.is_symlink() or path.resolve().parent != real_folder:
+                raise DatasetFileError(f"files: {name!r} is not a file of {folder}; upload the dataset again")
+            paths.setdefault(split, []).append(path)
+    return paths
 
 
 def copy_uri(folder: Path, uri: str) -> None:
@@ -93,15 +113,17 @@ def copy_uri(folder: Path, uri: str) -> None:
     try:
         fs, path = fsspec.core.url_to_fs(uri)
         paths = [path] if fs.isfile(path) else [p for p in fs.find(path) if Path(p).suffix.lower() in SUFFIXES]
+        if not paths:
+            raise DatasetFileError(f"uri: {uri} holds no .json or .jsonl file")
+        for remote in sorted(paths):
+            with fs.open(remote, "rb") as handle:
+                write_stream(folder, Path(remote).name, read_chunks(handle))
     except ImportError as exc:
         raise DatasetFileError(f"uri: {uri}: {exc} (for s3:// install s3fs: pip install tuneforge[s3])") from exc
-    except (OSError, ValueError) as exc:
-        raise DatasetFileError(f"uri: {uri} cannot be read: {exc}") from exc
-    if not paths:
-        raise DatasetFileError(f"uri: {uri} holds no .json or .jsonl file")
-    for remote in sorted(paths):
-        with fs.open(remote, "rb") as handle:
-            write_stream(folder, Path(remote).name, read_chunks(handle))
+    except DatasetFileError:
+        raise
+    except Exception as exc:  # each backend raises its own errors (network, auth, not found): all are the URI's
+        raise DatasetFileError(f"uri: {uri} cannot be read: {type(exc).__name__}: {exc}") from exc
 
 
 def seal(folder: Path) -> StagedFiles:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tuneforge.modelref import ModelNotFound, locate_model
+from tuneforge.modelref import ModelNotFound, is_bundled_name, locate_model
+from tuneforge.planning.paths import confine_tree, is_hub_id
 from tuneforge.schemas import ConfigProblem
 from tuneforge.service.errors import InvalidInput
 from tuneforge.settings import Settings
@@ -16,7 +17,7 @@ def model_tokenizer_dir(model: str, settings: Settings) -> Path:
     from tuneforge.planning.model_facts import local_model_dir
 
     try:
-        source = locate_model(model)
+        source = locate_model(_local_or_hub(model, settings))
     except ModelNotFound as exc:
         raise InvalidInput.of([ConfigProblem("model", str(exc))]) from exc
     directory = local_model_dir(source, settings.models_path)
@@ -24,6 +25,18 @@ def model_tokenizer_dir(model: str, settings: Settings) -> Path:
         hint = "run a task or `tuneforge chat` with it once" if source.bundled else "use a model folder with one"
         raise InvalidInput.of([ConfigProblem("model", f"no tokenizer.json for {model!r} here yet; {hint}")])
     return directory
+
+
+def _local_or_hub(model: str, settings: Settings) -> str:
+    """The model as locate_model should see it: 'bundled' or a hub id as given (only its local cache is read), a
+    path confined to the allowed folders with every file in it (a relative one looked up there, not in the
+    server's working directory)."""
+    if is_bundled_name(model) or is_hub_id(model, settings.roots):
+        return model
+    path, problem = confine_tree(model, settings.roots, "model")
+    if problem or path is None:
+        raise InvalidInput.of([problem or ConfigProblem("model", "not a usable path")])
+    return str(path)
 
 
 def statistics(fields: dict[str, Any], by_split: dict[str, list[Path]], stored: dict[str, Any] | None,

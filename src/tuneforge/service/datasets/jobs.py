@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, TypedDict
 
+from tuneforge.service.datasets.files import version_paths
 from tuneforge.settings import Settings
 from tuneforge.store import Database, Dataset, DatasetVersion
 
@@ -21,7 +22,7 @@ class FieldMapping(TypedDict):
 
 
 def version_files(version: DatasetVersion) -> dict[str, list[Path]]:
-    return {split: [Path(version.path) / name for name in names] for split, names in version.files.items()}
+    return version_paths(Path(version.path), version.files)
 
 
 def validate_version(db: Database, version_id: int, settings: Settings) -> None:

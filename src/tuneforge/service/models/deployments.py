@@ -234,7 +234,8 @@ def _healthy(port: int | None) -> bool:
     if not port:
         return False
     try:
-        return httpx.get(f"http://127.0.0.1:{port}/health", timeout=1.0).status_code == 200
+        # Loopback: never through HTTP(S)_PROXY (a proxy would answer for a dead process, or see the traffic).
+        return httpx.get(f"http://127.0.0.1:{port}/health", timeout=1.0, trust_env=False).status_code == 200
     except httpx.HTTPError:
         return False
 

@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tuneforge.data.sources import split_names
-from tuneforge.planning.paths import confine
+from tuneforge.planning.paths import confine_tree
 from tuneforge.schemas import ConfigProblem
 from tuneforge.schemas.config_errors import validation_problems
 from tuneforge.schemas.eval_spec import RESULTS_FILE, EvalModel, EvalSpec
@@ -94,7 +94,7 @@ class EvaluationService:
         resolved = []
         for name in split_names(references.dataset_path):
             if name not in managed:
-                path, problem = confine(name, self.settings.roots, "dataset")
+                path, problem = confine_tree(name, self.settings.roots, "dataset")  # and every file it holds
                 if problem or path is None or not path.exists():
                     raise InvalidInput.of([problem or ConfigProblem("dataset", f"{name}: no managed dataset, bundled "
                                                                                "dataset or file of that name")])

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from tuneforge.planning.paths import confine
+from tuneforge.planning.paths import confine, output_problem
 from tuneforge.schemas import ConfigProblem
 from tuneforge.schemas.config_errors import validation_problems
 from tuneforge.schemas.export_spec import ExportSpec
@@ -34,10 +35,7 @@ class ExportService:
             ready_model(session, model_id, "id")  # an import still copying cannot be exported yet
         model = self.models.get(model_id)
         job_id = f"export-{time.strftime('%Y%m%d-%H%M%S')}-{model_id}-{time.time_ns() % 10**6:06d}"
-        output = options.pop("output_dir", None) or str(self.settings.home / "exported" / f"{model['name']}-{job_id}")
-        path, problem = confine(output, self.settings.roots, "outputDir")
-        if problem:
-            raise InvalidInput.of([problem])
+        path = self._output_dir(options.pop("output_dir", None), f"{model['name']}-{job_id}")
         base = model["modelPath"] or model["baseModel"]
         adapter = model.get("adapterPath")
         try:
@@ -50,6 +48,20 @@ class ExportService:
         (folder / SPEC).write_text(spec.model_dump_json(indent=2), encoding="utf-8")
         self._children[job_id] = launch_job("tuneforge.engine.export", folder)
         return self.get(job_id)
+
+    def _output_dir(self, given: str | None, default_name: str) -> Path:
+        """Where the export writes: HOME/exported/<model>-<job> by default; a folder the user names must lie in the
+        allowed folders and be neither a root itself nor in (or above) the platform's own folders: the export
+        writes into it, and a later delete may empty it. A new folder in HOME/exported is fine."""
+        exported = self.settings.home.resolve() / "exported"
+        if not given:
+            return exported / default_name
+        path, problem = confine(given, self.settings.roots, "outputDir")
+        if path is not None and problem is None and path.parent != exported:
+            problem = output_problem(path, self.settings.roots, self.settings.reserved_paths, "outputDir")
+        if problem or path is None:
+            raise InvalidInput.of([problem or ConfigProblem("outputDir", "not a usable folder")])
+        return path
 
     def get(self, job_id: str) -> dict[str, Any]:
         folder = self.root / job_id

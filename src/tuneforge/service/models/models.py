@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tuneforge.modelref import ModelNotFound, locate_model
-from tuneforge.planning.paths import confine
+from tuneforge.modelref import ModelNotFound, is_bundled_name, locate_model
+from tuneforge.planning.paths import confine_tree, escape_problem, is_hub_id
 from tuneforge.schemas import ConfigProblem
 from tuneforge.schemas.tasks import TaskStatus, name_problem
 from tuneforge.service.errors import Conflict, InvalidInput, NotFound, get_or_not_found
@@ -26,6 +26,7 @@ from tuneforge.service.models.imports import (
     list_model_files,
     start_import,
 )
+from tuneforge.service.runtime.jobs import INTERRUPTED_BY_RESTART
 from tuneforge.settings import Settings
 from tuneforge.store import Checkpoint, Database, Deployment, RegisteredModel, Task
 
@@ -75,13 +76,8 @@ class ModelService:
         if is_object_store_uri(source):
             return self._import(name, source, description, owner_id)
         problems = [ConfigProblem("name", why)] if (why := name_problem(name)) else []
-        try:
-            located = locate_model(source)
-            if located.is_local and not located.bundled:
-                _, problem = confine(located.path, self.settings.roots, "source")
-                problems += [problem] if problem else []
-        except ModelNotFound as exc:
-            problems.append(ConfigProblem("source", f"{exc}" + (f" ({exc.hint})" if exc.hint else "")))
+        source, problem = self._base_source(source)
+        problems += [problem] if problem else []
         if problems:
             raise InvalidInput.of(problems)
         with self.db.session() as session:
@@ -91,6 +87,23 @@ class ModelService:
             session.add(model)
             session.flush()
             return model_view(model)
+
+    def _base_source(self, source: str) -> tuple[str, ConfigProblem | None]:
+        """What a base model's `source` is stored as: 'bundled', a hub id kept as written (the hub is not contacted
+        here: the model is fetched when first used), or a local folder / .gguf file, resolved and confined with every
+        file below it. A relative path is looked up in the allowed folders, never the server's working directory."""
+        if is_hub_id(source, self.settings.roots):
+            return source, None
+        path = None
+        if not is_bundled_name(source):
+            path, problem = confine_tree(source, self.settings.roots, "source")
+            if problem or path is None:
+                return source, problem
+        try:
+            locate_model(str(path or source))  # a folder without weights is refused now, not when a job loads it
+        except ModelNotFound as exc:
+            return source, ConfigProblem("source", f"{exc}" + (f" ({exc.hint})" if exc.hint else ""))
+        return str(path or source), None
 
     def _import(self, name: str, uri: str, description: str, owner_id: int | None) -> dict[str, Any]:
         """Registered at once as `importing`; the files are copied in the background (progress on the row)."""
@@ -139,8 +152,8 @@ class ModelService:
         with self.db.session() as session:
             for model in session.scalars(select(RegisteredModel).where(RegisteredModel.status == "importing")):
                 model.status = "failed"
-                model.error_message = ("the import was interrupted by a server restart; delete this model and "
-                                       "register it again")
+                model.error_message = (f"the import was {INTERRUPTED_BY_RESTART}; delete this model and register "
+                                       "it again")
 
     def publish(self, request: PublishRequest) -> dict[str, Any]:
         """A completed or stopped task (its final output, or a checkpoint) becomes a registered model. A checkpoint is
@@ -153,6 +166,9 @@ class ModelService:
                 raise NotFound(f"task {request.task_id} does not exist", [ConfigProblem("taskId", "no such task")])
             self._check_free(session, request.name, request.owner_id)
             folder, step = self._source_folder(session, task, request.checkpoint_step)
+            if problem := escape_problem(folder, self.settings.roots, "checkpointStep" if request.checkpoint_step
+                                         is not None else "taskId"):
+                raise InvalidInput.of([problem])  # the copy (or a later load) would read the linked file
             kind = "adapter" if any((folder / f).is_file() for f in ADAPTER_FILES) else "model"
             if request.checkpoint_step is not None:
                 target = self.root / f"{request.name}-{int(time.time())}"
@@ -199,7 +215,7 @@ class ModelService:
         if owner_id is not None:
             query = query.where(RegisteredModel.owner_id == owner_id)
         if name:
-            query = query.where(RegisteredModel.name.contains(name))
+            query = query.where(RegisteredModel.name.contains(name, autoescape=True))
         with self.db.session() as session:
             items = [model_view(m, brief=True) for m in session.scalars(query)]
         return {"total": len(items), "items": items}
@@ -231,16 +247,19 @@ class ModelService:
             if model.status == "importing":
                 raise Conflict(f"model {model.name!r} is still importing ({model.progress:.0f}%); delete it when the "
                                "copy has ended", [ConfigProblem("id", "importing")])
-            # files the registry owns: a checkpoint copy or an imported model (a task's output folder is never removed)
-            owned: list[str | Path] = [p for p in (model.adapter_path, model.model_path,
-                                                   model.source if model.origin else None) if p]
+            # only what the registry made for this model (a checkpoint copy, an import): a task's output or a
+            # user's folder the model points at stays
+            owned = [Path(p) for p in (model.adapter_path, model.model_path, model.source if model.origin else None)
+                     if p and self._made_here(Path(p))]
             owned += self.evaluations.job_folders(session, model_id)  # their rows go with the model
             session.delete(model)
         for folder in owned:
-            if Path(folder).resolve().is_relative_to(self.root.resolve()) or \
-                    Path(folder).resolve().is_relative_to(self.evaluations.root.resolve()):
-                shutil.rmtree(folder, ignore_errors=True)
+            shutil.rmtree(folder, ignore_errors=True)
         return {"id": model_id, "deleted": True}
+
+    def _made_here(self, folder: Path) -> bool:
+        """A folder the registry created: directly in HOME/registry (never the registry itself), not a link."""
+        return not folder.is_symlink() and folder.resolve().parent == self.root.resolve()
 
 
 def _metrics_at(task: Task, step: int | None) -> dict[str, Any]:

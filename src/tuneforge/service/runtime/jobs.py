@@ -12,6 +12,9 @@ from typing import Any
 from tuneforge.rundir import final_event, read_events
 
 SPEC = "SPEC.json"
+# Why a background job (validation, import) that was running when the server stopped is failed at the next start:
+# it is never re-run on its own, since a job that crashed the server would crash it again at every start.
+INTERRUPTED_BY_RESTART = "interrupted by a server restart"
 OUTPUT = "job.out"
 
 

@@ -7,15 +7,15 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tuneforge.modelref import ModelNotFound, locate_model
 from tuneforge.schemas import ConfigError, ConfigProblem, TrainingConfig, parse_training_config
-from tuneforge.schemas.tasks import name_problem
-from tuneforge.service.errors import Conflict, InvalidInput, get_or_not_found
-from tuneforge.service.views import ExperimentView, experiment_view
+from tuneforge.schemas.tasks import ACTIVE_STATUSES, name_problem
+from tuneforge.service.errors import Conflict, InvalidInput, escape_like, get_or_not_found
+from tuneforge.service.views import ExperimentDeleted, ExperimentView, experiment_view
 from tuneforge.store import Database, Experiment, Task
 
 SHARED = {"base_model": "model_name_or_path", "template": "template", "finetuning_type": "finetuning_type",
@@ -79,9 +79,24 @@ class ExperimentService:
         if owner_id is not None:
             query = query.where(Experiment.owner_id == owner_id)
         if name:
-            query = query.where(Experiment.name.contains(name))
+            query = query.where(Experiment.name.like(f"%{escape_like(name)}%", escape="\\"))
         with self.db.session() as session:
             return [experiment_view(e) for e in session.scalars(query)]
+
+    def delete(self, experiment_id: int) -> ExperimentDeleted:
+        """Refused while one of its tasks is pending, running or stopping; its other tasks are kept, detached."""
+        with self.db.session() as session:
+            experiment = get_or_not_found(session, Experiment, experiment_id, "experiment")
+            active = session.scalars(select(Task.name).where(Task.experiment_id == experiment_id,
+                                                             Task.status.in_(ACTIVE_STATUSES))).first()
+            if active is not None:
+                raise Conflict(f"experiment {experiment.name!r} has an active task ({active!r}); stop it first",
+                               [ConfigProblem("id", f"task {active!r} is still active")])
+            members = select(func.count()).select_from(Task).where(Task.experiment_id == experiment_id)
+            detached = session.scalar(members) or 0
+            session.execute(update(Task).where(Task.experiment_id == experiment_id).values(experiment_id=None))
+            session.delete(experiment)
+        return ExperimentDeleted(id=experiment_id, deleted=True, tasks_detached=detached)
 
 
 def experiment_defaults(session: Session, experiment_id: int) -> dict[str, Any]:

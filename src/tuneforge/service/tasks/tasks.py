@@ -18,7 +18,7 @@ from tuneforge.planning.devices import Device
 from tuneforge.schemas import ALIASES, ConfigProblem
 from tuneforge.schemas.tasks import ACTIVE_STATUSES, FINAL_STATUSES, TaskStatus, name_problem
 from tuneforge.service.datasets.refs import apply_mixture, resolve_references
-from tuneforge.service.errors import Conflict, InvalidInput, get_or_not_found, paging_problems
+from tuneforge.service.errors import Conflict, InvalidInput, escape_like, get_or_not_found, paging_problems
 from tuneforge.service.runtime.executor import LocalExecutor
 from tuneforge.service.runtime.scheduler import Scheduler
 from tuneforge.service.tasks.experiments import check_experiment_membership, experiment_defaults
@@ -131,7 +131,7 @@ class TaskService:
         if experiment_id is not None:
             query = query.where(Task.experiment_id == experiment_id)
         if name:
-            pattern = f"%{_escape_like(name)}%"
+            pattern = f"%{escape_like(name)}%"
             query = query.where(or_(Task.name.like(pattern, escape="\\"), Task.description.like(pattern, escape="\\")))
         with self.db.session() as session:
             total = session.scalar(select(func.count()).select_from(query.subquery()))
@@ -294,10 +294,6 @@ def _copy_name(session: Session, name: str) -> str:
         if session.scalar(select(Task.id).where(Task.name == candidate)) is None:
             return candidate
     raise Conflict(f"too many copies of {name!r}; give the copy a name")
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _read_lines(path: Path, start: int, end: int) -> tuple[list[str], int]:
