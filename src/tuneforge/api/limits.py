@@ -69,12 +69,25 @@ def query_problem(query_string: bytes, int_params: frozenset[str]) -> tuple[str,
     for name, value in pairs:
         if "\x00" in value or "\x00" in name:
             return name, "must not contain NUL bytes"
-        if name in int_params and INTEGER.fullmatch(value.strip()):
+        number = _as_number(value) if name in int_params else None
+        if number is not None:
             bound = MAX_ID if name in ID_PARAMS else MAX_INT
-            # int() refuses digit strings over 4300 characters; those are out of range anyway
-            if len(value) > 30 or abs(int(value)) > bound:
+            if abs(number) > bound:
                 return name, f"is out of range (at most {bound})"
     return None
+
+
+def _as_number(value: str) -> float | None:
+    """What the route's int parsing may make of the text ("2_147_483_648", " 2147483648", "2147483648.0" too);
+    None when it is no number (the route's own validation answers that)."""
+    text = value.strip().replace("_", "")
+    if INTEGER.fullmatch(text):
+        return float("inf") if len(text) > 30 else float(int(text))  # int() refuses over 4300 digits anyway
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return number if number == number else None  # NaN is no number
 
 
 class BodyTooLarge(Exception):

@@ -254,7 +254,7 @@ def _encode_in_processes(task: _ChatEncoding, records: list[Record], workers: in
     _FORKED_TASK[:] = [task, records]
     try:
         with multiprocessing.get_context("fork").Pool(workers) as pool:
-            parts = pool.map(_encode_slice, slices)
+            parts = pool.map(_encode_slice, slices, chunksize=1)  # one slice a task: every process gets one
     finally:
         _FORKED_TASK.clear()
     return [sample for part in parts for sample in part]
