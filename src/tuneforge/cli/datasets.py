@@ -35,7 +35,7 @@ from tuneforge.cli.tasks import (
     print_result,
 )
 
-DATASET_SUFFIXES = (".json", ".jsonl")  # what the server stores (seed 001: json and jsonl only)
+DATASET_SUFFIXES = (".json", ".jsonl")  # what the server stores (json and jsonl only)
 INFO_FILE = "dataset_info.json"  # LLaMA-Factory's index sits next to the data; it is not data
 POLL_S = 0.3
 

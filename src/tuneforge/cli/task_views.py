@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 GIB = 1024**3
-# Seed 003's badges; `stopping` is tuneforge's short state while a stop is in flight.
+# Status badges; `stopping` is tuneforge's short state while a stop is in flight.
 STATUS_BADGES = {"pending": ("🟡", "yellow"), "running": ("🟢", "green"), "stopping": ("🟠", "yellow"),
                  "completed": ("✅", "green"), "failed": ("❌", "red"), "stopped": ("⏹️", "bright_black")}
 

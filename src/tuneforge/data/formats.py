@@ -28,7 +28,7 @@ Record = ChatRecord | TextRecord | PreferenceRecord  # a KTORecord is a ChatReco
 
 PURPOSES = ("sft", "pt", "preference", "kto")
 PURPOSE_KINDS: dict[str, RecordKind] = {"sft": "chat", "pt": "text", "preference": "preference", "kto": "kto"}
-# What each format can hold (seed 001): ShareGPT conversations cannot be pre-training documents.
+# What each format can hold: ShareGPT conversations cannot be pre-training documents.
 FORMAT_PURPOSES: dict[str, tuple[str, ...]] = {
     "alpaca": PURPOSES,
     "sharegpt": ("sft", "preference", "kto"),

@@ -1,16 +1,16 @@
 """`auto` training values, resolved when a task is created and stored with the reason for each.
 
 The rules:
-- learning_rate by method: full 2e-5 and LoRA / QLoRA 1e-4 (seed 002's recommendations), freeze 5e-5 (it trains
+- learning_rate by method: full 2e-5 and LoRA / QLoRA 1e-4, freeze 5e-5 (it trains
   whole layers, like full, but only a few of them); DPO / KTO / PPO take a tenth of that, since preference
   training drifts from the reference model quickly at SFT rates.
 - num_train_epochs by dataset size, the way OpenAI's fine-tuning API picks its default: 3 epochs, more for a tiny
-  set so the model sees at least ~100 samples in all (at most 10 epochs, the top of seed 003's 3–10), fewer for a
+  set so the model sees at least ~100 samples in all (at most 10 epochs, a common upper bound), fewer for a
   big one so it sees at most ~25,000 (at least 1).
 - per_device_train_batch_size: the largest power of two ≤ 16 whose memory estimate fits the task's devices, and
   small enough that an epoch has at least 4 optimizer steps.
 - gradient_accumulation_steps: enough to make the global batch (batch × devices × accumulation) 16, or 32 for
-  sets of 3,200+ samples (seed 002 recommends 8–32), but never so large that an epoch has fewer than 4 steps.
+  sets of 3,200+ samples (8–32 is the usual range), but never so large that an epoch has fewer than 4 steps.
 """
 
 from __future__ import annotations

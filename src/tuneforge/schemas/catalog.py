@@ -76,7 +76,7 @@ REPORT_TO: tuple[str, ...] = ("none", "all", "tensorboard", "wandb", "mlflow", "
 # Quantization methods; LLaMA-Factory's YAMLs spell bitsandbytes out in full, its web UI says "bnb".
 QUANTIZATION_METHOD_SYNONYMS: dict[str, str] = {"bitsandbytes": "bnb"}
 
-# `compute_type` (seed 000/001 consoles) -> the bf16 / fp16 flags it stands for.
+# `compute_type` (what cloud consoles offer) -> the bf16 / fp16 flags it stands for.
 COMPUTE_TYPES: dict[str, tuple[bool, bool]] = {
     "bf16": (True, False),
     "fp16": (False, True),

@@ -18,8 +18,8 @@ class TaskStatus(StrEnum):
 ACTIVE_STATUSES = frozenset({TaskStatus.PENDING, TaskStatus.RUNNING, TaskStatus.STOPPING})
 FINAL_STATUSES = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.STOPPED})
 
-# Seed 001: lowercase letters, digits and "-", starting and ending with a letter or digit. "_" is accepted as well
-# because seed 003's own request example names its task "my_finetuning_task".
+# Lowercase letters, digits and "-", starting and ending with a letter or digit. "_" is accepted as well
+# because common API examples name a task "my_finetuning_task".
 NAME_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?$")
 NAME_MAX = 63
 

@@ -304,7 +304,7 @@ class QuantizationArgs(ArgsBase):
     @field_validator("quantization_bit", mode="before")
     @classmethod
     def _bit_spellings(cls, value: Any) -> Any:
-        # Consoles (seed 001) offer "none", "int4", "int8"; YAML may say "4" or "4bit".
+        # Cloud consoles offer "none", "int4", "int8"; YAML may say "4" or "4bit".
         if isinstance(value, str):
             text = value.strip().lower()
             if text in ("", "none", "null"):

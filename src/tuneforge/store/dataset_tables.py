@@ -1,4 +1,4 @@
-"""Managed datasets (issue 5): a named dataset with its field mapping, and immutable versions by content hash."""
+"""Managed datasets: a named dataset with its field mapping, and immutable versions by content hash."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Registered models (issue 6): base models and fine-tuned ones with their lineage."""
+"""Registered models: base models and fine-tuned ones with their lineage."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""ORM tables. The task row holds every field of seed 003's FinetuningTask plus what the console shows live."""
+"""ORM tables. The task row holds every field of a fine-tuning task plus what the console shows live."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ class Base(DeclarativeBase):
 
 
 class Experiment(Base):
-    """Tasks that share base model, template, method, stage and dataset and differ in hyper-parameters (seed 001)."""
+    """Tasks that share base model, template, method, stage and dataset and differ in hyper-parameters."""
 
     __tablename__ = "experiments"
     __table_args__ = ({"sqlite_autoincrement": True},)

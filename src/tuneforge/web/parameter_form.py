@@ -2,8 +2,8 @@
 
 Every training parameter (name, type, default, range, choices, help in zh / en, recommended values, basic or
 advanced) comes from `schemas.parameter_reference.fields_by_group()`; this module only decides *where* each schema
-group appears: seed 000's steps (model → data → parameters → output → confirm) and, inside "parameters", seed
-001's sections (hyper-parameters, LoRA, advanced: quantization / RoPE / acceleration, others: logging and save
+group appears: the form's steps (model → data → parameters → output → confirm) and, inside "parameters", the
+console's sections (hyper-parameters, LoRA, advanced: quantization / RoPE / acceleration, others: logging and save
 intervals, warm-up, NEFTune, optimizer).
 """
 
@@ -26,7 +26,7 @@ GROUP_SECTIONS: dict[str, str] = {
     "model": "model", "method": "method", "data": "data", "training": "hyper", "lora": "lora", "freeze": "freeze",
     "quantization": "advanced", "acceleration": "advanced", "eval": "eval", "output": "others", "guard": "others",
 }
-# Seed 001 files these under another heading than their schema group.
+# The console files these under another heading than their schema group.
 FIELD_SECTIONS: dict[str, str] = {
     "rope_scaling": "advanced",
     "warmup_steps": "others",

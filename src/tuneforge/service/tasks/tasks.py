@@ -232,7 +232,7 @@ class TaskService:
         return TaskDeleted(id=task_id, deleted=True, output_path=output, output_kept=Path(output).exists())
 
     def copy(self, task_id: int, name: str | None = None, overrides: dict[str, Any] | None = None) -> TaskDetail:
-        """A new task with the same parameters (seed 000). Output goes to a fresh folder named after the copy."""
+        """A new task with the same parameters. Output goes to a fresh folder named after the copy."""
         with self.db.session() as session:
             source = _task(session, task_id)
             new_name = name or _copy_name(session, source.name)

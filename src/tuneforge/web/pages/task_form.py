@@ -1,4 +1,4 @@
-"""The create-task page (seed 000's steps) and its copy variant (?copy=<id>: the same form, pre-filled).
+"""The create-task page (the guided steps) and its copy variant (?copy=<id>: the same form, pre-filled).
 
 The page only renders the form; the browser sends it to POST /finetuning/estimateTask before the confirm step and
 to POST /finetuning/createTask on confirm (static/task_form.js), so what is validated and created is exactly what

@@ -1,4 +1,4 @@
-/* The guided create form (seed 000: model → data → parameters → output → confirm). The server rendered every input
+/* The guided create form (model → data → parameters → output → confirm). The server rendered every input
    from the schema; this script moves between the steps, builds the createTask body (only parameters that differ
    from their defaults), asks POST /finetuning/estimateTask before confirm, submits to POST /finetuning/createTask and
    shows each error at its field (details[].field is the input's name). */

@@ -67,7 +67,7 @@
     });
   }
 
-  /* Publish (seed 000): choose the final model or a checkpoint step, and the model's name. */
+  /* Publish: choose the final model or a checkpoint step, and the model's name. */
   async function publishTask(id, name, status, step) {
     const checkpoints = await TF.api("GET", "/finetuning/getTaskCheckpoints?id=" + encodeURIComponent(id));
     const body = document.createElement("div");
