@@ -3,7 +3,8 @@
 Column and tag names follow the `columns` / `tags` entries of a LLaMA-Factory style dataset_info.json, so an
 existing dataset description works unchanged. Each object becomes one canonical record or a list of problems.
 The record kind follows the dataset's purpose: sft -> chat, pt -> text, preference (chosen / rejected, LF's
-`ranking: true`) -> preference, kto (a boolean `kto_tag`) -> kto.
+`ranking: true`) -> preference, kto (a boolean `kto_tag`) -> kto, prompt (a prompt to answer plus the row's fields
+for graders; a trailing answer is dropped) -> prompt.
 """
 
 from __future__ import annotations
@@ -19,20 +20,22 @@ from tuneforge.data.records import (
     KTORecord,
     Message,
     PreferenceRecord,
+    PromptRecord,
     TextRecord,
 )
 
 FORMATTINGS = ("alpaca", "sharegpt", "openai", "text")
-RecordKind = Literal["chat", "text", "preference", "kto"]
-Record = ChatRecord | TextRecord | PreferenceRecord  # a KTORecord is a ChatRecord with a label
+RecordKind = Literal["chat", "text", "preference", "kto", "prompt"]
+Record = ChatRecord | TextRecord | PreferenceRecord | PromptRecord  # a KTORecord is a ChatRecord with a label
 
-PURPOSES = ("sft", "pt", "preference", "kto")
-PURPOSE_KINDS: dict[str, RecordKind] = {"sft": "chat", "pt": "text", "preference": "preference", "kto": "kto"}
+PURPOSES = ("sft", "pt", "preference", "kto", "prompt")
+PURPOSE_KINDS: dict[str, RecordKind] = {"sft": "chat", "pt": "text", "preference": "preference", "kto": "kto",
+                                        "prompt": "prompt"}
 # What each format can hold: ShareGPT conversations cannot be pre-training documents.
 FORMAT_PURPOSES: dict[str, tuple[str, ...]] = {
     "alpaca": PURPOSES,
-    "sharegpt": ("sft", "preference", "kto"),
-    "openai": ("sft", "preference", "kto"),
+    "sharegpt": ("sft", "preference", "kto", "prompt"),
+    "openai": ("sft", "preference", "kto", "prompt"),
     "text": ("pt",),
 }
 
@@ -178,6 +181,8 @@ def _alpaca_record(obj: dict, fmt: RecordFormat, check: _Collector, origin: str,
         return TextRecord(user, origin) if user else None
     if kind == "preference":
         answers = [check.answer(obj, fmt.column(side), f"{side} answer") for side in ("chosen", "rejected")]
+    elif kind == "prompt":
+        answers = []  # the output column, if any, is a reference answer: graders read it from the item
     else:
         answers = [check.answer(obj, fmt.column("response"), "response")]
     label = check.label(obj, fmt.column("kto_tag")) if kind == "kto" else None
@@ -186,6 +191,8 @@ def _alpaca_record(obj: dict, fmt: RecordFormat, check: _Collector, origin: str,
     if check.problems:
         return None
     prompt_side = [*history, Message("user", user)]
+    if kind == "prompt":
+        return PromptRecord(prompt_side, obj, system, origin)
     if kind == "preference":
         chosen, rejected = (Message("assistant", answer or "") for answer in answers)
         return PreferenceRecord(prompt_side, chosen, rejected, system, origin)
@@ -253,6 +260,8 @@ def _sharegpt_record(obj: dict, fmt: RecordFormat, check: _Collector, origin: st
     tools_text = tools if isinstance(tools, str) or tools is None else str(tools)
     if kind == "preference":
         return _sharegpt_preference(obj, fmt, check, (messages, system, origin, tools_text), (key, tags, shift))
+    if kind == "prompt":
+        return _sharegpt_prompt(obj, check, (messages, system, origin, tools_text), (key, tags, shift))
     _check_turn_order(messages, key, tags, check, shift)
     label = check.label(obj, fmt.column("kto_tag")) if kind == "kto" else None
     if check.problems:
@@ -273,6 +282,17 @@ def _sharegpt_preference(
     if check.problems or chosen is None or rejected is None:
         return None
     return PreferenceRecord(messages, chosen, rejected, system, origin, tools)
+
+
+def _sharegpt_prompt(obj: dict, check: _Collector, parts: tuple, where: tuple[str, dict[str, str], int]
+                     ) -> PromptRecord | None:
+    """A prompt for sampling: the conversation up to its last user turn (a final answer is the reference)."""
+    messages, system, origin, tools = parts
+    key, tags, shift = where
+    if messages and messages[-1].role in RESPONSE_ROLES:
+        messages = messages[:-1]
+    _check_turn_order(messages, key, tags, check, shift, ends_with_answer=False)
+    return None if check.problems else PromptRecord(messages, obj, system, origin, tools)
 
 
 def _sharegpt_answer(obj: dict, key: str, side: str, tags: dict[str, str], check: _Collector) -> Message | None:

@@ -15,18 +15,26 @@ from typing import TYPE_CHECKING, Any
 from tuneforge.data.mixing import mix_records
 from tuneforge.data.packing import PackedSample, pack_samples
 from tuneforge.data.reading import make_format, read_records
-from tuneforge.data.records import ChatRecord, DatasetError, DatasetProblem, TextRecord
+from tuneforge.data.records import (
+    ChatRecord,
+    DatasetError,
+    DatasetProblem,
+    PreferenceRecord,
+    PromptRecord,
+    TextRecord,
+)
 from tuneforge.data.sources import DatasetSource, resolve_dataset_sources
 from tuneforge.data.templates import ChatTemplate
 from tuneforge.data.tokenize import EncodedSample, count_trained, encode_chat, encode_pretrain
+from tuneforge.data.tokenize_pairs import KTOSample, PairSample, PromptSample, encode_record
 from tuneforge.data.tokenized_cache import load_samples, save_samples, saved_copy
 from tuneforge.schemas.stages import SUPPORTED_STAGES, packs_by_default, stage_info
 
 if TYPE_CHECKING:
     from tuneforge.schemas import TrainingConfig  # noqa: F401
 
-Sample = EncodedSample | PackedSample
-Record = ChatRecord | TextRecord
+Sample = EncodedSample | PackedSample | PairSample | KTOSample | PromptSample
+Record = ChatRecord | TextRecord | PreferenceRecord | PromptRecord
 ProgressCallback = Callable[[str, int, int], None]  # (phase, done, total)
 
 
@@ -55,6 +63,7 @@ def prepare_datasets(
     saved = saved_copy(tokenized_path, bool(getattr(cfg, "overwrite_cache", False)))
     if saved is not None:
         train, evaluation, stats = load_samples(saved)
+        _check_saved_kind(train, stage, saved)
         progress("read tokenized copy", len(train), len(train))
         return PreparedData(train, evaluation, {**stats, "tokenized_copy": str(saved)})
     prepared = _tokenise(cfg, tokenizer, template, stage, config_dir, progress)
@@ -97,6 +106,21 @@ def _tokenise(cfg: Any, tokenizer: Any, template: ChatTemplate | None, stage: st
     return PreparedData(train, evaluation, stats)
 
 
+# The sample class each record kind is tokenised into (packed or not for text and chat).
+_SAMPLE_KINDS: dict[str, tuple[type, ...]] = {
+    "text": (EncodedSample, PackedSample), "chat": (EncodedSample, PackedSample), "preference": (PairSample,),
+    "kto": (KTOSample,), "prompt": (PromptSample,),
+}
+
+
+def _check_saved_kind(samples: list[Any], stage: str, saved: Path) -> None:
+    """A copy saved by a run of another stage (SFT samples for DPO …) would feed the trainer the wrong data."""
+    wanted = _SAMPLE_KINDS[stage_info(stage).record_kind]
+    if samples and not isinstance(samples[0], wanted):
+        raise ValueError(f"tokenized_path: {saved} holds samples of another stage than {stage!r}; point "
+                         "tokenized_path elsewhere or set overwrite_cache: true")
+
+
 def _seed(cfg: Any) -> int:
     seed = getattr(cfg, "seed", None)
     return 42 if seed is None else int(seed)
@@ -117,11 +141,20 @@ def load_source(
     source: DatasetSource, kind: str, max_samples: int | None, seed: int, progress: ProgressCallback
 ) -> list[Record]:
     """A source's training records: first `max_samples`, then dataset_info's num_samples (sampled)."""
+    check_ranking(source, kind)
     records = load_files(source, source.files, kind, max_samples)
     progress(f"read {source.name}", len(records), len(records))
     if source.num_samples is not None:
         records = resample(records, source.num_samples, seed)
     return records
+
+
+def check_ranking(source: DatasetSource, kind: str) -> None:
+    """As in LLaMA-Factory, a dataset_info.json entry says `ranking: true` for chosen / rejected pairs, and only the
+    pairwise stages (rm, dpo) read those; a file named directly is read as the stage needs."""
+    if source.ranking and kind != "preference":
+        raise ValueError(f"dataset {source.name}: its dataset_info.json entry has ranking: true (chosen / rejected "
+                         "pairs), which only stages rm and dpo train on; choose one of them or another dataset")
 
 
 def load_files(source: DatasetSource, files: Sequence[Path], kind: str, limit: int | None) -> list[Record]:
@@ -183,6 +216,8 @@ class _Encoder:
         self.packing = packs_by_default(stage, packing) or self.neat
 
     def encode(self, records: list[Record], split: str) -> tuple[list[Sample], dict[str, Any]]:
+        if stage_info(self.stage).record_kind in ("preference", "kto", "prompt"):
+            return self._encode_for_trl(records, split)
         if stage_info(self.stage).record_kind == "text":
             concatenate = self.packing and not self.neat
             samples = encode_pretrain(records, self.tokenizer, self.cutoff_len, concatenate)  # type: ignore[arg-type]
@@ -201,6 +236,20 @@ class _Encoder:
         if pack:
             stats["packed_rows"] = len(rows)
         return rows, stats
+
+    def _encode_for_trl(self, records: list[Record], split: str) -> tuple[list[Any], dict[str, Any]]:
+        """Pairs, KTO samples or prompts (data.tokenize_pairs): never packed, the TRL trainers batch them."""
+        if self.template is None:
+            raise ValueError(f"template: stage {self.stage} needs a chat template")
+        system = getattr(self.cfg, "default_system", None)
+        samples = [encode_record(record, self.template, self.tokenizer, self.cutoff_len, system)  # type: ignore[arg-type]
+                   for record in records]
+        self.progress(f"tokenize {split}", len(records), len(records))
+        # A prompt alone fills cutoff_len: no answer token would be left to learn from.
+        kept = [s for s in samples if s.n_trained > 0 or isinstance(s, PromptSample)]
+        stats = {"tokens": sum(s.n_tokens for s in kept), "trained_tokens": sum(s.n_trained for s in kept),
+                 "truncated": sum(s.truncated for s in samples), "dropped": len(samples) - len(kept)}
+        return kept, stats
 
     def _encode_chat(self, records: list[Record], split: str) -> list[EncodedSample]:
         if self.template is None:

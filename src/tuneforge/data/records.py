@@ -71,6 +71,21 @@ class PreferenceRecord:
 
 
 @dataclass(frozen=True)
+class PromptRecord:
+    """A prompt to answer (GRPO, PPO) and its dataset row, which graders read as `item` (reference answers …).
+
+    `messages` is the prompt side, ending with a user (or observation) message; `item` is the row as the file has
+    it, so `{{item.answer}}` in a grader reads the row's own field.
+    """
+
+    messages: list[Message]
+    item: dict[str, object]
+    system: str | None = None
+    origin: str = ""
+    tools: str | None = None
+
+
+@dataclass(frozen=True)
 class TextRecord:
     """One pre-training document."""
 

@@ -30,6 +30,7 @@ class DatasetSource:
     num_samples: int | None = None
     eval_files: list[Path] = field(default_factory=list)
     directory: Path | None = None  # a dataset folder: where its train / valid / test files are looked up
+    ranking: bool = False  # dataset_info.json's `ranking: true`: chosen / rejected pairs (stages rm and dpo)
 
 
 class DatasetNotFound(FileNotFoundError):
@@ -113,8 +114,6 @@ def _from_entry(name: str, entry: Any, info_dir: Path) -> DatasetSource:
     where = f"{info_dir / INFO_FILE}: {name}"
     if not isinstance(entry, dict):
         raise DatasetConfigError(f"{where}: expected an object with 'file_name'")
-    if entry.get("ranking"):
-        raise DatasetConfigError(f"{where}: ranking: preference data needs stage dpo/rm: not yet supported")
     formatting = entry.get("formatting")
     if formatting is not None and formatting not in FORMATTINGS:
         raise DatasetConfigError(f"{where}: formatting: unknown value {formatting!r}; use one of "
@@ -130,6 +129,7 @@ def _from_entry(name: str, entry: Any, info_dir: Path) -> DatasetSource:
         name, [place], formatting, dict(columns), dict(tags))
     source.split = str(entry.get("split", "train"))
     source.num_samples = _num_samples(entry.get("num_samples"), where)
+    source.ranking = bool(entry.get("ranking"))
     return source
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from tuneforge.data.packing import PackedSample
 from tuneforge.data.tokenize import EncodedSample
+from tuneforge.data.tokenize_pairs import KTOSample, PairSample, PromptSample
 
 FILE_NAME = "tuneforge_tokenized.json"
 FORMAT = 1
@@ -48,10 +49,18 @@ def load_samples(path: Path) -> tuple[list[Any], list[Any], dict[str, Any]]:
     return [_decode(s) for s in body["train"]], [_decode(s) for s in body["eval"]], dict(body.get("stats") or {})
 
 
+# The sample kinds a copy holds, by the name saved with each sample.
+KINDS: dict[str, type] = {"encoded": EncodedSample, "packed": PackedSample, "pair": PairSample, "kto": KTOSample,
+                          "prompt": PromptSample}
+_NAMES = {kind: name for name, kind in KINDS.items()}
+
+
 def _encode(sample: Any) -> dict[str, Any]:
-    return {"kind": "packed" if isinstance(sample, PackedSample) else "encoded", **asdict(sample)}
+    return {"kind": _NAMES[type(sample)], **asdict(sample)}
 
 
 def _decode(item: dict[str, Any]) -> Any:
     kind = item.pop("kind", "encoded")
-    return PackedSample(**item) if kind == "packed" else EncodedSample(**item)
+    if kind not in KINDS:
+        raise ValueError(f"tokenized_path: a saved sample of unknown kind {kind!r}; set overwrite_cache: true")
+    return KINDS[kind](**item)

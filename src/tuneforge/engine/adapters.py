@@ -52,7 +52,8 @@ def linear_module_names(model: Any) -> list[str]:
     output = model.get_output_embeddings()
     names = set()
     for name, module in model.named_modules():
-        if isinstance(module, torch.nn.Linear) and module is not output and "lm_head" not in name:
+        head = "lm_head" in name or name.rsplit(".", 1)[-1] == "score"  # the LM head, or a reward model's
+        if isinstance(module, torch.nn.Linear) and module is not output and not head:
             names.add(name.split(".")[-1])
     return sorted(names)
 
@@ -76,7 +77,8 @@ def _apply_lora(model: Any, cfg: Any, is_trainable: bool) -> Any:
     if cfg.pissa_init:
         init = "pissa" if cfg.pissa_iter == -1 else f"pissa_niter_{cfg.pissa_iter}"
     lora = LoraConfig(
-        task_type="CAUSAL_LM",
+        # A reward model's score head is new: peft trains and saves it whole beside the adapter.
+        task_type="SEQ_CLS" if is_reward_model(model) else "CAUSAL_LM",
         r=cfg.lora_rank,
         lora_alpha=cfg.lora_alpha or cfg.lora_rank * 2,
         lora_dropout=cfg.lora_dropout,
@@ -88,6 +90,11 @@ def _apply_lora(model: Any, cfg: Any, is_trainable: bool) -> Any:
     )
     log.info("LoRA r=%d alpha=%s on %s", lora.r, lora.lora_alpha, ", ".join(targets))
     return get_peft_model(model, lora)
+
+
+def is_reward_model(model: Any) -> bool:
+    """A sequence classifier with one output on a decoder (stage rm): its head is `score`."""
+    return type(model).__name__.endswith("ForSequenceClassification")
 
 
 def converts_pissa(cfg: Any) -> bool:

@@ -63,11 +63,12 @@ class RunEventsCallback(TrainerCallback):
                 tokens_seen=self.counter.tokens_seen, trained_tokens=self.counter.trained_tokens,
                 tokens_per_second=round(tokens_per_s, 2), elapsed_s=round(elapsed, 2),
                 eta_s=round(eta, 1) if eta is not None else None, percentage=round(100 * step / total, 2),
+                **_stage_metrics(logs, train=True),
             )
         if "eval_loss" in logs:
             log.info("eval step %d/%d eval_loss %.4f", step, total, logs["eval_loss"])
             self.events.emit(EventType.EVAL, step=step, epoch=epoch, eval_loss=logs["eval_loss"],
-                             perplexity=logs.get("eval_perplexity"))
+                             perplexity=logs.get("eval_perplexity"), **_stage_metrics(logs, train=False))
         if "loss" in logs or "eval_loss" in logs:
             self._append_trainer_log(step, total, epoch, logs, elapsed, eta, tokens_per_s)
 
@@ -84,9 +85,30 @@ class RunEventsCallback(TrainerCallback):
             "lr": logs.get("learning_rate"), "epoch": epoch, "percentage": round(100 * step / total, 2),
             "elapsed_time": _hms(elapsed), "remaining_time": _hms(eta) if eta is not None else "",
             "throughput": round(tokens_per_s, 2), "total_tokens": self.counter.tokens_seen,
+            # LLaMA-Factory's names for the preference and RL stages' headline figures
+            "reward": logs.get("reward"), "accuracy": logs.get("rewards/accuracies", logs.get("accuracy")),
         }
         with self.trainer_log.open("a", encoding="utf-8") as f:
             f.write(json.dumps({k: v for k, v in record.items() if v is not None}) + "\n")
+
+
+# Log keys every run has (already fields of the events); a stage's own figures are the rest.
+_COMMON_LOGS = frozenset({"loss", "learning_rate", "grad_norm", "epoch", "num_tokens", "total_flos", "train_loss",
+                          "eval_loss", "eval_perplexity", "perplexity"})
+_RUNTIME = ("_runtime", "_samples_per_second", "_steps_per_second")
+MAX_STAGE_METRICS = 32
+
+
+def _stage_metrics(logs: dict[str, float], train: bool) -> dict[str, Any]:
+    """The stage's own figures of a log (rewards/margins, kl, reward …) for the event's `metrics` field: finite
+    numbers only; eval ones keep their eval_ prefix."""
+    metrics = {}
+    for key, value in logs.items():
+        if key in _COMMON_LOGS or key.endswith(_RUNTIME) or key.startswith("eval_") != (not train):
+            continue
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+            metrics[key] = round(float(value), 6)
+    return {"metrics": dict(list(metrics.items())[:MAX_STAGE_METRICS])} if metrics else {}
 
 
 class StopRequest:

@@ -45,9 +45,13 @@ def load_tokenizer(source: ModelSource, *, trust_remote_code: bool = False, **hu
         raise _load_error(source, exc) from exc
 
 
-def load_model(cfg: Any, source: ModelSource, precision: Precision, *, for_training: bool = True):
-    """The model in the dtype its precision wants, with the attention implementation and RoPE scaling asked for."""
-    from transformers import AutoConfig, AutoModelForCausalLM
+def load_model(cfg: Any, source: ModelSource, precision: Precision, *, for_training: bool = True,
+               head: str = "causal_lm"):
+    """The model in the dtype its precision wants, with the attention implementation and RoPE scaling asked for.
+
+    head "score": a sequence classifier with one output (a reward model) on the same backbone.
+    """
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification
 
     hub = _hub_kwargs(cfg)
     try:
@@ -68,8 +72,11 @@ def load_model(cfg: Any, source: ModelSource, precision: Precision, *, for_train
         kwargs["quantization_config"] = quantization_config(cfg, precision)
     if source.gguf_file:
         kwargs["gguf_file"] = source.gguf_file
+    if head == "score":
+        config.num_labels = 1
+    model_class = AutoModelForSequenceClassification if head == "score" else AutoModelForCausalLM
     try:
-        model = AutoModelForCausalLM.from_pretrained(source.path, **kwargs)
+        model = model_class.from_pretrained(source.path, **kwargs)
     except OSError as exc:
         raise _load_error(source, exc) from exc
     except ImportError as exc:

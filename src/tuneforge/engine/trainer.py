@@ -101,7 +101,7 @@ class ForgeTrainer(Trainer):
             num_items_in_batch = (inputs["labels"][:, 1:] != IGNORE_INDEX).sum()
         loss = sum(self._chunk_step(model, chunk, num_items_in_batch, last=i == len(chunks) - 1)
                    for i, chunk in enumerate(chunks))
-        if not _gradients_finite(model):
+        if not gradients_finite(model):
             # Dropping the step keeps the weights at their last good state; the divergence guard stops the run.
             self.token_counter.bad_gradient_steps.append(self.state.global_step + 1)
             model.zero_grad(set_to_none=True)
@@ -164,7 +164,7 @@ def _causal_lm(model: Any) -> Any:
     return model
 
 
-def _gradients_finite(model: Any) -> bool:
+def gradients_finite(model: Any) -> bool:
     norms = [p.grad.detach().norm() for p in model.parameters() if p.requires_grad and p.grad is not None]
     if not norms:
         return True

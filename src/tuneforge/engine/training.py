@@ -82,7 +82,9 @@ def _prepare(cfg: Any, config_dir: Path | None, precision: Precision) -> Prepare
         raise EngineError("no training samples left after reading and tokenising the dataset",
                           hint="check the dataset is not empty and cutoff_len is large enough")
     log.info("data: %s", data.stats)
-    model = load_model(cfg, source, precision)
+    model = load_model(cfg, source, precision, head=getattr(stage, "MODEL_HEAD", "causal_lm"))
+    if model.config.pad_token_id is None:  # a reward model finds each sequence's last token by the padding
+        model.config.pad_token_id = tokenizer.pad_token_id
     if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
         model.resize_token_embeddings(len(tokenizer), pad_to_multiple_of=64)
     model = prepare_trainable_model(model, cfg)

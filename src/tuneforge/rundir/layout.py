@@ -27,6 +27,12 @@ class RunDir:
         return self.path / "trainer_log.jsonl"
 
     @property
+    def completions_file(self) -> Path:
+        """GRPO / PPO: sampled completions with their scores, one JSON line each:
+        {"step", "prompt", "completion", "reward", "scores": {grader name: score}, "reasons": {name: why 0}}."""
+        return self.path / "completions.jsonl"
+
+    @property
     def log_file(self) -> Path:
         return self.path / "train.log"
 

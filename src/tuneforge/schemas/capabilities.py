@@ -76,6 +76,18 @@ def _stage_runs(cfg: Config) -> str | None:
             f"it trains {', '.join(SUPPORTED_STAGES)}")
 
 
+SAMPLING_STAGES = ("ppo", "grpo")  # the stages that sample answers and score them
+
+
+def _not_kto_pair(cfg: Config) -> str | None:
+    return "kto_pair is LLaMA-Factory's old pairwise KTO; train stage kto on kto_tag data" \
+        if cfg.pref_loss == "kto_pair" else None
+
+
+def _with_simpo(cfg: Config) -> str | None:
+    return None if cfg.pref_loss == "simpo" else "is SimPO's target margin: it needs pref_loss: simpo"
+
+
 def _quantization_packages(cfg: Config) -> tuple[str, ...]:
     return (cfg.quantization_method if cfg.quantization_method != "bnb" else "bitsandbytes",)
 
@@ -168,14 +180,16 @@ CAPABILITIES: tuple[Capability, ...] = (
                                        "task", instead="set do_train: true; evaluate with `tuneforge eval`"),
     Capability("do_predict", unsupported=PREDICT_ONLY, instead="remove do_predict"),
     Capability("predict_with_generate", unsupported=PREDICT_ONLY, instead="remove predict_with_generate"),
-    *(Capability(name, unsupported=f"{name} sets generation for predictions, and {PREDICT_ONLY}",
-                 instead=f"remove {name}") for name in ("max_new_tokens", "temperature", "top_p", "top_k")),
-    *(Capability(name, stages=("dpo", "kto")) for name in ("pref_beta",)),
+    *(Capability(name, stages=SAMPLING_STAGES) for name in ("max_new_tokens", "temperature", "top_p", "top_k",
+                                                            "kl_coef", "rewards", "reward_model")),
+    Capability("num_generations", stages=("grpo",)),
+    Capability("grpo_loss", stages=("grpo",)),
+    Capability("pref_beta", stages=("dpo", "kto")),
     Capability("pref_ftx", stages=("dpo",)),
-    Capability("pref_loss", stages=("dpo",)),
+    Capability("pref_loss", stages=("dpo",), requires=_not_kto_pair),
+    Capability("simpo_gamma", stages=("dpo",), requires=_with_simpo),
     Capability("kto_chosen_weight", stages=("kto",)),
     Capability("kto_rejected_weight", stages=("kto",)),
-    Capability("reward_model", stages=("ppo",)),
     Capability("streaming", unsupported="streamed datasets are not supported: tuneforge reads, validates and "
                                         "counts every record before training", instead="remove streaming"),
     Capability("enable_thinking", unsupported="tuneforge's templates keep the reasoning part as the data has it",

@@ -21,9 +21,9 @@ _REASONS: dict[str, tuple[str, ...]] = {
         "length_penalty", "num_beams", "prediction_loss_only", "repetition_penalty", "skip_special_tokens",
         "sortish_sampler", "use_kv_cache"
     ),
-    'preference and reinforcement-learning options (those stages are not implemented yet)': (
+    'preference options beyond the reference model being the starting model': (
         "dpo_label_smoothing", "pref_bco_weight", "ref_model", "ref_model_adapters", "ref_model_quantization_bit",
-        "reward_model_adapters", "reward_model_quantization_bit", "simpo_gamma"
+        "reward_model_adapters", "reward_model_quantization_bit"
     ),
     'profiling (tuneforge reports tokens/s, memory and ETA itself)': (
         "enable_torch_profiler", "print_param_status", "profiler_active_steps", "profiler_output_dir",

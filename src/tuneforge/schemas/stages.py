@@ -31,15 +31,17 @@ STAGES: dict[str, Stage] = {stage.name: stage for stage in (
           "continued pre-training on plain text", "预训练（纯文本继续训练）"),
     Stage("sft", "chat", False, True, 1, False, ("eval_loss", "perplexity"),
           "supervised fine-tuning", "指令监督微调"),
-    Stage("rm", "preference", False, False, 2, False, ("eval_loss", "accuracy"),
+    Stage("rm", "preference", False, True, 2, False, ("accuracy", "margin", "mean_reward"),
           "reward model", "奖励模型训练"),
-    Stage("dpo", "preference", False, False, 2, True,
+    Stage("dpo", "preference", False, True, 2, True,
           ("rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins"),
           "direct preference optimisation", "DPO 偏好优化"),
-    Stage("kto", "kto", False, False, 2, True, ("rewards/chosen", "rewards/rejected", "kl"),
+    Stage("kto", "kto", False, True, 2, True, ("rewards/chosen", "rewards/rejected", "rewards/margins", "kl"),
           "Kahneman-Tversky optimisation", "KTO 偏好优化"),
-    Stage("ppo", "prompt", False, False, 1, True, ("reward", "kl"),
-          "reinforcement learning with a reward model", "PPO 强化学习"),
+    Stage("ppo", "prompt", False, False, 1, True, ("reward", "reward_std", "kl", "value_loss"),
+          "reinforcement learning with a reward model (PPO)", "PPO 强化学习"),
+    Stage("grpo", "prompt", False, False, 1, True, ("reward", "reward_std", "kl", "completions/mean_length"),
+          "reinforcement learning with graders (GRPO)", "GRPO 强化学习（评分器奖励）"),
 )}
 
 STAGE_NAMES: tuple[str, ...] = tuple(STAGES)

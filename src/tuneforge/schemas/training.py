@@ -21,6 +21,7 @@ from tuneforge.schemas.training_fields import (
     ModelArgs,
     QuantizationArgs,
 )
+from tuneforge.schemas.training_fields_rl import ReinforcementArgs
 from tuneforge.schemas.training_fields_tuning import (
     EvalArgs,
     FreezeArgs,
@@ -86,7 +87,7 @@ COMPUTE_TYPE_KEY = "compute_type"
 # the model and end with the guard, in GROUPS order.
 class TrainingConfig(
     GuardArgs, EvalArgs, AccelerationArgs, QuantizationArgs, FreezeArgs, LoraArgs, OutputArgs, TrainingArgs,
-    DataArgs, MethodArgs, ModelArgs,
+    DataArgs, ReinforcementArgs, MethodArgs, ModelArgs,
 ):
     """Every argument of one fine-tuning run (LLaMA-Factory names; tuneforge's own in group "guard")."""
 

@@ -126,13 +126,13 @@ class ModelArgs(ArgsBase):
 
 
 class MethodArgs(ArgsBase):
-    stage: Literal["pt", "sft", "rm", "dpo", "kto", "ppo"] = arg(
+    stage: Literal["pt", "sft", "rm", "dpo", "kto", "ppo", "grpo"] = arg(
         "sft", group="method",
         en="Training stage: pt (continued pre-training on plain text), sft (supervised fine-tuning), rm "
            "(reward model), dpo / kto (preference optimisation), ppo (reinforcement learning with a reward "
-           "model).",
+           "model), grpo (reinforcement learning with graders as rewards).",
         zh="训练阶段：pt 预训练（纯文本继续训练）、sft 指令监督微调、rm 奖励模型、dpo / kto 偏好优化、"
-           "ppo（配合奖励模型的强化学习）。")
+           "ppo（配合奖励模型的强化学习）、grpo（以评分器为奖励的强化学习）。")
     do_train: bool = arg(True, group="method", advanced=True,
                          en="Train the model.", zh="执行训练。")
     do_eval: bool | None = arg(
@@ -170,8 +170,10 @@ class MethodArgs(ArgsBase):
         zh="DPO 中附加在 chosen 回答上的 SFT 损失权重。")
     pref_loss: Literal["sigmoid", "hinge", "ipo", "kto_pair", "orpo", "simpo"] = arg(
         "sigmoid", group="method", advanced=True,
-        en="Preference loss for stage dpo: sigmoid (classic DPO), hinge, ipo, kto_pair, orpo or simpo.",
-        zh="dpo 阶段使用的偏好损失：sigmoid（标准 DPO）、hinge、ipo、kto_pair、orpo、simpo。")
+        en="Preference loss for stage dpo: sigmoid (classic DPO), hinge, ipo, orpo or simpo (orpo and simpo need "
+           "no reference model). kto_pair is LLaMA-Factory's old name: train stage kto instead.",
+        zh="dpo 阶段使用的偏好损失：sigmoid（标准 DPO）、hinge、ipo、orpo、simpo（orpo 与 simpo 不需要参考模型）。"
+           "kto_pair 为 LLaMA-Factory 的旧名称，请改用 kto 阶段。")
     kto_chosen_weight: float = arg(
         1.0, group="method", advanced=True, gt=0,
         en="KTO: loss weight of desirable samples.", zh="KTO 中正样本（desirable）的损失权重。")
@@ -180,8 +182,9 @@ class MethodArgs(ArgsBase):
         en="KTO: loss weight of undesirable samples.", zh="KTO 中负样本（undesirable）的损失权重。")
     reward_model: str | None = arg(
         None, group="method", advanced=True,
-        en="PPO: path of the reward model (or its adapter) that scores generated answers.",
-        zh="PPO 使用的奖励模型（或其适配器）路径。")
+        en="PPO / GRPO: the reward model that scores generated answers: the output folder of an rm run (a full "
+           "model, or a LoRA adapter on this run's base model).",
+        zh="PPO / GRPO 使用的奖励模型：rm 训练的输出目录（完整模型，或基于本次基础模型的 LoRA 适配器）。")
 
 
 class DataArgs(ArgsBase):

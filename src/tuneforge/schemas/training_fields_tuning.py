@@ -249,10 +249,10 @@ class EvalArgs(ArgsBase):
         zh="预测时生成回答（计算 BLEU / ROUGE 需要），而不只是计算损失。")
     max_new_tokens: int = arg(
         512, group="eval", ge=1, advanced=True,
-        en="Longest generated answer in tokens (prediction and PPO).", zh="生成回答的最大 token 数（预测与 PPO）。")
+        en="GRPO / PPO: longest sampled answer in tokens.", zh="GRPO / PPO：采样回答的最大 token 数。")
     temperature: float = arg(
         0.95, group="eval", gt=0, advanced=True,
-        en="Sampling temperature for generation (prediction and PPO).", zh="生成时的采样温度（预测与 PPO）。")
+        en="GRPO / PPO: sampling temperature of the answers.", zh="GRPO / PPO：采样回答时的温度。")
     top_p: float = arg(
         0.7, group="eval", gt=0, le=1, advanced=True,
         en="Nucleus sampling: keep the smallest set of tokens whose probability adds up to top_p.",

@@ -2,8 +2,8 @@
 
 from tuneforge.store.database import Database
 from tuneforge.store.dataset_tables import Dataset, DatasetVersion, TaskDataset
-from tuneforge.store.model_tables import Deployment, Evaluation, RegisteredModel
+from tuneforge.store.model_tables import Deployment, Evaluation, Grader, RegisteredModel
 from tuneforge.store.tables import Base, Checkpoint, Experiment, MetricPoint, Task
 
 __all__ = ["Base", "Checkpoint", "Database", "Dataset", "DatasetVersion", "Deployment", "Evaluation", "Experiment",
-           "MetricPoint", "RegisteredModel", "Task", "TaskDataset"]
+           "Grader", "MetricPoint", "RegisteredModel", "Task", "TaskDataset"]

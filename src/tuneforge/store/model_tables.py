@@ -85,3 +85,18 @@ class Evaluation(Base):
     error_message: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[float] = mapped_column(Float, default=time.time)
     finished_at: Mapped[float | None] = mapped_column(Float)
+
+
+class Grader(Base):
+    """A stored, named grader (OpenAI's grader schema, schemas.graders): a GRPO / PPO reward and an evaluation metric."""
+
+    __tablename__ = "graders"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    type: Mapped[str] = mapped_column(String(32))  # string_check | text_similarity | python | score_model | …
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)  # the grader object as the user gave it, validated
+    description: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Float, default=time.time)
+    updated_at: Mapped[float] = mapped_column(Float, default=time.time)

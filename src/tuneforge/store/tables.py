@@ -103,6 +103,8 @@ class MetricPoint(Base):
     learning_rate: Mapped[float | None] = mapped_column(Float)
     grad_norm: Mapped[float | None] = mapped_column(Float)
     tokens: Mapped[int | None] = mapped_column(BigInteger)
+    # The stage's own figures at this step (rewards/margins, kl, reward, reward_std, …): name -> value.
+    extra: Mapped[dict[str, float] | None] = mapped_column(JSON)
     time: Mapped[float] = mapped_column(Float)
 
 

@@ -6,7 +6,9 @@ outputs. A stage module adds only what differs between training methods: the dat
 trains it (Hugging Face's or TRL's) and the figures it reports at the end.
 
 A stage module is a plain module (engine/stages/<stage>.py) with module-level names matching `StageModule`;
-heavy imports (torch, transformers, TRL) go inside its functions, so listing the stages stays cheap.
+heavy imports (torch, transformers, TRL) go inside its functions, so listing the stages stays cheap. A module may
+also set `MODEL_HEAD = "score"` to train a sequence classifier with one output (a reward model) instead of the
+language-model head.
 """
 
 from __future__ import annotations

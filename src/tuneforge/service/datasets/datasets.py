@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tuneforge.planning.paths import confine
+from tuneforge.data.formats import FORMATTINGS, PURPOSES
 from tuneforge.schemas import ConfigProblem
 from tuneforge.schemas.tasks import ACTIVE_STATUSES, name_problem
 from tuneforge.service.datasets import files as files
@@ -29,8 +30,6 @@ from tuneforge.settings import Settings
 from tuneforge.store import Database, Dataset, DatasetVersion, Task, TaskDataset
 
 log = logging.getLogger(__name__)
-FORMATTINGS = ("alpaca", "sharegpt", "openai", "text")
-PURPOSES = ("sft", "pt", "preference", "kto")
 VALIDATE_AGAIN = "Validate again: upload the same files as a new version (createDatasetVersion)"
 
 
