@@ -207,7 +207,7 @@ class DivergenceGuard(TrainerCallback):
             self._trip(control, f"the loss or gradient norm became non-finite at step {state.global_step}")
             return
         level = self._level()
-        if level is not None and loss > self.factor * level:
+        if level is not None and math.isfinite(self.factor) and loss > self.factor * level:
             self.pending = None  # its weights produced part of this high loss
             self.high_streak += 1
             if self.high_streak >= self.patience:

@@ -2,7 +2,9 @@
 
 Scores each model of the spec (base, or base + adapter) on the same held-out samples of an SFT dataset: eval loss and
 perplexity on the reference answers, then generated answers scored with BLEU-4 and ROUGE-1/2/L (data.text_metrics,
-LLaMA-Factory's 0-100 scale), and the best / worst samples of each. Two models give the before / after comparison.
+LLaMA-Factory's 0-100 scale) and with the spec's graders (tuneforge.graders: each answer is the sample, its dataset
+row the item — see schemas.eval_spec for the item's fields), and the best / worst samples of each. Two models give
+the before / after comparison.
 Writes next to SPEC.json: events.jsonl (started, progress with stage / percentage / message, then one completed or
 failed), evaluate.log, results.json (schemas.eval_spec.EvalResults) and <label>/generated_predictions.jsonl.
 """
@@ -19,15 +21,16 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tuneforge.data.records import PROMPT_ROLES, ChatRecord, DatasetError
+from tuneforge.data.records import PROMPT_ROLES, ChatRecord, DatasetError, PromptRecord
 from tuneforge.data.text_metrics import load_segmenter, mean_scores, score_text
 from tuneforge.engine.background_job import run_job
 from tuneforge.engine.errors import EngineError
 from tuneforge.engine.eval_batches import generate_answers, prompt_messages, reference_losses
+from tuneforge.graders import grade_samples
 from tuneforge.rundir import EventWriter
 from tuneforge.schemas.eval_spec import (
     PREDICTIONS_FILE,
@@ -50,10 +53,12 @@ HEADLINE = ("eval_loss", "perplexity", "bleu_4", "rouge_1", "rouge_2", "rouge_l"
 
 @dataclass
 class HeldOut:
-    """The samples to score and the split they came from ('valid' when a test split was asked for but missing)."""
+    """The samples to score and the split they came from ('valid' when a test split was asked for but missing);
+    `rows` holds each record's dataset row as the file has it, by the record's origin (file:line), when asked for."""
 
     records: list[ChatRecord]
     split: str
+    rows: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class EvalProgress:
@@ -90,10 +95,13 @@ def run_evaluation(spec: EvalSpec, events: Any, job_dir: Path) -> tuple[EvalResu
     progress.report(0, f"reading the {spec.split} split of {spec.dataset}", "data")
     for index, model in enumerate(spec.models):  # a typo in the second model fails now, not after the first is scored
         check_model(model, index)
-    held_out = load_held_out(spec)
+    held_out = load_held_out(spec, with_rows=bool(spec.graders))
     records = held_out.records
     progress.report(5, f"{len(records)} samples from the {held_out.split} split of {spec.dataset}", "data")
     samples = [_sample(k, r) for k, r in enumerate(records)]
+    if spec.graders:
+        for sample, record in zip(samples, records, strict=True):
+            sample.item = grader_item(record, held_out.rows.get(record.origin))
     if spec.predict:
         load_segmenter()  # jieba's dictionary loads once here, not inside the first model's runtime
     scores, predictions = [], {}
@@ -124,8 +132,9 @@ def check_model(model: EvalModel, index: int) -> None:
                           "adapter_config.json)", hint="give the output_dir of a LoRA run, or leave adapter_dir empty")
 
 
-def load_held_out(spec: EvalSpec) -> HeldOut:
-    """The first max_samples SFT records of the split, read with the data package's own loaders."""
+def load_held_out(spec: EvalSpec, with_rows: bool = False) -> HeldOut:
+    """The first max_samples SFT records of the split, read with the data package's own loaders; `with_rows` also
+    keeps each record's dataset row, for graders."""
     from tuneforge.data.prepare import load_files
     from tuneforge.data.sources import DatasetConfigError, DatasetNotFound, resolve_dataset_sources
 
@@ -139,6 +148,7 @@ def load_held_out(spec: EvalSpec) -> HeldOut:
         raise EngineError("dataset: no dataset given", hint="name a dataset with a test (or valid) split")
     records: list[ChatRecord] = []
     splits: list[str] = []
+    rows: dict[str, dict[str, Any]] = {}
     for source in sources:
         split, files = split_files(source, spec.split)
         remaining = spec.max_samples - len(records)
@@ -153,7 +163,29 @@ def load_held_out(spec: EvalSpec) -> HeldOut:
                               "not prompts with reference answers", hint=SFT_HINT)
         records += found  # type: ignore[arg-type]
         splits.append(split)
-    return HeldOut(records, ",".join(dict.fromkeys(splits)))
+        if with_rows:
+            rows |= dataset_rows(source, files, remaining)
+    return HeldOut(records, ",".join(dict.fromkeys(splits)), rows)
+
+
+def dataset_rows(source: Any, files: list[Path], limit: int) -> dict[str, dict[str, Any]]:
+    """Each record's row as the file has it, by origin: the same files read as prompts (the reader GRPO uses),
+    whose records keep their row. A row it cannot read is left out (its item is then the reference answer alone)."""
+    from tuneforge.data.prepare import load_files
+
+    try:
+        prompts = load_files(source, files, "prompt", limit)
+    except DatasetError as exc:
+        log.warning("graders see only item.reference_answer: the rows of %s are not readable as prompts (%s)",
+                    source.name, exc)
+        return {}
+    return {record.origin: dict(record.item) for record in prompts if isinstance(record, PromptRecord)}
+
+
+def grader_item(record: ChatRecord, row: dict[str, Any] | None) -> dict[str, Any]:
+    """The `item` graders read for this record: its dataset row, plus `reference_answer` (the answer the model is
+    scored against) unless the row has a field of that name itself."""
+    return {"reference_answer": record.messages[-1].content, **(row or {})}
 
 
 def split_files(source: Any, split: str) -> tuple[str, list[Path]]:
@@ -202,7 +234,7 @@ def score_model(spec: EvalSpec, model: EvalModel, index: int, records: list[Chat
             scores.perplexity = round(math.exp(losses.mean), 4) if losses.mean < 700 else None
         log.info("%s: eval_loss %s perplexity %s over %d answer tokens", label, scores.eval_loss, scores.perplexity,
                  losses.tokens)
-    rows, text_scores = None, None
+    rows, text_scores, graded = None, None, None
     if spec.predict:
         generated = generate_answers(
             chat, records, max_new_tokens=spec.max_new_tokens, cutoff_len=spec.cutoff_len, batch_size=spec.batch_size,
@@ -214,15 +246,48 @@ def score_model(spec: EvalSpec, model: EvalModel, index: int, records: list[Chat
         scores.tokens_per_second = round(tps, 2) if tps is not None else None
         rows = [{"prompt": p, "predict": a, "label": s.reference}
                 for p, a, s in zip(generated.prompts, generated.answers, samples, strict=True)]
+        if spec.graders:
+            progress.in_model(index, 1.0, f"{label}: grading with {', '.join(g.name for g in spec.graders)}",
+                              "grading")
+            graded = grade_answers(spec, generated.answers, samples)
+            scores.graders, scores.grader_failures = graded.means, graded.failures
     for k, sample in enumerate(samples):
         text = {"text": rows[k]["predict"], **text_scores[k].as_dict()} if rows and text_scores else {}
-        sample.outputs[label] = SampleScore(**text, loss=_rounded(per_sample_loss[k]))
+        by_grader = graded.per_sample[k] if graded else {}
+        sample.outputs[label] = SampleScore(**text, loss=_rounded(per_sample_loss[k]), **by_grader)
     scores.best, scores.worst = rank_samples(samples, label, spec.show_samples)
     scores.runtime_s = round(time.perf_counter() - started, 2)
     del chat  # the next model loads into the memory this one held
     _free_memory()
     log.info("%s: %s in %.1f s", label, {k: getattr(scores, k) for k in HEADLINE}, scores.runtime_s)
     return scores, rows
+
+
+@dataclass
+class GradedAnswers:
+    means: dict[str, float]  # grader name -> mean score over the samples (a failed sample counts 0)
+    failures: dict[str, int]  # grader name -> samples that scored 0 because grading failed (only if any)
+    per_sample: list[dict[str, dict[str, Any]]]  # SampleScore fields: graders, grader_errors
+
+
+def grade_answers(spec: EvalSpec, answers: list[str], samples: list[EvalSample]) -> GradedAnswers:
+    """Every grader over one model's answers, with each sample's item: `grade_samples` as a GRPO reward calls it."""
+    answer_samples = [{"output_text": answer} for answer in answers]
+    items = [sample.item or {} for sample in samples]
+    per_sample: list[dict[str, dict[str, Any]]] = [{"graders": {}, "grader_errors": {}} for _ in samples]
+    means, failures = {}, {}
+    for grader in spec.graders:
+        results = grade_samples(grader, answer_samples, items)
+        for k, result in enumerate(results):
+            per_sample[k]["graders"][grader.name] = result.score
+            if result.reason:
+                per_sample[k]["grader_errors"][grader.name] = result.reason
+        means[grader.name] = round(sum(r.score for r in results) / len(results), 6) if results else 0.0
+        if failed := sum(1 for r in results if r.reason):
+            failures[grader.name] = failed
+            log.warning("grader %s could not grade %d of %d answers, e.g.: %s", grader.name, failed, len(results),
+                        next(r.reason for r in results if r.reason))
+    return GradedAnswers(means, failures, per_sample)
 
 
 def _on_batch(progress: EvalProgress, index: int, what: str, stage: str, start: float,
@@ -317,7 +382,8 @@ def _evaluate(spec_file: Path, events: EventWriter) -> None:
     events.emit(EventType.STARTED, pid=os.getpid(), models=[m.label for m in spec.models], dataset=spec.dataset,
                 split=spec.split)
     results, predictions = run_evaluation(spec, events, job_dir)
-    scores = {m.label: {k: getattr(m, k) for k in HEADLINE} for m in results.models}
+    scores = {m.label: {k: getattr(m, k) for k in HEADLINE} | ({"graders": m.graders} if m.graders else {})
+              for m in results.models}
     events.emit(EventType.COMPLETED, results_file=str(job_dir / RESULTS_FILE), split=results.split,
                 samples=len(results.samples), scores=scores, predictions=predictions)
 

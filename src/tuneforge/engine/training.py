@@ -7,6 +7,7 @@ Trainer and its extra metrics.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -105,10 +106,14 @@ def _train(cfg: Any, run_dir: RunDir, events: EventWriter, stop: Any, precision:
     # Under torchrun every rank must take the same stop decision at the same step: RankSync agrees on it.
     sync = RankSync(stop, counter) if args.world_size > 1 else None
     stop_callback = GracefulStopCallback(sync or stop)
-    guard = DivergenceGuard(counter, cfg.divergence_factor, cfg.divergence_patience,
+    # A policy-gradient loss (grpo, ppo) is no measure of fit: near zero, of either sign. There the guard stops
+    # only on non-finite losses and gradients; the reward is what a user watches.
+    factor = math.inf if prepared.stage.STAGE.record_kind == "prompt" else cfg.divergence_factor
+    guard = DivergenceGuard(counter, factor, cfg.divergence_patience,
                             keep_weights=args.process_index == 0) if cfg.divergence_guard else None
     inputs = TrainerInputs(cfg, prepared.model, prepared.tokenizer, args, prepared.data, counter, precision,
-                           callbacks=[c for c in (sync, stop_callback, guard) if c is not None])
+                           callbacks=[c for c in (sync, stop_callback, guard) if c is not None],
+                           config_dir=config_dir, completions_file=run_dir.completions_file)
     trainer = prepared.stage.build_trainer(inputs)
     stopped_while_loading = sync.agree(args.device) if sync else stop.requested
     if stopped_while_loading:

@@ -40,7 +40,7 @@ STAGES: dict[str, Stage] = {stage.name: stage for stage in (
           "Kahneman-Tversky optimisation", "KTO 偏好优化"),
     Stage("ppo", "prompt", False, False, 1, True, ("reward", "reward_std", "kl", "value_loss"),
           "reinforcement learning with a reward model (PPO)", "PPO 强化学习"),
-    Stage("grpo", "prompt", False, False, 1, True, ("reward", "reward_std", "kl", "completions/mean_length"),
+    Stage("grpo", "prompt", False, True, 1, True, ("reward", "reward_std", "kl", "completions/mean_length"),
           "reinforcement learning with graders (GRPO)", "GRPO 强化学习（评分器奖励）"),
 )}
 

@@ -36,6 +36,8 @@ class TrainerInputs:
     counter: TokenCounter  # the callbacks read tokens seen / trained from it; the stage's trainer fills it
     precision: Precision
     callbacks: list[Any]  # stop, rank sync, divergence guard: pass them all to the Trainer
+    config_dir: Path | None = None  # relative paths of the config (grader files, reward_model) start here
+    completions_file: Path | None = None  # where sampling stages write their scored completions
 
     @property
     def has_eval(self) -> bool:
