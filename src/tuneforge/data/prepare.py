@@ -23,7 +23,7 @@ from tuneforge.data.records import (
     PromptRecord,
     TextRecord,
 )
-from tuneforge.data.sources import DatasetSource, resolve_dataset_sources
+from tuneforge.data.sources import DatasetSource, check_ranking, resolve_dataset_sources
 from tuneforge.data.templates import ChatTemplate
 from tuneforge.data.tokenize import EncodedSample, count_trained, encode_chat, encode_pretrain
 from tuneforge.data.tokenize_pairs import KTOSample, PairSample, PromptSample, encode_record
@@ -147,14 +147,6 @@ def load_source(
     if source.num_samples is not None:
         records = resample(records, source.num_samples, seed)
     return records
-
-
-def check_ranking(source: DatasetSource, kind: str) -> None:
-    """As in LLaMA-Factory, a dataset_info.json entry says `ranking: true` for chosen / rejected pairs, and only the
-    pairwise stages (rm, dpo) read those; a file named directly is read as the stage needs."""
-    if source.ranking and kind != "preference":
-        raise ValueError(f"dataset {source.name}: its dataset_info.json entry has ranking: true (chosen / rejected "
-                         "pairs), which only stages rm and dpo train on; choose one of them or another dataset")
 
 
 def load_files(source: DatasetSource, files: Sequence[Path], kind: str, limit: int | None) -> list[Record]:

@@ -2,7 +2,9 @@
 
 Torch-free, for the API process. It runs the very code training runs (get_template, fix_tokenizer, encode_chat,
 encode_pretrain) on a FastTokenizer built from the same files, so the tokens the console shows as trained are
-exactly the ones the loss is computed on.
+exactly the ones the loss is computed on. A preference pair (DPO, reward modelling) shows its prompt once and the
+chosen and rejected answers side by side; a KTO sample carries its desirable / undesirable label. Both train on the
+last answer only, never on the prompt, as TRL's trainers do.
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from tuneforge.data.formats import RecordFormat, RecordKind, convert_object, detect_formatting
+from tuneforge.data.formats import PURPOSE_KINDS, RecordFormat, RecordKind, convert_object, detect_formatting
 from tuneforge.data.reading import iter_objects, make_format
-from tuneforge.data.records import ChatRecord, DatasetProblem, TextRecord
+from tuneforge.data.records import ChatRecord, DatasetProblem, KTORecord, PreferenceRecord, TextRecord
 from tuneforge.data.templates import ChatTemplate, fix_tokenizer, get_template
 from tuneforge.data.tokenize import IGNORE_INDEX, EncodedSample, encode_chat, encode_pretrain
 from tuneforge.data.tokenizer_file import FastTokenizer
@@ -24,6 +26,7 @@ from tuneforge.data.tokenizer_file import FastTokenizer
 PREVIEW_STAGES = ("sft", "pt")
 MAX_KEPT_SKIPPED = 100  # problems met while looking for valid records; beyond this only the count grows
 Record = ChatRecord | TextRecord
+PreviewRecord = ChatRecord | TextRecord | PreferenceRecord  # a KTORecord is a ChatRecord with a label
 
 
 class PreviewSegment(BaseModel):
@@ -34,10 +37,23 @@ class PreviewSegment(BaseModel):
     tokens: int = Field(description="number of tokens in the run")
 
 
+class AnswerPreview(BaseModel):
+    """One answer of a preference pair as training sees it: the prompt's tokens are counted, not repeated."""
+
+    segments: list[PreviewSegment] = Field(default_factory=list, description="the answer (after the prompt)")
+    token_count: int = Field(0, description="tokens of prompt + this answer")
+    trained_count: int = 0
+    truncated: bool = False
+    tokens_cut: int = 0
+    dropped: bool = Field(False, description="nothing of the answer is left to train on")
+    tokens: list[tuple[str, bool]] | None = None
+
+
 class SamplePreview(BaseModel):
     """One record as training sees it."""
 
     origin: str = Field(description="file:line the record comes from")
+    kind: RecordKind = Field("chat", description="chat | text | preference | kto")
     segments: list[PreviewSegment] = Field(default_factory=list)
     token_count: int = 0
     trained_count: int = Field(0, description="tokens the loss is computed on")
@@ -47,13 +63,16 @@ class SamplePreview(BaseModel):
     tokens: list[tuple[str, bool]] | None = Field(
         None, description="per token: the text it adds and whether it is trained on (when asked)")
     error: str | None = Field(None, description="why the record cannot be encoded (training would fail on it)")
+    chosen: AnswerPreview | None = Field(None, description="preference: the better answer (`segments` is the prompt)")
+    rejected: AnswerPreview | None = Field(None, description="preference: the worse answer")
+    label: bool | None = Field(None, description="KTO: true for a desirable answer, false for an undesirable one")
 
 
 @dataclass
 class PreviewRecords:
     """The first valid records of some files, and the problems met on the way to them."""
 
-    records: list[Record] = field(default_factory=list)
+    records: list[PreviewRecord] = field(default_factory=list)
     skipped: list[DatasetProblem] = field(default_factory=list)
     skipped_total: int = 0
 
@@ -68,7 +87,7 @@ def bind_template(template: str | None, tokenizer: FastTokenizer) -> tuple[ChatT
 
 
 def preview_records(
-    records: Sequence[Record],
+    records: Sequence[PreviewRecord],
     *,
     template: str | None,
     tokenizer: FastTokenizer,
@@ -83,7 +102,8 @@ def preview_records(
     """Each record encoded as training encodes it, as coloured segments (and per-token when `token_view`).
 
     Stage sft masks prompts (unless `train_on_prompt`) and earlier answers (with `mask_history`); stage pt trains
-    every token. With packing (pt's default) a long document is not cut, it flows into the next block.
+    every token. With packing (pt's default) a long document is not cut, it flows into the next block. Preference
+    pairs and KTO samples train on their last answer only, whatever `train_on_prompt` and `mask_history` say.
     """
     _check_options(stage, cutoff_len)
     chosen, working = bind_template(template, tokenizer)
@@ -94,12 +114,21 @@ def preview_records(
         try:
             if stage == "pt":
                 sample, cut = _encode_text(record, working, cutoff_len, concatenated)
+            elif isinstance(record, PreferenceRecord):
+                previews.append(_preference_preview(record, chosen, working, cutoff_len, options, token_view))
+                continue
+            elif isinstance(record, KTORecord):
+                sample, cut = _encode_chat(record, chosen, working, cutoff_len, {**options, **LAST_ANSWER_ONLY})
             else:
                 sample, cut = _encode_chat(record, chosen, working, cutoff_len, options)
         except ValueError as error:  # a tokenizer template that refuses the conversation, a wrong record kind
-            previews.append(SamplePreview(origin=record.origin, error=str(error)))
+            previews.append(SamplePreview(origin=record.origin, kind=_kind_of(record), error=str(error)))
             continue
-        previews.append(_sample_preview(record.origin, sample, cut, working, token_view))
+        preview = _sample_preview(record.origin, sample, cut, working, token_view)
+        preview.kind = _kind_of(record)
+        if isinstance(record, KTORecord):
+            preview.label = record.label
+        previews.append(preview)
     return previews
 
 
@@ -133,17 +162,22 @@ def load_preview(
     *,
     stage: str = "sft",
     names: Sequence[str] | None = None,
+    purpose: str | None = None,
 ) -> PreviewRecords:
     """The first `n` valid records of the files in order, reading no further than needed; invalid ones are
     skipped and listed. `names` are the file names to show in origins (e.g. the uploaded name of a stored file).
-    Without formatting / columns / tags each file's format is detected from its first object."""
+    Without formatting / columns / tags each file's format is detected from its first object; without a
+    `purpose` (sft, preference, kto) for stage sft, so is the record kind: chosen and rejected fields make
+    preference pairs, a kto_tag field KTO samples (the columns mapping names them as LLaMA-Factory's does)."""
     if n < 1:
         raise ValueError(f"n: the number of records to preview must be at least 1, got {n}")
     if stage not in PREVIEW_STAGES:
         raise ValueError(f"stage: the preview supports {' and '.join(PREVIEW_STAGES)}, not {stage!r}")
     if names is not None and len(names) != len(files):
         raise ValueError(f"names: expected one display name per file ({len(files)}), got {len(names)}")
-    kind: RecordKind = "text" if stage == "pt" else "chat"
+    if purpose is not None and purpose not in PURPOSE_KINDS:
+        raise ValueError(f"purpose: unknown value {purpose!r}; use one of {', '.join(PURPOSE_KINDS)}")
+    kind: RecordKind | None = "text" if stage == "pt" else PURPOSE_KINDS[purpose] if purpose else None
     given = make_format(formatting, columns, tags)
     result = PreviewRecords()
     for index, path in enumerate(files):
@@ -161,8 +195,8 @@ def load_preview(
 
 
 def _file_records(
-    path: Path, display: str, fmt: RecordFormat | None, kind: RecordKind
-) -> Iterator[Record | DatasetProblem]:
+    path: Path, display: str, fmt: RecordFormat | None, kind: RecordKind | None
+) -> Iterator[PreviewRecord | DatasetProblem]:
     for item in iter_objects(path, display):
         if isinstance(item, DatasetProblem):
             yield item
@@ -176,10 +210,30 @@ def _file_records(
                                      "(pre-training); give the formatting and columns")
                 return
             fmt = RecordFormat(detected)
+        if kind is None:
+            kind = _detect_kind(obj, fmt)
         record, problems = convert_object(obj, fmt, display, line, kind)
         yield from problems
         if record is not None:
             yield record
+
+
+def _detect_kind(obj: object, fmt: RecordFormat) -> RecordKind:
+    """A file's record kind told from its first object: chosen and rejected answers, a KTO label, or a chat."""
+    if isinstance(obj, dict):
+        if fmt.column("chosen") in obj and fmt.column("rejected") in obj:
+            return "preference"
+        if fmt.column("kto_tag") in obj:
+            return "kto"
+    return "chat"
+
+
+def _kind_of(record: PreviewRecord) -> RecordKind:
+    if isinstance(record, PreferenceRecord):
+        return "preference"
+    if isinstance(record, TextRecord):
+        return "text"
+    return "kto" if isinstance(record, KTORecord) else "chat"
 
 
 def _check_options(stage: str, cutoff_len: int) -> None:
@@ -190,7 +244,7 @@ def _check_options(stage: str, cutoff_len: int) -> None:
 
 
 def _encode_chat(
-    record: Record, template: ChatTemplate, tokenizer: FastTokenizer, cutoff_len: int, options: dict
+    record: PreviewRecord, template: ChatTemplate, tokenizer: FastTokenizer, cutoff_len: int, options: dict
 ) -> tuple[EncodedSample, int]:
     if not isinstance(record, ChatRecord):
         raise ValueError("stage sft needs a conversation (instruction / messages), not a plain text document")
@@ -202,7 +256,7 @@ def _encode_chat(
 
 
 def _encode_text(
-    record: Record, tokenizer: FastTokenizer, cutoff_len: int, concatenated: bool
+    record: PreviewRecord, tokenizer: FastTokenizer, cutoff_len: int, concatenated: bool
 ) -> tuple[EncodedSample, int]:
     if not isinstance(record, TextRecord):
         raise ValueError("stage pt needs a text document ('text' column), not a conversation")
@@ -211,6 +265,48 @@ def _encode_text(
         return whole, 0
     [sample] = encode_pretrain([record], tokenizer, cutoff_len, packing=False)
     return sample, len(whole.input_ids) - len(sample.input_ids)
+
+
+# Preference and KTO trainers compute their loss on the last answer only; earlier turns are part of the prompt.
+LAST_ANSWER_ONLY = {"train_on_prompt": False, "mask_history": True}
+
+
+def _preference_preview(
+    record: PreferenceRecord, template: ChatTemplate, tokenizer: FastTokenizer, cutoff_len: int, options: dict,
+    token_view: bool,
+) -> SamplePreview:
+    """The prompt once (as the chosen side encodes it) and each answer after it, each side encoded as a whole
+    conversation ending with that answer and cut at cutoff_len on its own."""
+    options = {**options, **LAST_ANSWER_ONLY}
+    sides = []
+    for answer in (record.chosen, record.rejected):
+        conversation = ChatRecord([*record.messages, answer], record.system, record.origin, record.tools)
+        sides.append(_encode_chat(conversation, template, tokenizer, cutoff_len, options))
+    (chosen, chosen_cut), (rejected, rejected_cut) = sides
+    start = _answer_start(chosen)
+    prompt = _sample_preview(record.origin, EncodedSample(chosen.input_ids[:start], chosen.labels[:start]), 0,
+                             tokenizer, token_view)
+    answers = [_answer_preview(sample, cut, tokenizer, token_view) for sample, cut in sides]
+    return SamplePreview(
+        origin=record.origin, kind="preference", segments=prompt.segments, tokens=prompt.tokens,
+        token_count=len(chosen.input_ids) + len(rejected.input_ids),
+        trained_count=answers[0].trained_count + answers[1].trained_count,
+        truncated=chosen.truncated or rejected.truncated, tokens_cut=chosen_cut + rejected_cut,
+        dropped=answers[0].dropped or answers[1].dropped, chosen=answers[0], rejected=answers[1])
+
+
+def _answer_start(sample: EncodedSample) -> int:
+    """Where the trained answer begins (everything before it is the prompt); the end when nothing is trained."""
+    return next((index for index, label in enumerate(sample.labels) if label != IGNORE_INDEX), len(sample.labels))
+
+
+def _answer_preview(sample: EncodedSample, cut: int, tokenizer: FastTokenizer, token_view: bool) -> AnswerPreview:
+    start = _answer_start(sample)
+    answer = _sample_preview("", EncodedSample(sample.input_ids[start:], sample.labels[start:]), 0, tokenizer,
+                             token_view)
+    return AnswerPreview(segments=answer.segments, token_count=len(sample.input_ids),
+                         trained_count=answer.trained_count, truncated=sample.truncated, tokens_cut=cut,
+                         dropped=answer.trained_count == 0, tokens=answer.tokens)
 
 
 def _sample_preview(

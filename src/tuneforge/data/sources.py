@@ -181,3 +181,11 @@ def _split_file(directory: Path, split: str) -> Path | None:
         if candidate.is_file():
             return candidate
     return None
+
+
+def check_ranking(source: DatasetSource, kind: str) -> None:
+    """As in LLaMA-Factory, a dataset_info.json entry says `ranking: true` for chosen / rejected pairs, and only the
+    pairwise stages (rm, dpo) read those; a file named directly is read as the stage needs."""
+    if source.ranking and kind != "preference":
+        raise ValueError(f"dataset {source.name}: its dataset_info.json entry has ranking: true (chosen / rejected "
+                         "pairs), which only stages rm and dpo train on; choose one of them or another dataset")

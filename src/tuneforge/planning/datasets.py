@@ -12,7 +12,7 @@ from tuneforge.data.formats import Record
 from tuneforge.data.mixing import mix_records
 from tuneforge.data.reading import make_format, read_records
 from tuneforge.data.records import ChatRecord, DatasetError, TextRecord
-from tuneforge.data.sources import DatasetConfigError, DatasetNotFound, resolve_dataset_sources
+from tuneforge.data.sources import DatasetConfigError, DatasetNotFound, check_ranking, resolve_dataset_sources
 from tuneforge.data.token_counting import TokenCounter
 from tuneforge.planning.paths import is_inside
 from tuneforge.schemas import ConfigProblem
@@ -69,9 +69,14 @@ def check_task_datasets(
             if roots is not None and not is_inside(path, roots):
                 problems.append(ConfigProblem(field, f"{path} is outside the allowed folders "
                                                      f"({', '.join(map(str, roots[:-1] or roots))})"))
+    kind = stage_info(cfg.stage).record_kind
+    for source in sources:
+        try:
+            check_ranking(source, kind)
+        except ValueError as exc:
+            problems.append(ConfigProblem(field, str(exc)))
     if problems:
         return None, problems
-    kind = stage_info(cfg.stage).record_kind
     train: list[Record] = []
     evaluation: list[Record] = []
     files: list[str] = []
@@ -83,7 +88,7 @@ def check_task_datasets(
                              *((p, evaluation) for p in source.eval_files)]:
             files.append(str(path))
             try:
-                bucket += read_records(path, fmt, kind, cfg.max_samples)  # type: ignore[arg-type]
+                bucket += read_records(path, fmt, kind, cfg.max_samples)
             except DatasetError as exc:
                 shown = exc.problems[:MAX_LISTED]
                 problems += [ConfigProblem(field, str(p)) for p in shown]

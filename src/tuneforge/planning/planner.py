@@ -20,6 +20,7 @@ from tuneforge.planning.host import HostFacts
 from tuneforge.planning.model_facts import ModelFacts, locate
 from tuneforge.planning.path_args import absolutize, path_problems, root_relative
 from tuneforge.planning.paths import confine, output_problem
+from tuneforge.planning.rewards import reward_problems
 from tuneforge.schemas import ALIASES, ConfigError, ConfigProblem, TrainingConfig, parse_training_config
 from tuneforge.schemas.stages import SUPPORTED_STAGES
 
@@ -86,6 +87,7 @@ def plan_training(given: PlanInput) -> TrainingPlan:
                           has_eval_data=bool(summary and summary.num_eval_samples) or bool(probe.val_size),
                           context_length=getattr(shape, "max_position_embeddings", None))
         problems += capability_problems(probe, given.host, facts)
+        problems += reward_problems(probe, given.config_dir, served=given.roots is not None)
     if problems:
         raise PlanRejected(_unique(problems))
     config = {**raw, "output_dir": str(output_dir)}

@@ -88,7 +88,7 @@ class Evaluation(Base):
 
 
 class Grader(Base):
-    """A stored, named grader (OpenAI's grader schema, schemas.graders): a GRPO / PPO reward and an evaluation metric."""
+    """A stored, named grader (OpenAI's grader schema, schemas.graders): a GRPO reward and an evaluation metric."""
 
     __tablename__ = "graders"
     __table_args__ = ({"sqlite_autoincrement": True},)

@@ -57,3 +57,30 @@ def test_a_failing_grader_scores_zero_with_its_reason(tmp_path: Path, tiny_model
     assert line["scores"]["broken"] == 0.0
     assert "ZeroDivisionError" in line["reasons"]["broken"]
     assert line["reward"] == 0.5 * line["scores"]["letter_e"]
+
+
+def test_grpo_settings_reach_the_trainer(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """Each GRPO setting is what TRL's trainer runs with (a setting dropped on the way would leave TRL's default)."""
+    from tuneforge.engine.precision import choose_precision
+    from tuneforge.engine.stages import grpo
+    from tuneforge.engine.training import _prepare, training_arguments
+    from tuneforge.rundir import RunDir
+    from tuneforge.schemas import parse_training_config
+
+    config = base_config(tiny_model_dir, _prompts(tmp_path), tmp_path / "out", stage="grpo",
+                         rewards=[{"grader": LETTER_E, "weight": 0.25}], num_generations=2, max_new_tokens=7,
+                         temperature=0.7, top_p=0.8, top_k=3, kl_coef=0.05, grpo_loss="dr_grpo",
+                         per_device_train_batch_size=4)
+    cfg = parse_training_config(config)
+    precision = choose_precision(cfg)
+    prepared = _prepare(cfg, None, precision)
+    from tuneforge.engine.stages.base import TrainerInputs
+    from tuneforge.engine.trainer import TokenCounter
+
+    args = training_arguments(cfg, RunDir(tmp_path / "run"), precision, has_eval=False)
+    trainer = grpo.build_trainer(TrainerInputs(cfg, prepared.model, prepared.tokenizer, args, prepared.data,
+                                               TokenCounter(), precision, callbacks=[]))
+    assert trainer.num_generations == 2 and trainer.max_completion_length == 7
+    assert (trainer.temperature, trainer.top_p, trainer.top_k) == (0.7, 0.8, 3)
+    assert trainer.beta == 0.05 and trainer.loss_type == "dr_grpo"
+    assert trainer.reward_func_names == ["letter_e"] and trainer.reward_weights.tolist() == [0.25]

@@ -83,3 +83,14 @@ def test_kto_loss_falls(tmp_path: Path, tiny_model_dir: Path) -> None:
                   learning_rate=5e-3)
     losses = [e["loss"] for e in events if e["type"] == "progress"]
     assert sum(losses[-4:]) / 4 < sum(losses[:4]) / 4 - 0.02, losses
+
+
+def test_simpo_gamma_moves_the_loss(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """SimPO's target margin: a larger gamma asks more of the same pairs, so the first step's loss is higher."""
+    data = _write(tmp_path / "data", _pairs(8))
+    first = {}
+    for gamma in (0.0, 2.0):
+        events = _run(tmp_path / f"g{gamma}", tiny_model_dir, data, stage="dpo", pref_loss="simpo",
+                      simpo_gamma=gamma, max_steps=1, per_device_train_batch_size=4)
+        first[gamma] = next(e["loss"] for e in events if e["type"] == "progress")
+    assert first[2.0] > first[0.0] + 0.1, first

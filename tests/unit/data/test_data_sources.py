@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tuneforge.data.mixing import mix_records
-from tuneforge.data.sources import DatasetConfigError, DatasetNotFound, resolve_dataset_sources
+from tuneforge.data.sources import DatasetConfigError, DatasetNotFound, check_ranking, resolve_dataset_sources
 
 ROW = {"instruction": "q", "output": "a"}
 
@@ -66,13 +66,16 @@ def test_a_miss_lists_every_place_and_the_closest_names(tmp_path, monkeypatch):
     assert "(closest first): identity," in message
 
 
-def test_hub_and_ranking_entries_are_refused_clearly(tmp_path):
+def test_hub_entries_are_refused_and_ranking_entries_read_only_by_pairwise_stages(tmp_path):
     make_data_dir(tmp_path)
     with pytest.raises(DatasetConfigError, match="hub datasets need network access; download it and point "
                                                  "file_name at it"):
         resolve_dataset_sources("hub", "data", tmp_path)
-    with pytest.raises(DatasetConfigError, match="preference data needs stage dpo/rm: not yet supported"):
-        resolve_dataset_sources("pairs", "data", tmp_path)
+    (pairs,) = resolve_dataset_sources("pairs", "data", tmp_path)
+    assert pairs.ranking
+    check_ranking(pairs, "preference")
+    with pytest.raises(ValueError, match=r"ranking: true .* only stages rm and dpo train on"):
+        check_ranking(pairs, "chat")
 
 
 def test_missing_file_name_target(tmp_path):

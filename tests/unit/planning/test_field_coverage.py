@@ -52,11 +52,15 @@ HONOURED_BY: dict[str, str] = {
                                            "test_trainer_metrics_named_as_transformers_does",
     "include_num_input_tokens_seen": "tests/integration/engine/test_final_evaluation.py::"
                                      "test_trainer_metrics_named_as_transformers_does",
+    "simpo_gamma": "tests/integration/engine/test_preference_stages.py::test_simpo_gamma_moves_the_loss",
+    "rewards": "tests/integration/engine/test_grpo_stage.py::test_reward_rises_on_a_learnable_grader",
+    **{name: "tests/integration/engine/test_grpo_stage.py::test_grpo_settings_reach_the_trainer"
+       for name in ("num_generations", "kl_coef", "grpo_loss")},
 }
 
 # Refused on a CPU host without optional packages: the settings that make the planner name the field.
 REFUSED_WITH: dict[str, dict[str, Any]] = {
-    "stage": {"stage": "dpo"},
+    "stage": {"stage": "ppo"},
     "do_train": {"do_train": False},
     "do_predict": {"do_predict": True},
     "predict_with_generate": {"predict_with_generate": True},

@@ -261,7 +261,7 @@ def test_every_field_is_documented_for_the_generated_form() -> None:
     cutoff = next(f for f in grouped["data"] if f["name"] == "cutoff_len")
     assert cutoff["constraints"] == {"ge": 8} and "max_seq_length" in cutoff["aliases"]
     stage = next(f for f in grouped["method"] if f["name"] == "stage")
-    assert stage["choices"] == ["pt", "sft", "rm", "dpo", "kto", "ppo"]
+    assert stage["choices"] == ["pt", "sft", "rm", "dpo", "kto", "ppo", "grpo"]
 
 
 def test_committed_parameter_docs_are_up_to_date() -> None:

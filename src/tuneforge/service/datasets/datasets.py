@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from tuneforge.planning.paths import confine
 from tuneforge.data.formats import FORMATTINGS, PURPOSES
+from tuneforge.planning.paths import confine
 from tuneforge.schemas import ConfigProblem
 from tuneforge.schemas.tasks import ACTIVE_STATUSES, name_problem
 from tuneforge.service.datasets import files as files

@@ -7,6 +7,7 @@ trainingArgs.<key>); the rules themselves live in tuneforge.planning, shared wit
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,7 +58,10 @@ class TaskPlan:
 
 
 def plan_task(request: TaskRequest, settings: Settings, devices: list[Device], check_name: bool = True,
-              packages: frozenset[str] | None = None) -> TaskPlan:
+              packages: frozenset[str] | None = None,
+              stored_grader: Callable[[str], dict[str, Any] | None] | None = None) -> TaskPlan:
+    """`stored_grader(name)`: a stored grader's object, which replaces its name in `rewards` (the worker reads
+    only its spec, so a grader changed or deleted later does not change a run already planned)."""
     problems: list[ConfigProblem] = []
     if check_name and (why := name_problem(request.name)):
         problems.append(ConfigProblem("name", why))
@@ -67,6 +71,8 @@ def plan_task(request: TaskRequest, settings: Settings, devices: list[Device], c
     problems += device_problems
     if isinstance(request.gpu_config, dict) and request.gpu_config.get("memory_optimization"):
         raw["gradient_checkpointing"] = True
+    if stored_grader is not None:
+        raw = inline_stored_graders(raw, stored_grader)
     chosen = [d for d in devices if indexes is None or d.index in indexes][:count]
     host = HostFacts(chosen, installed_packages() if packages is None else packages)
     given = PlanInput(raw, host, roots=settings.roots, output_base=settings.outputs_path,
@@ -82,6 +88,20 @@ def plan_task(request: TaskRequest, settings: Settings, devices: list[Device], c
         raise InvalidInput.of(problems)
     return TaskPlan(request, plan.config, plan.cfg, plan.output_dir, indexes, count, plan.dataset, plan.auto_values,
                     plan.estimate)
+
+
+def inline_stored_graders(raw: dict[str, Any], stored_grader: Callable[[str], dict[str, Any] | None]
+                          ) -> dict[str, Any]:
+    """Each reward naming a stored grader gets the grader object; other names are left for the planner to refuse."""
+    rewards = raw.get("rewards")
+    if not isinstance(rewards, list):
+        return raw
+    inlined = []
+    for reward in rewards:
+        name = reward.get("grader") if isinstance(reward, dict) else None
+        spec = stored_grader(name) if isinstance(name, str) else None
+        inlined.append({**reward, "grader": spec} if spec is not None else reward)
+    return {**raw, "rewards": inlined}
 
 
 def api_field(problem: ConfigProblem) -> ConfigProblem:
