@@ -63,6 +63,8 @@ class MemoryBreakdown(BaseModel):
     logits: int
     overhead: int
     total: int
+    reference_model: int = 0  # dpo / kto / grpo with a KL term, when not LoRA: a frozen copy of the start weights
+    generation_cache: int = 0  # grpo: the key / value cache of the sampled answers
 
 
 class Estimate(BaseModel):
@@ -116,6 +118,9 @@ def workload(cfg: TrainingConfig, num_train_samples: int, mean_sample_tokens: fl
     rows = max(num_train_samples, 0)
     stage = stage_info(cfg.stage)
     per_row = stage.sequences_per_sample
+    if stage.record_kind == "prompt":  # each prompt is answered num_generations times, each answer trained on
+        rows, length = rows * cfg.num_generations, min(length, float(cfg.cutoff_len)) + cfg.max_new_tokens
+        notes.append(f"{cfg.num_generations} sampled answers of up to {cfg.max_new_tokens} tokens per prompt")
     tokens = rows * length * per_row
     packing = packs_by_default(cfg.stage, cfg.packing)
     if packing and not cfg.neat_packing and per_row == 1:
@@ -181,9 +186,30 @@ def memory_need(cfg: TrainingConfig, shape: ModelShape, devices: list[Device], w
         logits = int(pass_tokens * work.trained_fraction * shape.vocab_size * (per_token.compute_bytes + 8))
     gpu = devices[0].kind == "cuda"
     overhead = (GPU_CONTEXT_BYTES if gpu else CPU_RUNTIME_BYTES) + int(ALLOCATOR_SLACK * (activations + logits))
-    total = weights + adapters + gradients + optimizer + activations + logits + overhead
+    reference, cache = reference_bytes(cfg, shape), generation_cache_bytes(cfg, shape)
+    total = weights + adapters + gradients + optimizer + activations + logits + overhead + reference + cache
     return MemoryBreakdown(weights=weights, adapters=adapters, gradients=gradients, optimizer_state=optimizer,
-                           activations=activations, logits=logits, overhead=overhead, total=total), pass_tokens
+                           activations=activations, logits=logits, overhead=overhead, total=total,
+                           reference_model=reference, generation_cache=cache), pass_tokens
+
+
+def reference_bytes(cfg: TrainingConfig, shape: ModelShape) -> int:
+    """The frozen reference model the preference stages and GRPO's KL term compare against. With LoRA it is the
+    base with the adapter switched off (nothing extra); otherwise TRL loads the start weights a second time."""
+    needs = cfg.stage in ("dpo", "kto") or (cfg.stage == "grpo" and bool(cfg.kl_coef))
+    if not needs or cfg.finetuning_type == "lora":
+        return 0
+    return shape.num_parameters * (2 if cfg.precision in ("bf16", "fp16") else 4)
+
+
+def generation_cache_bytes(cfg: TrainingConfig, shape: ModelShape) -> int:
+    """GRPO samples per_device_train_batch_size answers at once: keys and values of prompt + answer per layer."""
+    if stage_info(cfg.stage).record_kind != "prompt":
+        return 0
+    head_dim = shape.attention_head_dim
+    tokens = cfg.per_device_train_batch_size * (cfg.cutoff_len + cfg.max_new_tokens)
+    value_bytes = 2 if cfg.precision in ("bf16", "fp16") else 4
+    return tokens * shape.num_layers * 2 * shape.num_key_value_heads * head_dim * value_bytes
 
 
 def engine_activation_budget(shape: ModelShape, device: Device, static_bytes: int) -> int:

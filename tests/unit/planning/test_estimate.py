@@ -148,3 +148,18 @@ def test_preference_pairs_double_the_tokens_not_the_steps() -> None:
     assert dpo.steps_per_epoch == sft.steps_per_epoch == 200
     assert dpo.tokens_per_epoch == 2 * sft.tokens_per_epoch
     assert dpo.total_seconds > 2 * sft.total_seconds  # and the reference model's forward pass
+
+
+def test_each_stage_pays_for_what_it_holds() -> None:
+    """A full DPO keeps a frozen reference copy (LoRA switches the adapter off instead); GRPO holds the key / value
+    cache of its sampled answers and trains on num_generations answers per prompt."""
+    sft = estimate_training(config(finetuning_type="full", bf16=True), LLAMA2_7B, H100, 1000, 256)
+    dpo = estimate_training(config(finetuning_type="full", bf16=True, stage="dpo"), LLAMA2_7B, H100, 1000, 256)
+    dpo_lora = estimate_training(lora_7b(stage="dpo"), LLAMA2_7B, H100, 1000, 256)
+    assert dpo.memory.reference_model == LLAMA2_7B.num_parameters * 2 and sft.memory.reference_model == 0
+    assert dpo_lora.memory.reference_model == 0
+    assert dpo.memory.total - sft.memory.total >= dpo.memory.reference_model
+    grpo = estimate_training(lora_7b(stage="grpo", num_generations=8, max_new_tokens=256), LLAMA2_7B, H100, 1000, 64)
+    # 4 answers × (512 prompt + 256 new) tokens × 32 layers × keys and values × 32 heads × 128 × 2 bytes
+    assert grpo.memory.generation_cache == 4 * 768 * 32 * 2 * 32 * 128 * 2
+    assert grpo.tokens_per_epoch == 1000 * 8 * (64 + 256)
