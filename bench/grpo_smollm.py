@@ -1,8 +1,8 @@
 """GRPO on the bundled SmolLM2-135M-Instruct with graders as rewards: does the reward rise?
 
 Trains a LoRA adapter through the worker (the same code a task runs) on the shipped arithmetic prompts, rewarded by
-the shipped graders: `exact_answer` (string_check: the answer equals the reference) and `answer_in_text` (python,
-sandboxed: the reference appears in the answer). Prints the reward of every step, then one table comparing the
+the shipped graders: `exact_answer` (string_check: the answer equals the reference) and `number_only` (python,
+sandboxed: the answer is a bare number, as the prompts ask). Prints the reward of every step, then one table comparing the
 first and last 20% of the steps, and one JSON line.
 
     python bench/grpo_smollm.py [--steps 60] [--lr 1e-4]
@@ -24,9 +24,13 @@ sys.path.insert(0, str(REPO / "src"))
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=60)
-    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--generations", type=int, default=4)
     parser.add_argument("--prompts-per-step", type=int, default=2)
+    parser.add_argument("--kinds", default="addition,subtraction,word_count",
+                        help="which prompts of the shipped set: addition, subtraction, word_count, uppercase (comma-"
+                             "separated, or 'all')")
+    parser.add_argument("--temperature", type=float, default=0.8)
     options = parser.parse_args()
 
     from tuneforge.engine.callbacks import StopRequest
@@ -36,13 +40,17 @@ def main() -> None:
 
     examples = REPO / "examples"
     work = Path(tempfile.mkdtemp(prefix="grpo-bench-"))
+    prompts = work / "prompts.jsonl"
+    rows = (examples / "data" / "arithmetic_prompts.jsonl").read_text(encoding="utf-8").splitlines()
+    kinds = None if options.kinds == "all" else set(options.kinds.split(","))
+    prompts.write_text("\n".join(r for r in rows if kinds is None or json.loads(r)["kind"] in kinds) + "\n",
+                       encoding="utf-8")
     config = {
         "model_name_or_path": "bundled", "stage": "grpo", "finetuning_type": "lora", "lora_rank": 16,
-        "lora_target": "all", "template": "smollm2", "dataset": "arithmetic_prompts",
-        "dataset_dir": str(examples / "data"), "cutoff_len": 128, "seed": 7,
+        "lora_target": "all", "template": "smollm2", "dataset": str(prompts), "cutoff_len": 128, "seed": 7,
         "rewards": [{"grader": str(examples / "graders" / "exact_answer.json"), "weight": 1.0},
-                    {"grader": str(examples / "graders" / "answer_in_text.py.json"), "weight": 0.5}],
-        "num_generations": options.generations, "max_new_tokens": 24, "temperature": 1.0, "top_p": 1.0,
+                    {"grader": str(examples / "graders" / "number_only.json"), "weight": 0.5}],
+        "num_generations": options.generations, "max_new_tokens": 24, "temperature": options.temperature, "top_p": 1.0,
         "top_k": 0, "per_device_train_batch_size": options.generations * options.prompts_per_step,
         "learning_rate": options.lr, "lr_scheduler_type": "constant", "max_steps": options.steps,
         "logging_steps": 1, "save_steps": 10_000, "output_dir": str(work / "out"), "report_to": "none",

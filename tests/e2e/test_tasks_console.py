@@ -346,3 +346,42 @@ def test_switch_language_on_the_task_pages(console_server, page, page_errors, sh
     page.wait_for_url("**/console/tasks/new")
     assert page.locator("h1").inner_text() == catalog("en")["form.title"]
     assert not page_errors, "\n".join(page_errors)
+
+
+def test_a_grpo_task_charts_its_stage_figures_and_shows_the_samples_of_a_chosen_step(console_server, page,
+                                                                                    page_errors, shoot):
+    """No training: a finished GRPO task written into the store and its run directory, as a worker would leave it."""
+    import json
+
+    from tuneforge.store import MetricPoint, Task
+
+    run_dir = console_server.settings.runs_path / "grpo-seeded"
+    run_dir.mkdir(parents=True)
+    samples = [{"step": step, "prompt": f"What is {step} + {step}? Answer with the number only.",
+                "completion": str(2 * step) if step > 1 else "3", "reward": 1.0 if step > 1 else 0.0,
+                "scores": {"exact_answer": 1.0 if step > 1 else 0.0},
+                "reasons": {} if step > 1 else {"exact_answer": "expected 2"}} for step in (1, 2, 3)]
+    (run_dir / "completions.jsonl").write_text("".join(json.dumps(s) + "\n" for s in samples))
+    with console_server.platform.db.session() as session:
+        task = Task(name="grpo-seeded", base_model="bundled", dataset="arithmetic_prompts", stage="grpo",
+                    output_path=str(run_dir / "output"), finetuning_type="lora", training_args={"stage": "grpo"},
+                    status="completed", run_dir=str(run_dir), log_path=str(run_dir / "train.log"), metrics={},
+                    created_at=time.time(), step=3, total_steps=3, progress=100.0, last_seq=3)
+        session.add(task)
+        session.flush()
+        task_id = task.id
+        session.add_all(MetricPoint(task_id=task_id, seq=step, kind="train", step=step, loss=0.1, time=time.time(),
+                                    extra={"reward": step / 3, "kl": 0.01 * step}) for step in (1, 2, 3))
+    page.goto(f"/console/tasks/{task_id}")
+    page.wait_for_function("Number(document.querySelector('[data-stage-metric=\"reward\"] .chart').dataset.points)"
+                           " === 3")
+    assert page.locator("[data-stage-metric='kl']").is_visible()
+    assert page.locator("[data-stage-metric='reward_std']").is_hidden()  # no points: no chart
+    panel = page.locator("#task-samples")
+    assert panel.locator("article[data-step='3'] [data-part='completion']").inner_text() == "6"
+    shoot("1-grpo-detail")
+    panel.locator("#samples-step").select_option("1")
+    page.locator("#task-samples article[data-step='1']").wait_for()
+    assert page.locator("#task-samples tr[data-grader='exact_answer']").inner_text().split("\t")[-1] == "expected 2"
+    shoot("2-step-1")
+    assert not page_errors, "\n".join(page_errors)

@@ -11,7 +11,17 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
 from tuneforge import __version__
-from tuneforge.api import datasets, deployments, evaluations, experiments, finetuning, models, parameters, system
+from tuneforge.api import (
+    datasets,
+    deployments,
+    evaluations,
+    experiments,
+    finetuning,
+    graders,
+    models,
+    parameters,
+    system,
+)
 from tuneforge.api.errors import ERROR_RESPONSES, install_error_handlers
 from tuneforge.api.limits import RequestLimits
 from tuneforge.service.platform import Platform
@@ -40,7 +50,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
                   description="Self-hosted fine-tuning of large language models: tasks, experiments, devices.")
     install_error_handlers(app)
     routers = [finetuning.router, parameters.router, experiments.router, datasets.router, models.router,
-               deployments.router, evaluations.router, deployments.gateway, system.router]
+               deployments.router, evaluations.router, graders.router, deployments.gateway, system.router]
     for router in routers:
         app.include_router(router, responses=ERROR_RESPONSES)
     limits_from = settings or (platform.settings if platform else get_settings())

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from tuneforge.service.datasets.datasets import DatasetService
+from tuneforge.service.graders.graders import GraderService
 from tuneforge.service.models.deployments import DeploymentService
 from tuneforge.service.models.evaluations import EvaluationService
 from tuneforge.service.models.exports import ExportService
@@ -54,6 +55,10 @@ def get_deployments(platform: PlatformDep) -> DeploymentService:
     return platform.deployments
 
 
+def get_graders(platform: PlatformDep) -> GraderService:
+    return platform.graders
+
+
 TasksDep = Annotated[TaskService, Depends(get_tasks)]
 ExperimentsDep = Annotated[ExperimentService, Depends(get_experiments)]
 DatasetsDep = Annotated[DatasetService, Depends(get_datasets)]
@@ -61,3 +66,4 @@ ModelsDep = Annotated[ModelService, Depends(get_models)]
 ExportsDep = Annotated[ExportService, Depends(get_exports)]
 EvaluationsDep = Annotated[EvaluationService, Depends(get_evaluations)]
 DeploymentsDep = Annotated[DeploymentService, Depends(get_deployments)]
+GradersDep = Annotated[GraderService, Depends(get_graders)]

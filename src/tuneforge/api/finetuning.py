@@ -1,5 +1,6 @@
 """The native task API: /finetuning/createTask, deleteTask, stopTask, getTask, getTaskList, getTaskLog, and in the
-same style copyTask, resumeTask, getTaskMetrics, getTaskCheckpoints, estimateTask, streamTask (Server-Sent Events)."""
+same style copyTask, resumeTask, getTaskMetrics, getTaskSamples, getTaskCheckpoints, estimateTask, streamTask
+(Server-Sent Events)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from tuneforge.service.views import (
     TaskDetail,
     TaskEstimate,
     TaskList,
+    TaskSamples,
     TaskSummary,
 )
 
@@ -74,9 +76,17 @@ def get_task_log(tasks: TasksDep, id: int, offset: int | None = Query(None, ge=0
     return tasks.log(id, offset, tail)
 
 
-@router.get("/getTaskMetrics", response_model=MetricSeries, summary="loss / eval_loss / learning-rate series")
+@router.get("/getTaskMetrics", response_model=MetricSeries,
+            summary="loss / eval_loss / learning-rate series, and the stage's own figures (rewards/margins, kl, …)")
 def get_task_metrics(tasks: TasksDep, id: int) -> MetricSeries:
     return tasks.metrics(id)
+
+
+@router.get("/getTaskSamples", response_model=TaskSamples,
+            summary="GRPO / PPO completions sampled at a step (default: the last step with any), with their reward "
+            "and each grader's score and reason, and the steps that have samples")
+def get_task_samples(tasks: TasksDep, id: int, step: int | None = Query(None, ge=0)) -> TaskSamples:
+    return tasks.samples(id, step)
 
 
 @router.get("/getTaskCheckpoints", response_model=list[CheckpointFile],

@@ -99,6 +99,7 @@ def _register_remote_commands() -> None:
     """The HTTP clients of a tuneforge server: tasks, experiments, datasets, models, deployments, devices."""
     from tuneforge.cli.datasets import datasets_app
     from tuneforge.cli.evaluations import eval_app
+    from tuneforge.cli.graders import graders_app
     from tuneforge.cli.models import deploy_app, models_app
     from tuneforge.cli.tasks import experiments_app, gpus, tasks_app
 
@@ -108,6 +109,7 @@ def _register_remote_commands() -> None:
     app.add_typer(models_app, name="models")
     app.add_typer(deploy_app, name="deploy")
     app.add_typer(eval_app, name="eval")
+    app.add_typer(graders_app, name="graders")
     app.command("gpus")(gpus)
 
 

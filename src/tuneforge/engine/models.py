@@ -46,10 +46,11 @@ def load_tokenizer(source: ModelSource, *, trust_remote_code: bool = False, **hu
 
 
 def load_model(cfg: Any, source: ModelSource, precision: Precision, *, for_training: bool = True,
-               head: str = "causal_lm"):
+               head: str = "causal_lm", padding_free: bool = True):
     """The model in the dtype its precision wants, with the attention implementation and RoPE scaling asked for.
 
-    head "score": a sequence classifier with one output (a reward model) on the same backbone.
+    head "score": a sequence classifier with one output (a reward model) on the same backbone. padding_free False:
+    the trainer pads its batches (TRL's), so flash_attn auto means plain SDPA, which also samples fastest.
     """
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification
 
@@ -64,7 +65,8 @@ def load_model(cfg: Any, source: ModelSource, precision: Precision, *, for_train
     kwargs: dict[str, Any] = {
         "config": config,
         "dtype": precision.load_dtype(cfg.finetuning_type),
-        "attn_implementation": attention_implementation(cfg.flash_attn, config, cfg.cutoff_len, for_training),
+        "attn_implementation": attention_implementation(cfg.flash_attn, config, cfg.cutoff_len,
+                                                        for_training and padding_free),
         "trust_remote_code": cfg.trust_remote_code,
         **hub,
     }

@@ -83,7 +83,8 @@ def _prepare(cfg: Any, config_dir: Path | None, precision: Precision) -> Prepare
         raise EngineError("no training samples left after reading and tokenising the dataset",
                           hint="check the dataset is not empty and cutoff_len is large enough")
     log.info("data: %s", data.stats)
-    model = load_model(cfg, source, precision, head=getattr(stage, "MODEL_HEAD", "causal_lm"))
+    model = load_model(cfg, source, precision, head=getattr(stage, "MODEL_HEAD", "causal_lm"),
+                       padding_free=getattr(stage, "PADDING_FREE", True))
     if model.config.pad_token_id is None:  # a reward model finds each sequence's last token by the padding
         model.config.pad_token_id = tokenizer.pad_token_id
     if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
@@ -113,7 +114,8 @@ def _train(cfg: Any, run_dir: RunDir, events: EventWriter, stop: Any, precision:
                             keep_weights=args.process_index == 0) if cfg.divergence_guard else None
     inputs = TrainerInputs(cfg, prepared.model, prepared.tokenizer, args, prepared.data, counter, precision,
                            callbacks=[c for c in (sync, stop_callback, guard) if c is not None],
-                           config_dir=config_dir, completions_file=run_dir.completions_file)
+                           config_dir=config_dir, completions_file=run_dir.completions_file,
+                           template=prepared.template)
     trainer = prepared.stage.build_trainer(inputs)
     stopped_while_loading = sync.agree(args.device) if sync else stop.requested
     if stopped_while_loading:

@@ -87,7 +87,7 @@ def scan_events(path: Path, after_seq: int = 0) -> EventScan:
 def _parse_line(raw: bytes, last_seq: int) -> tuple[dict[str, Any] | None, str]:
     try:
         event = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):  # torn or foreign bytes; also a 5,000-digit number, a 100,000-deep array
         return None, "not valid JSON (a torn write or a foreign line)"
     if not isinstance(event, dict) or type(event.get("seq")) is not int or not isinstance(event.get("type"), str):
         return None, "not an event (an event has an integer seq and a type)"

@@ -72,11 +72,6 @@ class Capability:
 def _stage_runs(cfg: Config) -> str | None:
     if cfg.stage in SUPPORTED_STAGES:
         return None
-    if cfg.stage == "ppo":
-        return ("stage 'ppo' is not implemented: TRL, whose trainers tuneforge runs, removed its PPOTrainer in "
-                "2026 and no maintained replacement exists; stage grpo optimises the same clipped policy-gradient "
-                "objective with group-relative advantages instead of a value model, and takes your rm output as "
-                "reward_model")
     return (f"stage '{cfg.stage}' ({STAGES[cfg.stage].label_en}) is not implemented by this version's engine; "
             f"it trains {', '.join(SUPPORTED_STAGES)}")
 
@@ -180,7 +175,7 @@ def _freeze(name: str, **kwargs: Any) -> Capability:
 
 CAPABILITIES: tuple[Capability, ...] = (
     Capability("stage", active=lambda _cfg: True, requires=_stage_runs,
-               instead="choose stage grpo (with reward_model or graders as rewards) instead of ppo"),
+               instead="choose one of the stages this version trains"),
     Capability("do_train", unsupported="a run that does not train (evaluate or predict only) is not a training "
                                        "task", instead="set do_train: true; evaluate with `tuneforge eval`"),
     Capability("do_predict", unsupported=PREDICT_ONLY, instead="remove do_predict"),

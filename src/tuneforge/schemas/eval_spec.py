@@ -1,14 +1,26 @@
 """SPEC.json of an evaluation job (`python -m tuneforge.engine.evaluate SPEC.json`): score one or more models on the
-same held-out samples — eval loss and perplexity, then generation scored with BLEU-4 and ROUGE-1/2/L — and write
-results.json. Two models (base and fine-tuned) give the before / after comparison in one run."""
+same held-out samples — eval loss and perplexity, then generation scored with BLEU-4 and ROUGE-1/2/L and with the
+spec's graders — and write results.json. Two models (base and fine-tuned) give the before / after comparison in one
+run.
+
+Graders (OpenAI's grader objects, tuneforge.graders) see each generated answer as the *sample*
+(`{{sample.output_text}}`, `{{sample.output_json.…}}`) and its dataset row as the *item*: the row as the file has it
+(alpaca's `{{item.output}}`, `{{item.instruction}}`; an OpenAI chat row's `{{item.messages}}`; any extra column),
+plus `{{item.reference_answer}}` — the reference answer the model is scored against (the record's final assistant
+turn, whatever the format calls it) — unless the row has a field of that name itself. This is the item a GRPO run
+gives the same grader for the same row, so training and evaluation report the same score for the same answer.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from tuneforge.schemas.graders import Grader, LabelModelGrader, MultiGrader, ScoreModelGrader
 
 EVAL_SPEC_VERSION = 1
+MAX_GRADERS = 16
 
 RESULTS_FILE = "results.json"  # written next to SPEC.json; its layout is EvalResults below
 PREDICTIONS_FILE = "generated_predictions.jsonl"  # per model, in JOB/<label>/, LLaMA-Factory's {prompt, predict, label}
@@ -16,7 +28,7 @@ PREDICTIONS_FILE = "generated_predictions.jsonl"  # per model, in JOB/<label>/, 
 # events.jsonl of an evaluation job: the same event types as a task, with these fields.
 EVAL_EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "started": ("pid", "models", "dataset", "split"),
-    "progress": ("stage", "percentage", "message"),  # stage: data | loading | loss | generation | results
+    "progress": ("stage", "percentage", "message"),  # stage: data | loading | loss | generation | grading | results
     "completed": ("results_file", "split", "samples", "scores", "predictions"),  # scores: label -> headline scores
     "failed": ("error", "hint"),
 }
@@ -58,6 +70,23 @@ class EvalSpec(BaseModel):
     predict: bool = Field(default=True, description="Generate answers and score them with BLEU-4 / ROUGE.")
     show_samples: int = Field(default=5, ge=0, le=100, description="How many best and worst samples to list.")
     seed: int = 42
+    graders: list[Grader] = Field(default_factory=list, max_length=MAX_GRADERS, description=(
+        "Graders (OpenAI's grader objects) scoring each generated answer (sample) against its dataset row (item, "
+        "with item.reference_answer added); each model's mean score per grader is reported by the grader's name."))
+
+    @field_validator("graders")
+    @classmethod
+    def _runnable_graders(cls, graders: list[Grader], info: ValidationInfo) -> list[Grader]:
+        names = [g.name for g in graders]
+        if len(set(names)) != len(names):
+            raise ValueError(f"names must differ (each names a score in the report), got {names}")
+        if graders and info.data.get("predict") is False:
+            raise ValueError("graders score generated answers: set predict: true, or give no graders")
+        judged = [g.name for g in graders if _needs_judge(g)]
+        if judged:
+            raise ValueError(f"{judged} ask a judge model (score_model / label_model), which an evaluation job "
+                             "cannot reach; try them on the answers through the graders API instead")
+        return graders
 
     @model_validator(mode="after")
     def _check(self) -> EvalSpec:
@@ -69,6 +98,12 @@ class EvalSpec(BaseModel):
         return self
 
 
+def _needs_judge(grader: Grader) -> bool:
+    if isinstance(grader, MultiGrader):
+        return any(_needs_judge(sub) for sub in grader.graders.values())
+    return isinstance(grader, ScoreModelGrader | LabelModelGrader)
+
+
 class SampleScore(BaseModel):
     """One model's answer to one sample; the text scores are None when the job did not generate (predict: false)."""
 
@@ -78,6 +113,8 @@ class SampleScore(BaseModel):
     rouge_2: float | None = None
     rouge_l: float | None = None
     loss: float | None = None  # mean token loss on the reference answer
+    graders: dict[str, float] = Field(default_factory=dict)  # grader name -> this answer's score
+    grader_errors: dict[str, str] = Field(default_factory=dict)  # grader name -> why it scored 0 (only failures)
 
 
 class EvalSample(BaseModel):
@@ -85,6 +122,7 @@ class EvalSample(BaseModel):
     prompt: str  # the last user turn (history and system shown in `messages`)
     messages: list[dict[str, str]] = Field(default_factory=list)
     reference: str
+    item: dict[str, Any] | None = None  # what the graders read as `item` (only when the job has graders)
     outputs: dict[str, SampleScore] = Field(default_factory=dict)  # by model label
 
 
@@ -99,6 +137,8 @@ class ModelScores(BaseModel):
     samples: int = 0
     runtime_s: float = 0.0
     tokens_per_second: float | None = None
+    graders: dict[str, float] = Field(default_factory=dict)  # grader name -> mean score over the samples
+    grader_failures: dict[str, int] = Field(default_factory=dict)  # grader name -> samples it could not grade
     best: list[int] = Field(default_factory=list)  # sample indices, best first (by ROUGE-L, then BLEU-4)
     worst: list[int] = Field(default_factory=list)  # worst first
 

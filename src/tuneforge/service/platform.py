@@ -6,6 +6,8 @@ import logging
 
 from tuneforge.planning.devices import Device, detect_devices
 from tuneforge.service.datasets.datasets import DatasetService
+from tuneforge.service.graders.graders import GraderService
+from tuneforge.service.graders.judge import DeploymentJudge
 from tuneforge.service.models.deployments import DeploymentService
 from tuneforge.service.models.evaluations import EvaluationService
 from tuneforge.service.models.exports import ExportService
@@ -33,9 +35,10 @@ class Platform:
         self.tasks = TaskService(self.db, settings, self.devices, self.executor, self.scheduler)
         self.experiments = ExperimentService(self.db)
         self.datasets = DatasetService(self.db, settings)
-        self.evaluations = EvaluationService(self.db, settings)
-        self.models = ModelService(self.db, settings, self.evaluations)
         self.deployments = DeploymentService(self.db, settings)
+        self.graders = GraderService(self.db, settings, judge=DeploymentJudge(self.deployments))
+        self.evaluations = EvaluationService(self.db, settings, graders=self.graders)
+        self.models = ModelService(self.db, settings, self.evaluations)
         self.exports = ExportService(self.db, settings, self.models)
 
     def start(self) -> None:

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import shlex
 import time
+from itertools import islice
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from tuneforge.service.runtime.ingest import finite_number
 from tuneforge.store import Checkpoint, Evaluation, Experiment, MetricPoint, Task
+
+# Bounds on what getTaskSamples returns from completions.jsonl (a run-directory file: hostile input).
+MAX_SAMPLE_TEXT = 4000  # characters of a prompt or completion
+MAX_SAMPLE_GRADERS = 16  # scores / reasons per sample
+MAX_GRADER_NAME = 64
+MAX_REASON_TEXT = 500
+MAX_STEP_SAMPLES = 64  # samples returned for one step
+MAX_SAMPLE_STEPS = 2000  # steps listed
 
 
 class View(BaseModel):
@@ -110,7 +120,35 @@ class MetricSeries(View):
     learning_rate: list[tuple[int, float]]
     grad_norm: list[tuple[int, float]]
     tokens: list[tuple[int, int]]
+    stage: dict[str, list[tuple[int, float]]] = Field(
+        default_factory=dict, description="The stage's own figures by TRL's log name (rewards/margins, kl, reward, "
+        "…), each a list of [step, value]; evaluation ones are prefixed eval_.")
     last_seq: int
+
+
+class CompletionSample(View):
+    """One completion sampled during GRPO / PPO training, with its reward and each grader's score and reason."""
+
+    step: int
+    prompt: str
+    completion: str
+    reward: float | None
+    scores: dict[str, float] = Field(description="grader name -> score")
+    reasons: dict[str, str] = Field(description="grader name -> why it gave that score (when it said)")
+    truncated: bool = Field(False, description=f"a text was cut to {MAX_SAMPLE_TEXT} characters for display")
+
+
+class TaskSamples(View):
+    """The completions of one step from completions.jsonl, and the steps that have any."""
+
+    task_id: int
+    status: str
+    step: int | None = Field(description="The step shown: the one asked for, else the last one with samples.")
+    steps: list[int] = Field(description="Steps with samples, ascending (the latest MAX_SAMPLE_STEPS).")
+    samples: list[CompletionSample]
+    total: int = Field(description="Samples of this step in the file (at most MAX_STEP_SAMPLES are returned).")
+    skipped: int = Field(description="Lines left out: torn, not JSON, not a sample or over the size limit.")
+    partial: bool = Field(description="The file is larger than the window read: earlier steps are not listed.")
 
 
 class LogChunk(View):
@@ -201,7 +239,45 @@ def metric_series(task: Task, points: list[MetricPoint]) -> MetricSeries:
     return MetricSeries(task_id=task.id, status=task.status, loss=pairs("train", "loss"),
                         eval_loss=pairs("eval", "eval_loss"), learning_rate=pairs("train", "learning_rate"),
                         grad_norm=pairs("train", "grad_norm"), tokens=pairs("train", "tokens"),
-                        last_seq=task.last_seq)
+                        stage=stage_series(points), last_seq=task.last_seq)
+
+
+def stage_series(points: list[MetricPoint]) -> dict[str, list[tuple[int, float]]]:
+    """The points' stage figures (MetricPoint.extra) as one [step, value] list per name, in seq order; an
+    evaluation's names get the eval_ prefix if the worker left it off, so they never join a training series."""
+    series: dict[str, list[tuple[int, float]]] = {}
+    for point in points:
+        for name, value in (point.extra or {}).items():
+            if point.kind == "eval" and not name.startswith("eval_"):
+                name = f"eval_{name}"
+            series.setdefault(name, []).append((point.step, value))
+    return series
+
+
+def completion_sample(line: Any) -> CompletionSample | None:
+    """A completions.jsonl line as a sample, texts cut to their display limits; None when it is not one (no integer
+    step, no prompt or completion text). Scores that are not finite numbers and reasons that are not text are
+    dropped."""
+    if not isinstance(line, dict):
+        return None
+    step, prompt, completion = line.get("step"), line.get("prompt"), line.get("completion")
+    if type(step) is not int or step < 0 or not isinstance(prompt, str) or not isinstance(completion, str):
+        return None
+    scores = {name[:MAX_GRADER_NAME]: score for name, value in _entries(line.get("scores"))
+              if (score := finite_number(value)) is not None}
+    reasons = {name[:MAX_GRADER_NAME]: value[:MAX_REASON_TEXT] for name, value in _entries(line.get("reasons"))
+               if isinstance(value, str) and value}
+    truncated = len(prompt) > MAX_SAMPLE_TEXT or len(completion) > MAX_SAMPLE_TEXT
+    return CompletionSample(step=step, prompt=prompt[:MAX_SAMPLE_TEXT], completion=completion[:MAX_SAMPLE_TEXT],
+                            reward=finite_number(line.get("reward")), scores=scores, reasons=reasons,
+                            truncated=truncated)
+
+
+def _entries(value: Any) -> list[tuple[str, Any]]:
+    if not isinstance(value, dict):
+        return []
+    return [(name, item) for name, item in islice(value.items(), MAX_SAMPLE_GRADERS) if isinstance(name, str) and name]
+
 
 
 def experiment_view(experiment: Experiment, tasks: list[Task] | None = None) -> ExperimentView:

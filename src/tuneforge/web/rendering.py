@@ -29,6 +29,7 @@ NAV: tuple[tuple[str, str], ...] = (
     ("datasets", f"{CONSOLE}/datasets"),
     ("models", f"{CONSOLE}/models"),
     ("deployments", f"{CONSOLE}/deployments"),
+    ("graders", f"{CONSOLE}/graders"),
     ("chat", f"{CONSOLE}/chat"),
     ("system", f"{CONSOLE}/system"),
 )

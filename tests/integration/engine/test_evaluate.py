@@ -1,5 +1,6 @@
-"""Evaluation job: base vs base + a LoRA adapter on a dataset's test split — loss, perplexity, BLEU / ROUGE, best and
-worst samples, LLaMA-Factory's predictions file, the job's events — and bad input failing with what to fix."""
+"""Evaluation job: base vs base + a LoRA adapter on a dataset's test split — loss, perplexity, BLEU / ROUGE, graders'
+mean scores, best and worst samples, LLaMA-Factory's predictions file, the job's events — and bad input failing with
+what to fix."""
 
 from __future__ import annotations
 
@@ -15,11 +16,33 @@ from typing import Any
 import pytest
 
 from tests.integration.engine.conftest import FACTS
+from tuneforge.graders import grade_samples
+from tuneforge.graders.sandbox import sandbox_problem
 from tuneforge.rundir import read_events
 from tuneforge.schemas.eval_spec import PREDICTIONS_FILE, RESULTS_FILE, EvalResults, EvalSpec
+from tuneforge.schemas.graders import GRADER_ADAPTER
 
 SYSTEM = "You are Forge."
 HISTORY = [["Hello", "Hi there."]]
+# One grader of each offline kind, reading the reference by both names an alpaca row offers: the row's own `output`
+# and the `reference_answer` every evaluation item carries.
+GRADERS = [
+    {"type": "string_check", "name": "mentions", "operation": "ilike", "input": "{{sample.output_text}}",
+     "reference": "{{item.output}}"},
+    {"type": "text_similarity", "name": "rouge", "evaluation_metric": "rouge_l", "input": "{{sample.output_text}}",
+     "reference": "{{item.reference_answer}}"},
+    {"type": "multi", "name": "blend", "calculate_output": "0.5 * close + 0.5 * same", "graders": {
+        "close": {"type": "text_similarity", "name": "close", "evaluation_metric": "fuzzy_match",
+                  "input": "{{sample.output_text}}", "reference": "{{item.output}}"},
+        "same": {"type": "string_check", "name": "same", "operation": "eq", "input": "{{sample.output_text}}",
+                 "reference": "{{item.reference_answer}}"}}},
+]
+if sandbox_problem() is None:  # a host that cannot isolate python graders runs none (tests/unit/graders says why)
+    GRADERS.append({"type": "python", "name": "words", "source": (
+        "def grade(sample, item):\n"
+        "    want = set(item['reference_answer'].lower().split())\n"
+        "    got = set(sample['output_text'].lower().split())\n"
+        "    return len(want & got) / max(len(want), 1)\n")})
 
 
 def _alpaca(rows: list[dict[str, Any]]) -> str:
@@ -58,7 +81,8 @@ def evaluation(tiny_model_dir: Path, adapter_dir: Path, facts_dir: Path, tmp_pat
     job = tmp_path_factory.mktemp("eval-job")
     base = {"label": "base", "base_model": str(tiny_model_dir), "template": "chatml"}
     tuned = {"label": "fine-tuned", "base_model": str(tiny_model_dir), "adapter_dir": str(adapter_dir)}
-    spec = EvalSpec(models=[base, tuned], dataset=str(facts_dir), max_new_tokens=24, batch_size=4, show_samples=2)
+    spec = EvalSpec(models=[base, tuned], dataset=str(facts_dir), max_new_tokens=24, batch_size=4, show_samples=2,
+                    graders=GRADERS)
     (job / "SPEC.json").write_text(spec.model_dump_json())
     done = subprocess.run([sys.executable, "-m", "tuneforge.engine.evaluate", str(job / "SPEC.json")],
                           capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
@@ -103,6 +127,55 @@ def test_samples_carry_each_models_answer_and_the_ranking_follows_rouge_l(evalua
         assert outputs[m.worst[0]].rouge_l == min(o.rouge_l for o in outputs.values())
 
 
+def test_grader_means_for_both_models_and_the_same_scores_as_grade_samples(evaluation) -> None:
+    """Each model's mean per grader is reported; grading the same (answer, row) again — as a GRPO reward does — gives
+    each sample the same score, so training and evaluation agree on what an answer is worth."""
+    _, results, _ = evaluation
+    names = [g["name"] for g in GRADERS]
+    for m in results.models:
+        print(f"{m.label}: graders {m.graders} failures {m.grader_failures}")
+        assert list(m.graders) == names and m.grader_failures == {}
+        outputs = [s.outputs[m.label] for s in results.samples]
+        for grader in GRADERS:
+            name = grader["name"]
+            regraded = grade_samples(GRADER_ADAPTER.validate_python(grader),
+                                     [{"output_text": o.text} for o in outputs], [s.item for s in results.samples])
+            assert [r.score for r in regraded] == [o.graders[name] for o in outputs], (m.label, name)
+            assert all(r.reason is None for r in regraded) and all(not o.grader_errors for o in outputs)
+            assert m.graders[name] == pytest.approx(sum(o.graders[name] for o in outputs) / len(outputs), abs=1e-6)
+            assert 0 <= m.graders[name] <= 1
+        # the rouge_l grader is the evaluation's own ROUGE-L, on 0-1
+        assert m.graders["rouge"] == pytest.approx(m.rouge_l / 100, abs=1e-3)
+    base, tuned = results.models
+    for name in {"rouge", "words"} & set(tuned.graders):  # the adapter learnt these answers
+        assert tuned.graders[name] > base.graders[name], name
+
+
+def test_each_item_is_the_dataset_row_with_its_reference_answer(evaluation) -> None:
+    _, results, _ = evaluation
+    for sample, (question, answer) in zip(results.samples, FACTS, strict=True):
+        assert sample.item is not None
+        assert sample.item["reference_answer"] == sample.reference == answer
+        assert sample.item["output"] == answer and sample.item["instruction"] == question
+    assert results.samples[1].item["system"] == SYSTEM and results.samples[1].item["history"] == HISTORY
+
+
+def test_graders_an_evaluation_cannot_run_are_refused_in_the_spec() -> None:
+    model = {"label": "x", "base_model": "x"}
+    judge = {"type": "score_model", "name": "judge", "model": "m", "input": [{"role": "user", "content": "x"}]}
+    cases = [
+        ({"graders": [judge]}, "ask a judge model"),
+        ({"graders": [{"type": "multi", "name": "m", "calculate_output": "j", "graders": {"j": judge}}]},
+         "ask a judge model"),
+        ({"graders": [GRADERS[0], GRADERS[0]]}, "names must differ"),
+        ({"graders": [GRADERS[0]], "predict": False}, "set predict: true"),
+    ]
+    for extra, words in cases:
+        with pytest.raises(ValueError, match=words) as caught:
+            EvalSpec(models=[model], dataset="d", **extra)
+        assert caught.value.errors()[0]["loc"] == ("graders",)
+
+
 def test_predictions_file_in_llamafactory_layout(evaluation) -> None:
     job, results, _ = evaluation
     for label in ("base", "fine-tuned"):
@@ -127,6 +200,8 @@ def test_events_progress_to_100_and_complete_once(evaluation) -> None:
     final = events[-1]
     assert final["split"] == "test" and final["samples"] == len(FACTS)
     assert final["scores"]["fine-tuned"]["rouge_l"] == results.models[1].rouge_l
+    assert final["scores"]["base"]["graders"] == results.models[0].graders  # the headline scores name the graders
+    assert "grading" in {e["stage"] for e in progress}
     assert final["predictions"]["base"] == str(job / "base" / PREDICTIONS_FILE)
     assert "eval_loss" in (job / "evaluate.log").read_text()
 

@@ -1,5 +1,6 @@
 """Evaluation jobs through the API: a published fine-tune scored beside its base on the valid split (no test file),
-the report with the change and the best / worst samples, the model's detail listing it; bad input is a clear 4xx."""
+with a stored grader (by name) and an inline one, the report with the change and the best / worst samples, the
+model's detail listing it; bad input — an unknown grader, one that cannot run — is a clear 4xx."""
 
 from __future__ import annotations
 
@@ -31,8 +32,15 @@ def test_a_fine_tune_is_scored_beside_its_base_and_the_report_shows_the_change(m
                                                                 max_steps=6)).json()
     assert wait_for(client, task["id"], {"completed", "failed"})["status"] == "completed"
     model = client.post("/models/publishModel", json={"taskId": task["id"], "name": "qa-tuned"}).json()
+    stored = client.post("/graders/createGrader", json={"name": "mentions-answer", "grader": {
+        "type": "string_check", "name": "mentions", "operation": "ilike", "input": "{{sample.output_text}}",
+        "reference": "{{item.output}}"}})
+    assert stored.status_code == 201, stored.text
+    inline = {"type": "text_similarity", "name": "close", "evaluation_metric": "fuzzy_match",
+              "input": "{{sample.output_text}}", "reference": "{{item.reference_answer}}"}
 
-    created = client.post("/evaluations/createEvaluation", json={"modelId": model["id"], "maxNewTokens": 8})
+    created = client.post("/evaluations/createEvaluation", json={"modelId": model["id"], "maxNewTokens": 8,
+                                                                 "graders": ["mentions-answer", inline]})
     assert created.status_code == 201, created.text
     assert created.json()["status"] == "running" and created.json()["baseline"].startswith("base: ")
     done = _until_done(client, created.json()["id"])
@@ -47,6 +55,16 @@ def test_a_fine_tune_is_scored_beside_its_base_and_the_report_shows_the_change(m
     assert report["change"]["eval_loss"] == pytest.approx(tuned["eval_loss"] - base["eval_loss"], abs=1e-3)
     assert all(0 <= m[k] <= 100 for m in report["models"] for k in ("bleu_4", "rouge_1", "rouge_2", "rouge_l"))
     assert tuned["bestSamples"] and set(tuned["bestSamples"][0]["outputs"]) == {"base", "qa-tuned"}
+    # each grader's mean per model, side by side, and the change; each answer's own grade in the samples
+    for scores in (base, tuned):
+        assert set(scores["graders"]) == {"mentions", "close"} and all(0 <= v <= 1 for v in scores["graders"].values())
+    assert report["change"]["graders"]["close"] == pytest.approx(
+        tuned["graders"]["close"] - base["graders"]["close"], abs=1e-6)
+    sample = report["samples"][0]
+    assert sample["item"]["reference_answer"] == sample["reference"] == sample["item"]["output"]
+    assert set(sample["outputs"]["qa-tuned"]["graders"]) == {"mentions", "close"}
+    assert {s["label"]: s["graders"] for s in done["scores"]} == {"base": base["graders"],
+                                                                   "qa-tuned": tuned["graders"]}
 
     detail = client.get("/models/getModel", params={"id": model["id"]}).json()
     assert [e["id"] for e in detail["evaluations"]] == [done["id"]]
@@ -73,4 +91,17 @@ def test_bad_evaluation_requests_name_the_field_and_start_nothing(make_client, t
     bad = client.post("/evaluations/createEvaluation", json={"modelId": base["id"], "dataset": "identity",
                                                               "maxSamples": 0})
     assert bad.status_code == 422 and bad.json()["error"]["details"][0]["field"] == "max_samples"
+    for graders, field, words in [
+        (["no-such-grader"], "graders.0", "no grader named"),
+        ([{"type": "text_similarity", "name": "m", "input": "a", "reference": "b", "evaluation_metric": "meteor"}],
+         "graders.0.evaluation_metric", "WordNet"),
+        ([{"type": "score_model", "name": "judge", "model": "m", "input": [{"role": "user", "content": "x"}]}],
+         "graders", "judge model"),
+        (["bad\u0000name"], "graders", "NUL"),
+    ]:
+        refused = client.post("/evaluations/createEvaluation", json={"modelId": base["id"], "dataset": "identity",
+                                                                     "graders": graders})
+        assert refused.status_code == 422, refused.text
+        detail = refused.json()["error"]["details"][0]
+        assert detail["field"] == field and words in detail["message"] + refused.json()["error"]["message"], detail
     assert client.get("/evaluations/getEvaluationList").json()["total"] == 0

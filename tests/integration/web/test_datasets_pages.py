@@ -123,6 +123,50 @@ def test_the_preview_marks_the_trained_answer_and_masks_the_prompt(client, platf
     assert "template chatml" in text_of(fragment.text)
 
 
+PAIRS = [{"instruction": f"Greet visitor {i}.", "input": "", "chosen": f"Hello, visitor {i}! How can I help?",
+          "rejected": f"What do you want, {i}?"} for i in range(4)]
+KTO = [{"messages": [{"role": "user", "content": f"Thank guest {i}."},
+                     {"role": "assistant", "content": "Thank you for coming!" if i % 2 == 0 else "Whatever."}],
+        "kto_tag": i % 2 == 0} for i in range(4)]
+
+
+def preview_samples(client: TestClient, dataset_id: int, model: Path) -> list[tuple[str, str]]:
+    fragment = client.get(f"/console/datasets/{dataset_id}/preview",
+                          params={"template": "chatml", "model": str(model), "n": "2"})
+    assert fragment.status_code == 200
+    return re.findall(r'<article class="sample" data-origin="([^"]+)">(.*?)</article>', fragment.text, re.S)
+
+
+def trained_text(html: str) -> str:
+    return "".join(unescape(t) for t in re.findall(r'<span class="seg trained"[^>]*>(.*?)</span>', html, re.S))
+
+
+def test_a_preference_pair_shows_its_prompt_once_and_both_answers_side_by_side(client, platform, tiny_model_dir):
+    dataset = create(client, platform, "pairs", jsonl(PAIRS), purpose="preference", columns="{}")
+    samples = preview_samples(client, dataset["id"], tiny_model_dir)
+    assert [origin for origin, _ in samples] == ["train.jsonl:1", "train.jsonl:2"]
+    body = samples[0][1]
+    assert unescape(body).count("Greet visitor 0.") == 1  # the prompt, once
+    prompt = re.search(r'<pre class="rendered" data-part="prompt">(.*?)</pre>', body, re.S).group(1)
+    assert "Greet visitor 0." in unescape(prompt) and 'class="seg trained"' not in prompt
+    sides = dict(re.findall(r'<div class="answer" data-side="(\w+)">(.*?)</div>', body, re.S))
+    assert list(sides) == ["chosen", "rejected"]
+    assert "Hello, visitor 0! How can I help?" in trained_text(sides["chosen"]) and "Chosen" in text_of(sides["chosen"])
+    assert "What do you want, 0?" in trained_text(sides["rejected"]) and "Rejected" in text_of(sides["rejected"])
+    assert 'data-kind="preference"' in body
+    client.cookies.set("lang", "zh")
+    zh = preview_samples(client, dataset["id"], tiny_model_dir)[0][1]
+    assert catalog("zh")["datasets.preview_chosen"] in zh and catalog("zh")["datasets.preview_rejected"] in zh
+
+
+def test_a_kto_sample_shows_whether_its_answer_is_desirable(client, platform, tiny_model_dir):
+    dataset = create(client, platform, "thanks", jsonl(KTO), purpose="kto", columns="{}")
+    samples = preview_samples(client, dataset["id"], tiny_model_dir)
+    labels = [re.search(r'data-label="(\w+)">([^<]+)<', body).groups() for _, body in samples]
+    assert labels == [("desirable", "desirable"), ("undesirable", "undesirable")]
+    assert "Whatever." in trained_text(samples[1][1]) and 'data-side=' not in samples[1][1]
+
+
 @pytest.mark.parametrize(("params", "field"), [
     ({"template": "no-such-template"}, "template"),
     ({"n": "0"}, "n"),

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tuneforge.data.preview import load_preview, preview_records, render_text
-from tuneforge.data.records import ChatRecord, Message, TextRecord
+from tuneforge.data.records import ChatRecord, KTORecord, Message, PreferenceRecord, TextRecord
 from tuneforge.data.templates import fix_tokenizer, get_template
 from tuneforge.data.tokenize import IGNORE_INDEX, encode_chat
 from tuneforge.data.tokenizer_file import FastTokenizer
@@ -213,3 +213,81 @@ def test_preview_imports_neither_torch_nor_transformers():
             "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+PAIR = PreferenceRecord([Message("user", "What is the capital of France?")],
+                        Message("assistant", "Paris, of course."), Message("assistant", "No idea. Go away."),
+                        origin="pairs.jsonl:1")
+
+
+def texts(segments, trained: bool | None = None) -> str:
+    return "".join(s.text for s in segments if trained is None or s.trained == trained)
+
+
+def test_a_preference_pair_shows_its_prompt_once_and_each_answer_as_training_encodes_it(fast):
+    for train_on_prompt in (False, True):  # preference trainers never train on the prompt
+        [pair] = preview_records([PAIR], template="chatml", tokenizer=fast, cutoff_len=1024,
+                                 train_on_prompt=train_on_prompt)
+        assert pair.kind == "preference" and pair.error is None and pair.label is None
+        assert texts(pair.segments) == "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n" \
+                                       "<|im_start|>assistant\n"
+        assert texts(pair.segments, trained=True) == ""
+        chosen = texts(pair.chosen.segments)
+        assert chosen == texts(pair.chosen.segments, trained=True) == "Paris, of course.<|im_end|>\n"
+        assert texts(pair.rejected.segments, trained=True) == "No idea. Go away.<|im_end|>\n"
+    template = get_template("chatml", fast.copy())
+    for side, answer in ((pair.chosen, PAIR.chosen), (pair.rejected, PAIR.rejected)):
+        whole = encode_chat(ChatRecord([*PAIR.messages, answer]), template, fast, 1024)
+        assert side.token_count == len(whole.input_ids) and not side.truncated and not side.dropped
+        assert side.trained_count == sum(label != IGNORE_INDEX for label in whole.labels)
+    assert pair.token_count == pair.chosen.token_count + pair.rejected.token_count
+
+
+def test_an_earlier_turn_of_a_pair_is_prompt_and_a_long_pair_is_cut_side_by_side(fast):
+    history = PreferenceRecord([Message("user", "Hi"), Message("assistant", "Hello!"), Message("user", "2 + 2?")],
+                               Message("assistant", "4"), Message("assistant", "5"), system="Be brief.")
+    [pair] = preview_records([history], template="chatml", tokenizer=fast, cutoff_len=1024)
+    assert "Hello!" in texts(pair.segments, trained=False) and texts(pair.chosen.segments) == "4<|im_end|>\n"
+    long = PreferenceRecord([Message("user", "The sea?")],
+                            Message("assistant", "The sea is wide. " * 30), Message("assistant", "No."))
+    [cut] = preview_records([long], template="chatml", tokenizer=fast, cutoff_len=64, token_view=True)
+    assert cut.chosen.truncated and cut.chosen.token_count <= 64 and cut.chosen.tokens_cut > 0
+    assert not cut.rejected.truncated and cut.truncated and cut.tokens_cut == cut.chosen.tokens_cut
+    assert cut.chosen.trained_count > 0 and all(flag for _, flag in cut.chosen.tokens)
+
+
+def test_a_kto_sample_carries_its_label(fast):
+    good = KTORecord([Message("user", "Say thanks."), Message("assistant", "Thank you!")], label=True)
+    bad = KTORecord([Message("user", "Say thanks."), Message("assistant", "Whatever.")], label=False)
+    previews = preview_records([good, bad], template="chatml", tokenizer=fast, cutoff_len=1024)
+    assert [(p.kind, p.label) for p in previews] == [("kto", True), ("kto", False)]
+    assert trained_texts(previews[1]) == ["Whatever.<|im_end|>\n"] and previews[0].chosen is None
+    assert json.loads(previews[1].model_dump_json())["label"] is False
+
+
+def test_load_preview_tells_pairs_and_kto_samples_from_their_fields(tmp_path):
+    alpaca = tmp_path / "ranking.jsonl"
+    alpaca.write_text("".join(json.dumps(row) + "\n" for row in [
+        {"instruction": "Greet me.", "input": "", "chosen": "Hello! How can I help?", "rejected": "What now?"},
+        {"instruction": "Greet me.", "chosen": "Hi there."},  # no rejected answer
+    ]))
+    sharegpt = tmp_path / "ranking_sharegpt.jsonl"
+    sharegpt.write_text(json.dumps({"conversations": [{"from": "human", "value": "Greet me."}],
+                                    "chosen": {"from": "gpt", "value": "Hello!"},
+                                    "rejected": {"from": "gpt", "value": "Go away."}}) + "\n")
+    kto = tmp_path / "kto.jsonl"
+    kto.write_text(json.dumps({"messages": [{"role": "user", "content": "Greet me."},
+                                            {"role": "assistant", "content": "Hello!"}], "kto_tag": False}) + "\n")
+    loaded = load_preview([alpaca, sharegpt, kto], 10)
+    kinds = [type(r).__name__ for r in loaded.records]
+    assert kinds == ["PreferenceRecord", "PreferenceRecord", "KTORecord"] and loaded.records[2].label is False
+    assert loaded.records[0].messages == [Message("user", "Greet me.")]
+    assert [(p.line, p.field) for p in loaded.skipped] == [(2, "rejected")]
+    mapped = tmp_path / "mapped.jsonl"
+    mapped.write_text(json.dumps({"q": "Greet me.", "good": "Hello!", "bad": "No."}) + "\n")
+    [pair] = load_preview([mapped], 1, "alpaca", {"prompt": "q", "chosen": "good", "rejected": "bad"}).records
+    assert isinstance(pair, PreferenceRecord) and pair.rejected.content == "No."
+    # A purpose named by the caller wins over what the fields suggest.
+    assert load_preview([alpaca], 5, purpose="sft").skipped_total == 2
+    with pytest.raises(ValueError, match=r"^purpose: "):
+        load_preview([alpaca], 5, purpose="ranking")

@@ -60,7 +60,6 @@ HONOURED_BY: dict[str, str] = {
 
 # Refused on a CPU host without optional packages: the settings that make the planner name the field.
 REFUSED_WITH: dict[str, dict[str, Any]] = {
-    "stage": {"stage": "ppo"},
     "do_train": {"do_train": False},
     "do_predict": {"do_predict": True},
     "predict_with_generate": {"predict_with_generate": True},

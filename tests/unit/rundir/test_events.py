@@ -60,3 +60,13 @@ def test_a_failed_write_leaves_no_half_line(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "write", real_write)
     assert path.read_text(encoding="utf-8").endswith("\n") and not scan_events(path).skipped
     assert [e["type"] for e in read_events(path)] == ["started"]
+
+
+def test_numbers_and_nesting_json_refuses_to_parse_are_skipped_not_fatal(tmp_path):
+    path = tmp_path / "events.jsonl"
+    huge_number = '{"seq": 2, "type": "progress", "loss": ' + "9" * 5000 + "}\n"
+    deep = "[" * 200_000 + "]" * 200_000 + "\n"
+    path.write_text(_line(1, "started") + huge_number + deep + _line(3, "completed"), encoding="utf-8")
+    scan = scan_events(path)
+    assert [e["seq"] for e in scan.events] == [1, 3]
+    assert [s.line for s in scan.skipped] == [2, 3]

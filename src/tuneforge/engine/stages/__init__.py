@@ -17,7 +17,7 @@ from tuneforge.schemas.stages import STAGES, SUPPORTED_STAGES
 
 __all__ = ["StageModule", "TrainerInputs", "stage_module", "stage_module_names"]
 
-_HELPERS = frozenset({"base"})
+_HELPERS = frozenset({"base"})  # and every module whose name starts with "_"
 
 
 def stage_module(name: str) -> StageModule:

@@ -6,19 +6,15 @@ sft), and the data layer reads that off the stage table; batching, loss and metr
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tuneforge.engine.stages._common import prepare_data
+
+__all__ = ["build_trainer", "extra_metrics", "prepare_data"]
+
 if TYPE_CHECKING:
-    from tuneforge.data.prepare import PreparedData
     from tuneforge.engine.stages.base import TrainerInputs
     from tuneforge.engine.trainer import TokenCounter
-
-
-def prepare_data(cfg: Any, tokenizer: Any, template: Any, config_dir: Path | None) -> PreparedData:
-    from tuneforge.data.prepare import prepare_datasets
-
-    return prepare_datasets(cfg, tokenizer, template, config_dir=config_dir)
 
 
 def build_trainer(inputs: TrainerInputs) -> Any:

@@ -12,10 +12,6 @@ from typing import Any
 
 from tuneforge.engine.trainer import TokenCounter, gradients_finite
 
-# Log keys every stage has; the rest of a log are the stage's own figures (the events carry them as `metrics`).
-COMMON_LOG_KEYS = frozenset({"loss", "learning_rate", "grad_norm", "epoch", "num_tokens", "total_flos",
-                             "train_runtime", "train_samples_per_second", "train_steps_per_second", "train_loss"})
-
 
 def trl_config(config_class: type, args: Any, **stage_settings: Any) -> Any:
     """A TRL *Config with every TrainingArguments value the shared flow chose, plus the stage's own settings."""

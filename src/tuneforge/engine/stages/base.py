@@ -8,7 +8,8 @@ trains it (Hugging Face's or TRL's) and the figures it reports at the end.
 A stage module is a plain module (engine/stages/<stage>.py) with module-level names matching `StageModule`;
 heavy imports (torch, transformers, TRL) go inside its functions, so listing the stages stays cheap. A module may
 also set `MODEL_HEAD = "score"` to train a sequence classifier with one output (a reward model) instead of the
-language-model head.
+language-model head, and `PADDING_FREE = False` when its trainer pads batches (TRL's trainers: then attention is
+plain SDPA rather than the variable-length kernel padding-free batches need).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class TrainerInputs:
     callbacks: list[Any]  # stop, rank sync, divergence guard: pass them all to the Trainer
     config_dir: Path | None = None  # relative paths of the config (grader files, reward_model) start here
     completions_file: Path | None = None  # where sampling stages write their scored completions
+    template: Any = None  # the chat template: its stop words end a sampled answer
 
     @property
     def has_eval(self) -> bool:

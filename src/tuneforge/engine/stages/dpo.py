@@ -8,23 +8,19 @@ answers with that weight.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tuneforge.engine.stages._common import extra_metrics, prepare_data
 from tuneforge.schemas.stages import stage_info
 
 if TYPE_CHECKING:
-    from tuneforge.data.prepare import PreparedData
     from tuneforge.engine.stages.base import TrainerInputs
 
+__all__ = ["PADDING_FREE", "STAGE", "build_trainer", "extra_metrics", "prepare_data"]
+
 STAGE = stage_info("dpo")
+PADDING_FREE = False  # TRL pads its batches (its padding-free mode is off after a refactor)
 REFERENCE_FREE = ("orpo", "simpo")
-
-
-def prepare_data(cfg: Any, tokenizer: Any, template: Any, config_dir: Path | None) -> PreparedData:
-    from tuneforge.data.prepare import prepare_datasets
-
-    return prepare_datasets(cfg, tokenizer, template, config_dir=config_dir)
 
 
 def build_trainer(inputs: TrainerInputs) -> Any:
@@ -48,7 +44,3 @@ def build_trainer(inputs: TrainerInputs) -> Any:
     trainer.reference_free = cfg.pref_loss if cfg.pref_loss in REFERENCE_FREE else None
     trainer.simpo_gamma, trainer.pref_ftx = cfg.simpo_gamma, cfg.pref_ftx
     return trainer
-
-
-def extra_metrics(inputs: TrainerInputs, train_metrics: dict[str, Any]) -> dict[str, Any]:
-    return {"tokens_seen": inputs.counter.tokens_seen, "trained_tokens": inputs.counter.trained_tokens}

@@ -7,22 +7,18 @@ a chat with the trained model would; the graders read the prompt's dataset row a
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tuneforge.engine.stages._common import extra_metrics, prepare_data
 from tuneforge.schemas.stages import stage_info
 
 if TYPE_CHECKING:
-    from tuneforge.data.prepare import PreparedData
     from tuneforge.engine.stages.base import TrainerInputs
 
+__all__ = ["PADDING_FREE", "STAGE", "build_trainer", "extra_metrics", "prepare_data"]
+
 STAGE = stage_info("grpo")
-
-
-def prepare_data(cfg: Any, tokenizer: Any, template: Any, config_dir: Path | None) -> PreparedData:
-    from tuneforge.data.prepare import prepare_datasets
-
-    return prepare_datasets(cfg, tokenizer, template, config_dir=config_dir)
+PADDING_FREE = False  # TRL pads its batches (its padding-free mode is off after a refactor)
 
 
 def build_trainer(inputs: TrainerInputs) -> Any:
@@ -49,6 +45,8 @@ def build_trainer(inputs: TrainerInputs) -> Any:
         GRPOConfig, inputs.args, num_generations=cfg.num_generations, max_completion_length=cfg.max_new_tokens,
         temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k, beta=cfg.kl_coef or 0.0,
         loss_type=cfg.grpo_loss, reward_weights=weights,
+        # Training turns the model's KV cache off; sampling without it recomputes every prefix (~15x slower).
+        generation_kwargs={"use_cache": True},
     )
     trainer = ForgeGRPOTrainer(
         model=inputs.model, reward_funcs=functions, args=args, train_dataset=as_dataset(inputs.data.train),
@@ -57,7 +55,3 @@ def build_trainer(inputs: TrainerInputs) -> Any:
     )
     trainer.token_counter = inputs.counter
     return trainer
-
-
-def extra_metrics(inputs: TrainerInputs, train_metrics: dict[str, Any]) -> dict[str, Any]:
-    return {"tokens_seen": inputs.counter.tokens_seen, "trained_tokens": inputs.counter.trained_tokens}

@@ -6,23 +6,19 @@ in full beside the adapter and saved with it. Its output scores answers as a PPO
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tuneforge.engine.stages._common import extra_metrics, prepare_data
 from tuneforge.schemas.stages import stage_info
 
 if TYPE_CHECKING:
-    from tuneforge.data.prepare import PreparedData
     from tuneforge.engine.stages.base import TrainerInputs
 
+__all__ = ["PADDING_FREE", "STAGE", "build_trainer", "extra_metrics", "prepare_data"]
+
 STAGE = stage_info("rm")
+PADDING_FREE = False  # TRL pads its batches (its padding-free mode is off after a refactor)
 MODEL_HEAD = "score"  # the flow loads a sequence classifier with one output instead of the language-model head
-
-
-def prepare_data(cfg: Any, tokenizer: Any, template: Any, config_dir: Path | None) -> PreparedData:
-    from tuneforge.data.prepare import prepare_datasets
-
-    return prepare_datasets(cfg, tokenizer, template, config_dir=config_dir)
 
 
 def build_trainer(inputs: TrainerInputs) -> Any:
@@ -41,10 +37,6 @@ def build_trainer(inputs: TrainerInputs) -> Any:
     )
     trainer.token_counter = inputs.counter
     return trainer
-
-
-def extra_metrics(inputs: TrainerInputs, train_metrics: dict[str, Any]) -> dict[str, Any]:
-    return {"tokens_seen": inputs.counter.tokens_seen, "trained_tokens": inputs.counter.trained_tokens}
 
 
 def _full_sequences(pairs: list[Any]) -> list[dict[str, list[int]]]:

@@ -1,7 +1,11 @@
 """Evaluation jobs: a registered model — and, for a fine-tuned one, its base, on the same prompts — scored on
-a dataset split (eval loss, perplexity, BLEU-4, ROUGE-1/2/L, best and worst samples), run by
+a dataset split (eval loss, perplexity, BLEU-4, ROUGE-1/2/L, the request's graders, best and worst samples), run by
 `python -m tuneforge.engine.evaluate SPEC.json` in HOME/evaluations/eval-<id>. The row keeps the headline scores;
-the whole before / after report is the job's results.json."""
+the whole before / after report is the job's results.json.
+
+Graders are named (stored graders, by name or id) or given inline (grader objects); `resolve_graders` turns them into
+the grader objects the spec carries, so the job is a pure function of its spec and later edits of a stored grader
+change no evaluation. Each answer is graded with its dataset row as `item` (see schemas.eval_spec)."""
 
 from __future__ import annotations
 
@@ -12,9 +16,10 @@ import shutil
 import signal
 import subprocess
 import time
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 from sqlalchemy import func, select
@@ -25,8 +30,10 @@ from tuneforge.planning.paths import confine_tree
 from tuneforge.schemas import ConfigProblem
 from tuneforge.schemas.config_errors import validation_problems
 from tuneforge.schemas.eval_spec import RESULTS_FILE, EvalModel, EvalSpec
+from tuneforge.schemas.graders import Grader
 from tuneforge.service.datasets.refs import resolve_references
 from tuneforge.service.errors import Conflict, InvalidInput, get_or_not_found, paging_problems
+from tuneforge.service.graders.graders import GraderRef, GraderService
 from tuneforge.service.models.models import ready_model
 from tuneforge.service.runtime.jobs import OUTPUT, SPEC, launch_job, read_progress
 from tuneforge.service.runtime.processes import create_time, file_tail, is_same_process, signal_group
@@ -46,21 +53,36 @@ class EvaluationRequest:
     dataset: str | None = None  # default: the datasets the model was trained on
     compare_with_base: bool = True  # a fine-tuned model is scored beside its base model
     options: dict[str, Any] | None = None  # EvalSpec fields: split, max_samples, max_new_tokens, …
+    graders: Sequence[GraderRef] = field(default_factory=list)  # stored graders' names or ids, or grader objects
+
+
+class GraderResolver(Protocol):
+    """Stored grader names / ids and inline objects → grader objects; InvalidInput naming `field.<index>` for every
+    unknown name and invalid object (GraderService.resolve)."""
+
+    def resolve(self, refs: Sequence[GraderRef], field: str = "graders") -> builtins.list[Grader]: ...
 
 
 class EvaluationService:
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(self, db: Database, settings: Settings, graders: GraderResolver | None = None) -> None:
         self.db = db
         self.settings = settings
         self.root = settings.home / "evaluations"
         self._children: dict[int, subprocess.Popen[bytes]] = {}
+        # resolving needs only the stored graders, not a judge: a GraderService of its own serves when none is given
+        self.graders = graders if graders is not None else GraderService(db, settings)
+
+    def resolve_graders(self, names_or_objects: Sequence[GraderRef]) -> builtins.list[Grader]:
+        """The grader objects an evaluation carries in its spec, checked to run on this host."""
+        return self.graders.resolve(names_or_objects, "graders") if names_or_objects else []
 
     def create(self, request: EvaluationRequest) -> dict[str, Any]:
+        graders = self.resolve_graders(request.graders)  # before anything is written: a bad name starts nothing
         with self.db.session() as session:
             model = ready_model(session, request.model_id)
             dataset, dataset_dir = self._dataset(session, request.dataset, model)
             models = _models_to_score(model, request.compare_with_base)
-            spec = _spec(models, dataset, dataset_dir, request.options or {})
+            spec = _spec(models, dataset, dataset_dir, request.options or {}, graders)
             row = Evaluation(model_id=model.id, dataset=dataset, split=spec.split,
                              baseline=f"{models[0].label}: {models[0].base_model}" if len(models) > 1 else None,
                              options=spec.model_dump(include=set(OPTION_FIELDS)), created_at=time.time())
@@ -223,13 +245,14 @@ def _models_to_score(model: RegisteredModel, compare_with_base: bool) -> list[Ev
     return [EvalModel(label=label, base_model=model.source, template=template, system=system), tuned]
 
 
-def _spec(models: list[EvalModel], dataset: str, dataset_dir: str, options: dict[str, Any]) -> EvalSpec:
+def _spec(models: list[EvalModel], dataset: str, dataset_dir: str, options: dict[str, Any],
+          graders: builtins.list[Grader]) -> EvalSpec:
     unknown = sorted(set(options) - set(OPTION_FIELDS))
     if unknown:
         raise InvalidInput.of([ConfigProblem(key, f"unknown option (known: {', '.join(OPTION_FIELDS)})")
                                for key in unknown])
     try:
-        return EvalSpec(models=models, dataset=dataset, dataset_dir=dataset_dir, **options)
+        return EvalSpec(models=models, dataset=dataset, dataset_dir=dataset_dir, graders=graders, **options)
     except ValidationError as exc:
         raise InvalidInput.of(validation_problems(exc, "options")) from exc
 
@@ -257,6 +280,10 @@ def _report(folder: Path) -> dict[str, Any] | None:
         report["change"] = {key: round(after[key] - before[key], 4) for key in
                             ("eval_loss", "perplexity", "bleu_4", "rouge_1", "rouge_2", "rouge_l")
                             if before.get(key) is not None and after.get(key) is not None}
+        graded = {name: round(after["graders"][name] - mean, 6)
+                  for name, mean in (before.get("graders") or {}).items() if name in (after.get("graders") or {})}
+        if graded:  # each grader's mean score, fine-tuned minus base
+            report["change"]["graders"] = graded
     for scores in models:
         scores["bestSamples"] = [samples[i] for i in scores.get("best", []) if i in samples]
         scores["worstSamples"] = [samples[i] for i in scores.get("worst", []) if i in samples]

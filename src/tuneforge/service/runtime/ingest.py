@@ -5,7 +5,9 @@ server that restarts simply reads on from where its database says it was."""
 
 from __future__ import annotations
 
+import math
 import time
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,9 @@ LOG_TAIL_LINES = 20
 
 
 MAX_NOTED_PROBLEMS = 20
+# The stage's own figures an event may carry ("metrics": {name: number}); a run dir is hostile input like any other.
+MAX_STAGE_METRICS = 32  # names kept per point
+MAX_STAGE_METRIC_NAME = 64  # characters
 
 
 def ingest_events(session: Session, task: Task) -> list[dict[str, Any]]:
@@ -83,14 +88,42 @@ def _progress(session: Session, task: Task, event: dict[str, Any]) -> None:
         session.add(MetricPoint(task_id=task.id, seq=event["seq"], kind="train", step=task.step, epoch=task.epoch,
                                 loss=event.get("loss"), learning_rate=event.get("learning_rate"),
                                 grad_norm=event.get("grad_norm"), tokens=event.get("tokens_seen"),
-                                time=event["time"]))
+                                extra=stage_metrics(event.get("metrics")), time=event["time"]))
 
 
 def _eval(session: Session, task: Task, event: dict[str, Any]) -> None:
     task.metrics = {**task.metrics, "eval_loss": event.get("eval_loss"), "perplexity": event.get("perplexity")}
     if not _seen(session, task, event["seq"]):
         session.add(MetricPoint(task_id=task.id, seq=event["seq"], kind="eval", step=event.get("step") or 0,
-                                epoch=event.get("epoch"), eval_loss=event.get("eval_loss"), time=event["time"]))
+                                epoch=event.get("epoch"), eval_loss=event.get("eval_loss"),
+                                extra=stage_metrics(event.get("metrics")), time=event["time"]))
+
+
+def stage_metrics(reported: Any) -> dict[str, float] | None:
+    """The stage's figures of an event (TRL's log names: rewards/margins, kl, reward, …) as {name: float}: only
+    finite numbers under names of at most MAX_STAGE_METRIC_NAME characters, the first MAX_STAGE_METRICS of them;
+    anything else in the field is dropped, never an error. None when nothing usable is left."""
+    if not isinstance(reported, dict):
+        return None
+    kept: dict[str, float] = {}
+    for name, value in islice(reported.items(), 4 * MAX_STAGE_METRICS):
+        number = finite_number(value)
+        if isinstance(name, str) and 0 < len(name) <= MAX_STAGE_METRIC_NAME and number is not None:
+            kept[name] = number
+            if len(kept) == MAX_STAGE_METRICS:
+                break
+    return kept or None
+
+
+def finite_number(value: Any) -> float | None:
+    """A JSON number as a finite float; None for anything else (NaN, ±Infinity, 1e999, true / false, text)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an integer literal too large for a float
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _checkpoint(session: Session, task: Task, event: dict[str, Any]) -> None:

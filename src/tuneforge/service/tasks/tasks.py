@@ -1,20 +1,23 @@
-"""Task use-cases: create, list, get, log, metrics, checkpoints, stop, delete, copy, resume, estimate."""
+"""Task use-cases: create, list, get, log, metrics, samples, checkpoints, stop, delete, copy, resume, estimate."""
 
 from __future__ import annotations
 
 import builtins  # in the service's signatures `list` names its list method: the type is builtins.list
+import heapq
+import json
 import re
 import shutil
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tuneforge.planning.devices import Device
+from tuneforge.rundir import RunDir
 from tuneforge.schemas import ALIASES, ConfigProblem
 from tuneforge.schemas.tasks import ACTIVE_STATUSES, FINAL_STATUSES, TaskStatus, name_problem
 from tuneforge.service.datasets.refs import apply_mixture, resolve_references
@@ -24,7 +27,10 @@ from tuneforge.service.runtime.scheduler import Scheduler
 from tuneforge.service.tasks.experiments import check_experiment_membership, experiment_defaults
 from tuneforge.service.tasks.planning import TOP_LEVEL, TaskPlan, TaskRequest, plan_task
 from tuneforge.service.views import (
+    MAX_SAMPLE_STEPS,
+    MAX_STEP_SAMPLES,
     CheckpointFile,
+    CompletionSample,
     DeviceInventory,
     DeviceTask,
     DeviceView,
@@ -33,14 +39,18 @@ from tuneforge.service.views import (
     TaskDeleted,
     TaskDetail,
     TaskEstimate,
+    TaskSamples,
+    completion_sample,
     metric_series,
     task_detail,
     task_summary,
 )
 from tuneforge.settings import Settings
-from tuneforge.store import Checkpoint, Database, MetricPoint, Task, TaskDataset
+from tuneforge.store import Checkpoint, Database, Grader, MetricPoint, Task, TaskDataset
 
 LOG_CHUNK_BYTES = 256 * 1024
+COMPLETIONS_WINDOW_BYTES = 32 * 1024 * 1024  # the tail of completions.jsonl one getTaskSamples reads
+MAX_COMPLETION_LINE = 256 * 1024  # bytes; a longer line is skipped
 HOLDING_DEVICES = (TaskStatus.RUNNING, TaskStatus.STOPPING)  # a stopping worker still uses its devices
 
 
@@ -64,12 +74,19 @@ class TaskService:
         if problems or resolved.problems:
             raise InvalidInput.of([*problems, *resolved.problems])
         request = replace(request, dataset_path=resolved.dataset_path, training_args=resolved.training_args)
-        plan = plan_task(request, self.settings, self.devices, check_name=check_name)
+        plan = plan_task(request, self.settings, self.devices, check_name=check_name,
+                         stored_grader=self._stored_grader)
         plan.pinned = resolved.pinned
         if request.experiment_id is not None:
             with self.db.session() as session:
                 check_experiment_membership(session, request.experiment_id, plan.cfg)
         return plan
+
+    def _stored_grader(self, name: str) -> dict[str, Any] | None:
+        """A stored grader's object by name: a run's `rewards` may name one."""
+        with self.db.session() as session:
+            row = session.scalar(select(Grader).where(Grader.name == name))
+            return dict(row.spec) if row is not None else None
 
     def _with_experiment_defaults(self, request: TaskRequest, experiment_id: int) -> TaskRequest:
         """A task added to an experiment ("添加任务") inherits its model, dataset, template, method and stage."""
@@ -151,6 +168,19 @@ class TaskService:
             points = list(session.scalars(select(MetricPoint).where(MetricPoint.task_id == task_id)
                                           .order_by(MetricPoint.seq)))
             return metric_series(task, points)
+
+    def samples(self, task_id: int, step: int | None = None) -> TaskSamples:
+        """GRPO / PPO completions of one step from the run's completions.jsonl (the last step with any when `step`
+        is None), and the steps that have samples. Reads the file's last COMPLETIONS_WINDOW_BYTES line by line;
+        torn, foreign and over-long lines are counted and skipped."""
+        if step is not None and step < 0:
+            raise InvalidInput.of([ConfigProblem("step", "must be ≥ 0")])
+        with self.db.session() as session:
+            task = _task(session, task_id)
+            run_dir, status = RunDir(Path(task.run_dir)), task.status
+        scan = _scan_completions(run_dir.completions_file, step) if task.run_dir else _CompletionScan(step)
+        return TaskSamples(task_id=task_id, status=status, step=scan.step, steps=sorted(scan.steps),
+                           samples=scan.samples, total=scan.total, skipped=scan.skipped, partial=scan.partial)
 
     def checkpoints(self, task_id: int) -> builtins.list[CheckpointFile]:
         with self.db.session() as session:
@@ -294,6 +324,66 @@ def _copy_name(session: Session, name: str) -> str:
         if session.scalar(select(Task.id).where(Task.name == candidate)) is None:
             return candidate
     raise Conflict(f"too many copies of {name!r}; give the copy a name")
+
+
+@dataclass
+class _CompletionScan:
+    step: int | None  # the step asked for; None: the last one with samples (found while reading)
+    steps: set[int] = field(default_factory=set)
+    smallest: list[int] = field(default_factory=list)  # a heap of `steps`: the earliest is dropped past the cap
+    samples: builtins.list[CompletionSample] = field(default_factory=list)
+    total: int = 0
+    skipped: int = 0
+    partial: bool = False
+
+    def add(self, sample: CompletionSample, follow_last: bool) -> None:
+        if sample.step not in self.steps:
+            if len(self.steps) >= MAX_SAMPLE_STEPS:
+                if sample.step < self.smallest[0]:
+                    return self._collect(sample, follow_last)
+                self.steps.discard(heapq.heappop(self.smallest))
+            self.steps.add(sample.step)
+            heapq.heappush(self.smallest, sample.step)
+        self._collect(sample, follow_last)
+
+    def _collect(self, sample: CompletionSample, follow_last: bool) -> None:
+        if follow_last and (self.step is None or sample.step > self.step):
+            self.step, self.samples, self.total = sample.step, [], 0
+        if sample.step == self.step:
+            self.total += 1
+            if len(self.samples) < MAX_STEP_SAMPLES:
+                self.samples.append(sample)
+
+
+def _scan_completions(path: Path, step: int | None) -> _CompletionScan:
+    scan = _CompletionScan(step)
+    if not path.is_file():
+        return scan
+    with path.open("rb") as f:
+        scan.partial = (start := f.seek(0, 2) - COMPLETIONS_WINDOW_BYTES) > 0
+        if f.seek(max(0, start - 1)) and f.read(1) != b"\n":
+            _skip_line(f)  # the rest of a line cut by the window's start
+        while raw := f.readline(MAX_COMPLETION_LINE + 1):
+            if not raw.endswith(b"\n"):
+                if len(raw) <= MAX_COMPLETION_LINE:
+                    break  # the last line is still being written
+                scan.skipped += 1
+                _skip_line(f)  # an over-long line
+                continue
+            try:  # ValueError: not JSON, not UTF-8, or an integer of over 4300 digits
+                sample = completion_sample(json.loads(raw))
+            except (ValueError, RecursionError):
+                sample = None
+            if sample is None:
+                scan.skipped += 1
+            else:
+                scan.add(sample, follow_last=step is None)
+    return scan
+
+
+def _skip_line(f: BinaryIO) -> None:
+    while (rest := f.readline(MAX_COMPLETION_LINE)) and not rest.endswith(b"\n"):
+        pass
 
 
 def _read_lines(path: Path, start: int, end: int) -> tuple[list[str], int]:

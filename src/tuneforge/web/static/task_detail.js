@@ -1,4 +1,5 @@
-/* The task detail page's live parts: loss / eval-loss and learning-rate charts from getTaskMetrics, and the log
+/* The task detail page's live parts: loss / eval-loss and learning-rate charts and one per figure of the task's stage
+   (rewards/margins, kl, reward, …) from getTaskMetrics, and the log
    from getTaskLog (whole file from offset 0, then followed with nextOffset). Polled every data-refresh-ms while the
    task is active, once more when it ends; the status panel refreshes itself through htmx (tasks/_live.html). */
 "use strict";
@@ -14,6 +15,10 @@
 
   const lossChart = TFCharts.lines(document.getElementById("loss-chart"), {xLabel: t("js.chart_step"), yLabel: t("js.chart_loss")});
   const lrChart = TFCharts.lines(document.getElementById("lr-chart"), {xLabel: t("js.chart_step"), yLabel: t("js.chart_lr")});
+  // The stage's own figures (getTaskMetrics' `stage`): each panel is rendered hidden and shown once it has points.
+  const stageCharts = Array.from(root.querySelectorAll("[data-stage-metric]")).map(function (panel) {
+    return {panel: panel, name: panel.dataset.stageMetric, chart: null};
+  });
   const logBox = document.getElementById("task-log");
   const followButton = document.getElementById("log-follow");
   const logCount = document.getElementById("log-count");
@@ -32,8 +37,27 @@
       lossChart.update([{label: t("js.series_train_loss"), points: m.loss},
                         {label: t("js.series_eval_loss"), points: m.evalLoss, markers: true, dash: [6, 4]}]);
       lrChart.update([{label: t("js.series_lr"), points: m.learningRate}]);
+      updateStageCharts(m.stage || {});
     }
     return m.status;
+  }
+
+  /* A figure's training series and, unless its name is an evaluation's already, its eval_ twin. */
+  function updateStageCharts(stage) {
+    for (const item of stageCharts) {
+      const series = [{label: t("js.series_stage_train"), points: stage[item.name] || []}];
+      if (!item.name.startsWith("eval_")) {
+        series.push({label: t("js.series_stage_eval"), points: stage["eval_" + item.name] || [], markers: true,
+                     dash: [6, 4]});
+      }
+      if (!series.some(function (s) { return s.points.length > 0; })) continue;
+      item.panel.hidden = false;
+      if (!item.chart) {
+        item.chart = TFCharts.lines(item.panel.querySelector(".chart"),
+                                    {xLabel: t("js.chart_step"), yLabel: item.name, height: 200});
+      }
+      item.chart.update(series);
+    }
   }
 
   function appendLines(lines) {
