@@ -16,6 +16,8 @@ def reward_problems(cfg: TrainingConfig, config_dir: Path | None, served: bool) 
     if cfg.stage not in SAMPLING_STAGES:
         return []
     problems: list[ConfigProblem] = []
+    if cfg.reward_model:
+        problems += _reward_model_problems(Path(cfg.reward_model), config_dir)
     if not cfg.rewards and not cfg.reward_model:
         problems.append(ConfigProblem("rewards", f"stage {cfg.stage} needs a reward to learn from: rewards (graders "
                                                  "with weights) or reward_model (the output of an rm run)"))
@@ -37,3 +39,27 @@ def reward_problems(cfg: TrainingConfig, config_dir: Path | None, served: bool) 
                 f"which do not split into groups of {cfg.num_generations}; choose num_generations dividing {answers} "
                 "or a batch that is a multiple of it")))
     return problems
+
+
+def _reward_model_problems(path: Path, config_dir: Path | None) -> list[ConfigProblem]:
+    """An rm run's output: a LoRA adapter trained with a score head, or a whole sequence-classification model."""
+    import json
+
+    if not path.is_absolute() and config_dir is not None:
+        path = config_dir / path
+    adapter, config = path / "adapter_config.json", path / "config.json"
+    hint = "give the output folder of an rm run (stage rm)"
+    try:
+        if adapter.is_file():
+            is_scorer = json.loads(adapter.read_text(encoding="utf-8")).get("task_type") == "SEQ_CLS"
+        elif config.is_file():
+            architectures = json.loads(config.read_text(encoding="utf-8")).get("architectures") or []
+            is_scorer = any(str(name).endswith("ForSequenceClassification") for name in architectures)
+        else:
+            return [ConfigProblem("reward_model", f"no model at {path}; {hint}")]
+    except (OSError, ValueError) as error:
+        return [ConfigProblem("reward_model", f"{path} cannot be read ({error}); {hint}")]
+    if not is_scorer:
+        return [ConfigProblem("reward_model", f"{path} is a language model, not a reward model (no score head); "
+                                              f"{hint}")]
+    return []

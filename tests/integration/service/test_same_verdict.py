@@ -27,8 +27,15 @@ TABLE: dict[str, tuple[dict[str, Any], frozenset[str]]] = {
     "tokenise-in-two-processes": ({"preprocessing_num_workers": 2, "neat_packing": True}, OK),
     "rope-beyond-context": ({"rope_scaling": "linear", "cutoff_len": 600}, OK),
     "lf-disable-gc": ({"disable_gradient_checkpointing": True}, OK),
-    "dpo": ({"stage": "dpo"}, frozenset({"stage"})),
-    "ppo-with-reward": ({"stage": "ppo", "reward_model": "/nowhere/rm"}, frozenset({"stage"})),
+    "dpo-on-sft-data": ({"stage": "dpo"}, frozenset({"dataset"})),
+    "ppo-reward-model-missing": ({"stage": "ppo", "reward_model": "DIR/no-rm"}, frozenset({"reward_model"})),
+    "grpo-without-reward": ({"stage": "grpo", "per_device_train_batch_size": 4}, frozenset({"rewards"})),
+    "grpo-ragged-groups": ({"stage": "grpo", "num_generations": 4, "rewards": [{"grader": {
+        "type": "string_check", "name": "exact", "input": "{{sample.output_text}}", "reference": "{{item.output}}",
+        "operation": "eq"}}]}, frozenset({"num_generations"})),
+    "grpo-inline-grader": ({"stage": "grpo", "num_generations": 2, "rewards": [{"grader": {
+        "type": "string_check", "name": "exact", "input": "{{sample.output_text}}", "reference": "{{item.output}}",
+        "operation": "eq"}}]}, OK),
     "qlora-on-cpu": ({"quantization_bit": 4}, frozenset({"quantization_bit"})),
     "unsloth": ({"use_unsloth": True}, frozenset({"use_unsloth"})),
     "flash-attention-2": ({"flash_attn": "fa2"}, frozenset({"flash_attn"})),
@@ -58,7 +65,7 @@ TABLE: dict[str, tuple[dict[str, Any], frozenset[str]]] = {
     "probs-without-interleave": ({"dataset": "DATA,DATA", "interleave_probs": [0.5, 0.5]},
                                  frozenset({"interleave_probs"})),
     "several-problems": ({"stage": "kto", "lora_dropout": 2, "streaming": True},
-                         frozenset({"stage", "lora_dropout", "streaming"})),
+                         frozenset({"dataset", "lora_dropout", "streaming"})),
 }
 
 

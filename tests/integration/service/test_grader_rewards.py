@@ -1,0 +1,51 @@
+"""A GRPO task through the API: `rewards` may name stored graders, which the server writes into the run's config
+as the grader objects themselves (a grader edited later changes no run already planned); a name that is no stored
+grader, and a batch that does not split into groups, are refused naming the field, before anything runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from tests.integration.service.conftest import task_body
+
+EXACT = {"type": "string_check", "name": "exact", "input": "{{sample.output_text}}", "reference": "{{item.answer}}",
+         "operation": "eq"}
+
+
+def _prompts(tmp_path: Path) -> Path:
+    path = tmp_path / "prompts.jsonl"
+    rows = [{"messages": [{"role": "user", "content": f"What is {i} + 1?"}], "answer": str(i + 1)} for i in range(8)]
+    path.write_text("\n".join(json.dumps(row) for row in rows) + "\n", encoding="utf-8")
+    return path
+
+
+def _grpo(tmp_path: Path, tiny_model_dir: Path, name: str, **args: Any) -> dict[str, Any]:
+    settings = {"stage": "grpo", "num_generations": 4, "max_new_tokens": 8, "per_device_train_batch_size": 4}
+    return task_body(name, tiny_model_dir, _prompts(tmp_path), **{**settings, **args})
+
+
+def test_a_stored_grader_name_becomes_the_grader_in_the_task(make_client, tmp_path, tiny_model_dir):
+    client = make_client(run_scheduler=False)
+    assert client.post("/graders/createGrader", json={"name": "exact-answer", "grader": EXACT}).status_code == 201
+    body = _grpo(tmp_path, tiny_model_dir, "grpo-stored", rewards=[{"grader": "exact-answer", "weight": 2.0}])
+    created = client.post("/finetuning/createTask", json=body)
+    assert created.status_code in (200, 201), created.text
+    task = client.get("/finetuning/getTask", params={"id": created.json()["id"]}).json()
+    assert task["trainingArgs"]["rewards"] == [{"grader": EXACT, "weight": 2.0}]
+
+
+def test_an_unknown_grader_and_a_ragged_group_are_refused_naming_the_field(make_client, tmp_path, tiny_model_dir):
+    client = make_client(run_scheduler=False)
+    body = _grpo(tmp_path, tiny_model_dir, "grpo-bad", rewards=[{"grader": "no-such-grader"}],
+                 per_device_train_batch_size=6)
+    answer = client.post("/finetuning/createTask", json=body)
+    assert answer.status_code == 422, answer.text
+    fields = {d["field"]: d["message"] for d in answer.json()["error"]["details"]}
+    assert "no stored grader is named 'no-such-grader'" in fields["trainingArgs.rewards[0].grader"]
+    assert "do not split into groups of 4" in fields["trainingArgs.num_generations"]
+    no_reward = client.post("/finetuning/createTask", json=_grpo(tmp_path, tiny_model_dir, "grpo-none"))
+    assert no_reward.status_code == 422
+    assert "needs a reward" in {d["field"]: d["message"] for d in no_reward.json()["error"]["details"]}[
+        "trainingArgs.rewards"]
