@@ -1,11 +1,12 @@
 """GRPO on the bundled SmolLM2-135M-Instruct with graders as rewards: does the reward rise?
 
 Trains a LoRA adapter through the worker (the same code a task runs) on the shipped arithmetic prompts, rewarded by
-the shipped graders: `exact_answer` (string_check: the answer equals the reference) and `number_only` (python,
-sandboxed: the answer is a bare number, as the prompts ask). Prints the reward of every step, then one table comparing the
-first and last 20% of the steps, and one JSON line.
+the shipped graders: `exact_answer` (string_check: the answer equals the reference, weight 1) and `number_only`
+(python, sandboxed: the answer is a bare number, as the prompts ask; weight 0.5). Prints the reward of every step,
+the share of answers each grader passed at a few steps, one table comparing the first and last 20% of the steps,
+and one JSON line.
 
-    python bench/grpo_smollm.py [--steps 60] [--lr 1e-4]
+    python bench/grpo_smollm.py [--steps 60] [--lr 2e-4] [--kinds addition,subtraction,word_count]
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ def main() -> None:
                if e["type"] == "progress" and "reward" in (e.get("metrics") or {})]
     for step, reward in rewards:
         print(f"step {step:3d}  reward {reward:.3f}")
+    _grader_shares(run_dir.completions_file, [1, len(rewards) // 2, len(rewards)])
     fifth = max(1, len(rewards) // 5)
     first = sum(r for _, r in rewards[:fifth]) / fifth
     last = sum(r for _, r in rewards[-fifth:]) / fifth
@@ -75,6 +77,16 @@ def main() -> None:
     print(json.dumps({"bench": "grpo_smollm", "steps": len(rewards), "first_fifth_reward": round(first, 4),
                       "last_fifth_reward": round(last, 4), "seconds": round(seconds, 1),
                       "completions": str(run_dir.completions_file)}))
+
+
+def _grader_shares(path: Path, steps: list[int]) -> None:
+    """What moved the reward: each grader's mean score over a step's sampled answers."""
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    for step in steps:
+        at = [line["scores"] for line in lines if line["step"] == step]
+        if at:
+            means = {name: sum(s[name] for s in at) / len(at) for name in at[0]}
+            print(f"step {step:3d}  " + "  ".join(f"{name} {value:.2f}" for name, value in means.items()))
 
 
 if __name__ == "__main__":

@@ -67,7 +67,8 @@ def main() -> None:
             rows.append((name, "eval accuracy (held-out pairs)", "", f"{value:.3f}", seconds))
             figures[name] = {"eval_accuracy": value}
         elif name == "dpo":
-            margins, accuracies = _ends(_series(events, "rewards/margins")), _ends(_series(events, "rewards/accuracies"))
+            margins = _ends(_series(events, "rewards/margins"))
+            accuracies = _ends(_series(events, "rewards/accuracies"))
             rows.append((name, "rewards/margins", f"{margins[0]:.3f}", f"{margins[1]:.3f}", seconds))
             rows.append((name, "rewards/accuracies", f"{accuracies[0]:.3f}", f"{accuracies[1]:.3f}", seconds))
             figures[name] = {"margins": margins, "accuracies": accuracies}

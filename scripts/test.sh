@@ -7,7 +7,7 @@ echo "==> ruff"
 .venv/bin/ruff check .
 echo "==> import contracts (DESIGN.md's direction)"
 .venv/bin/lint-imports
-echo "==> mypy (strict: schemas, planning, service, api)"
+echo "==> mypy (strict: schemas, graders, planning, service, api)"
 .venv/bin/mypy
 echo "==> PostgreSQL for the store and API tests (scripts/postgres.sh)"
 # Assigned apart from the export so that a failing script stops the run (export would hide its status).

@@ -37,6 +37,14 @@ def test_example_parses_and_its_datasets_resolve(path):
     # relative paths resolve against the config's folder, not the working directory
     assert all(EXAMPLES in f.resolve().parents or EXAMPLES.parent / "src" in f.resolve().parents
                for s in sources for f in s.files)
+    if "reward_model" in raw and not (resolved.parent / raw["reward_model"]).exists():
+        # ppo_lora.yaml scores with the model reward_lora.yaml trains: until that ran, the plan says so
+        from tuneforge.planning import PlanRejected
+
+        with pytest.raises(PlanRejected) as caught:
+            plan_from_file(path, [])
+        assert [problem.field for problem in caught.value.problems] == ["reward_model"]
+        return
     plan, _ = plan_from_file(path, [])  # the planner's verdict: every record valid, every setting honoured here
     assert plan.dataset is not None and plan.dataset.num_train_samples > 0
 

@@ -4,7 +4,8 @@ Torch-free, for the API process. It runs the very code training runs (get_templa
 encode_pretrain) on a FastTokenizer built from the same files, so the tokens the console shows as trained are
 exactly the ones the loss is computed on. A preference pair (DPO, reward modelling) shows its prompt once and the
 chosen and rejected answers side by side; a KTO sample carries its desirable / undesirable label. Both train on the
-last answer only, never on the prompt, as TRL's trainers do.
+last answer only, never on the prompt, as TRL's trainers do. A prompt (GRPO, PPO) is rendered as those stages encode
+it, ending with the assistant header where sampling starts, with its dataset row: the `item` graders read.
 """
 
 from __future__ import annotations
@@ -13,20 +14,22 @@ import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, Field
 
 from tuneforge.data.formats import PURPOSE_KINDS, RecordFormat, RecordKind, convert_object, detect_formatting
 from tuneforge.data.reading import iter_objects, make_format
-from tuneforge.data.records import ChatRecord, DatasetProblem, KTORecord, PreferenceRecord, TextRecord
+from tuneforge.data.records import ChatRecord, DatasetProblem, KTORecord, PreferenceRecord, PromptRecord, TextRecord
 from tuneforge.data.templates import ChatTemplate, fix_tokenizer, get_template
 from tuneforge.data.tokenize import IGNORE_INDEX, EncodedSample, encode_chat, encode_pretrain
+from tuneforge.data.tokenize_pairs import encode_prompt
 from tuneforge.data.tokenizer_file import FastTokenizer
 
 PREVIEW_STAGES = ("sft", "pt")
 MAX_KEPT_SKIPPED = 100  # problems met while looking for valid records; beyond this only the count grows
 Record = ChatRecord | TextRecord
-PreviewRecord = ChatRecord | TextRecord | PreferenceRecord  # a KTORecord is a ChatRecord with a label
+PreviewRecord = ChatRecord | TextRecord | PreferenceRecord | PromptRecord  # a KTORecord is a ChatRecord with a label
 
 
 class PreviewSegment(BaseModel):
@@ -53,7 +56,7 @@ class SamplePreview(BaseModel):
     """One record as training sees it."""
 
     origin: str = Field(description="file:line the record comes from")
-    kind: RecordKind = Field("chat", description="chat | text | preference | kto")
+    kind: RecordKind = Field("chat", description="chat | text | preference | kto | prompt")
     segments: list[PreviewSegment] = Field(default_factory=list)
     token_count: int = 0
     trained_count: int = Field(0, description="tokens the loss is computed on")
@@ -66,6 +69,8 @@ class SamplePreview(BaseModel):
     chosen: AnswerPreview | None = Field(None, description="preference: the better answer (`segments` is the prompt)")
     rejected: AnswerPreview | None = Field(None, description="preference: the worse answer")
     label: bool | None = Field(None, description="KTO: true for a desirable answer, false for an undesirable one")
+    item: dict[str, Any] | None = Field(None, description="prompt: the dataset row as the file has it, which graders "
+                                        "read as {{item.…}} (e.g. the reference answer)")
 
 
 @dataclass
@@ -103,7 +108,8 @@ def preview_records(
 
     Stage sft masks prompts (unless `train_on_prompt`) and earlier answers (with `mask_history`); stage pt trains
     every token. With packing (pt's default) a long document is not cut, it flows into the next block. Preference
-    pairs and KTO samples train on their last answer only, whatever `train_on_prompt` and `mask_history` say.
+    pairs and KTO samples train on their last answer only, whatever `train_on_prompt` and `mask_history` say; a
+    prompt trains on nothing (its answers are sampled during training), and a long one loses its beginning.
     """
     _check_options(stage, cutoff_len)
     chosen, working = bind_template(template, tokenizer)
@@ -116,6 +122,9 @@ def preview_records(
                 sample, cut = _encode_text(record, working, cutoff_len, concatenated)
             elif isinstance(record, PreferenceRecord):
                 previews.append(_preference_preview(record, chosen, working, cutoff_len, options, token_view))
+                continue
+            elif isinstance(record, PromptRecord):
+                previews.append(_prompt_preview(record, chosen, working, cutoff_len, default_system, token_view))
                 continue
             elif isinstance(record, KTORecord):
                 sample, cut = _encode_chat(record, chosen, working, cutoff_len, {**options, **LAST_ANSWER_ONLY})
@@ -167,7 +176,7 @@ def load_preview(
     """The first `n` valid records of the files in order, reading no further than needed; invalid ones are
     skipped and listed. `names` are the file names to show in origins (e.g. the uploaded name of a stored file).
     Without formatting / columns / tags each file's format is detected from its first object; without a
-    `purpose` (sft, preference, kto) for stage sft, so is the record kind: chosen and rejected fields make
+    `purpose` (sft, preference, kto, prompt) for stage sft, so is the record kind: chosen and rejected fields make
     preference pairs, a kto_tag field KTO samples (the columns mapping names them as LLaMA-Factory's does)."""
     if n < 1:
         raise ValueError(f"n: the number of records to preview must be at least 1, got {n}")
@@ -233,6 +242,8 @@ def _kind_of(record: PreviewRecord) -> RecordKind:
         return "preference"
     if isinstance(record, TextRecord):
         return "text"
+    if isinstance(record, PromptRecord):
+        return "prompt"
     return "kto" if isinstance(record, KTORecord) else "chat"
 
 
@@ -293,6 +304,23 @@ def _preference_preview(
         trained_count=answers[0].trained_count + answers[1].trained_count,
         truncated=chosen.truncated or rejected.truncated, tokens_cut=chosen_cut + rejected_cut,
         dropped=answers[0].dropped or answers[1].dropped, chosen=answers[0], rejected=answers[1])
+
+
+def _prompt_preview(
+    record: PromptRecord, template: ChatTemplate, tokenizer: FastTokenizer, cutoff_len: int,
+    default_system: str | None, token_view: bool,
+) -> SamplePreview:
+    """The prompt as GRPO / PPO encode it (data.tokenize_pairs.encode_prompt): through the template, ending with the
+    assistant header, every token masked, since the answers are sampled during training; and its row."""
+    sample = encode_prompt(record, template, tokenizer, cutoff_len, default_system)
+    cut = 0
+    if sample.truncated:  # a long prompt loses its beginning: count what went
+        whole = encode_prompt(record, template, tokenizer, sys.maxsize, default_system)
+        cut = len(whole.prompt_ids) - len(sample.prompt_ids)
+    masked = EncodedSample(sample.prompt_ids, [IGNORE_INDEX] * len(sample.prompt_ids), sample.truncated)
+    preview = _sample_preview(record.origin, masked, cut, tokenizer, token_view)
+    # nothing trained is no reason to skip a prompt: GRPO / PPO keep every one
+    return preview.model_copy(update={"kind": "prompt", "dropped": False, "item": dict(record.item)})
 
 
 def _answer_start(sample: EncodedSample) -> int:

@@ -4,6 +4,7 @@ is written with its score, and a grader that fails scores 0 with its reason whil
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -84,3 +85,27 @@ def test_grpo_settings_reach_the_trainer(tmp_path: Path, tiny_model_dir: Path) -
     assert (trainer.temperature, trainer.top_p, trainer.top_k) == (0.7, 0.8, 3)
     assert trainer.beta == 0.05 and trainer.loss_type == "dr_grpo"
     assert trainer.reward_func_names == ["letter_e"] and trainer.reward_weights.tolist() == [0.25]
+
+
+def test_an_evaluation_scores_the_runs_answers_as_the_run_did(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """The same grader, the same answers and rows: the evaluation's grading gives each answer the score the GRPO
+    reward gave it during training."""
+    from tuneforge.engine.evaluate import grade_answers
+    from tuneforge.schemas.eval_spec import EvalSample, EvalSpec
+
+    words = {"type": "text_similarity", "name": "words", "input": "{{sample.output_text}}",
+             "reference": "{{item.answer}} e e e", "evaluation_metric": "fuzzy_match"}
+    code, events = _grpo(tmp_path, tiny_model_dir, [{"grader": LETTER_E}, {"grader": words}], steps=2)
+    assert code == 0, events[-1]
+    lines = [json.loads(line) for line in (tmp_path / "run" / "completions.jsonl").read_text().splitlines()]
+    def row(prompt: str) -> dict[str, str]:  # the prompt's dataset row, as _prompts wrote it
+        number = re.search(r"Say something (\d+)\.", prompt)
+        assert number is not None
+        return {"instruction": f"Say something {number.group(1)}.", "answer": "e"}
+
+    samples = [EvalSample(index=k, prompt="", reference="", item=row(line["prompt"])) for k, line in enumerate(lines)]
+    spec = EvalSpec(models=[{"label": "run", "base_model": str(tiny_model_dir)}], dataset="x",
+                    graders=[LETTER_E, words])
+    graded = grade_answers(spec, [line["completion"] for line in lines], samples)
+    for line, scores in zip(lines, graded.per_sample, strict=True):
+        assert scores["graders"] == line["scores"]

@@ -45,3 +45,16 @@ def test_an_rm_output_is_the_reward_model(tmp_path: Path, tiny_model_dir: Path) 
     assert code == 0 and events[-1]["type"] == "completed", events[-1]
     line = json.loads((tmp_path / "run" / "completions.jsonl").read_text().splitlines()[0])
     assert set(line["scores"]) == {"reward_model"} and line["reward"] == line["scores"]["reward_model"]
+
+
+def test_a_stopped_run_resumes_with_its_value_head(tmp_path: Path, tiny_model_dir: Path) -> None:
+    from tests.integration.engine.conftest import StopAtStep
+
+    config = base_config(tiny_model_dir, _prompts(tmp_path), tmp_path / "out", stage="ppo", max_new_tokens=8,
+                         per_device_train_batch_size=4, max_steps=4, rewards=[{"grader": LETTER_E}])
+    code, events = run_in_process(tmp_path / "run", config, stop=StopAtStep(2))
+    assert events[-1]["type"] == "stopped", events[-1]
+    checkpoint = tmp_path / "run" / "checkpoints" / "checkpoint-2"
+    assert (checkpoint / "value_head.safetensors").is_file()
+    code, events = run_in_process(tmp_path / "run", {**config, "resume_from_checkpoint": "last"})
+    assert code == 0 and events[-1]["type"] == "completed" and events[-1]["step"] == 4, events[-1]

@@ -167,6 +167,30 @@ def test_a_kto_sample_shows_whether_its_answer_is_desirable(client, platform, ti
     assert "Whatever." in trained_text(samples[1][1]) and 'data-side=' not in samples[1][1]
 
 
+PROMPTS = [{"messages": [{"role": "user", "content": f"What is {i} + {i}? Answer with the number only."}],
+            "answer": str(2 * i), "kind": "sum"} for i in range(3)]
+
+
+def test_a_prompt_shows_where_sampling_starts_and_the_row_graders_read(client, platform, tiny_model_dir):
+    dataset = create(client, platform, "sums", jsonl(PROMPTS), purpose="prompt", columns="{}")
+    samples = preview_samples(client, dataset["id"], tiny_model_dir)
+    assert [origin for origin, _ in samples] == ["train.jsonl:1", "train.jsonl:2"]
+    body = samples[1][1]
+    assert 'data-kind="prompt"' in body and 'class="seg trained"' not in body  # the answers are sampled, not given
+    prompt = re.search(r'<pre class="rendered" data-part="prompt">(.*?)</pre>', body, re.S).group(1)
+    assert unescape(re.sub(r"<[^>]+>", "", prompt)) == ("<|im_start|>user\nWhat is 1 + 1? Answer with the number only."
+                                              "<|im_end|>\n<|im_start|>assistant\n")
+    item = re.search(r'<table class="table compact" data-part="item">(.*?)</table>', body, re.S).group(1)
+    fields = {key: text_of(value) for key, value in
+              re.findall(r'<tr data-field="(\w+)"><th>.*?</th>\s*<td>(.*?)</td></tr>', item, re.S)}
+    assert fields["answer"] == "2" and fields["kind"] == "sum"
+    assert json.loads(fields["messages"]) == PROMPTS[1]["messages"]
+    assert "item.answer" in text_of(item) and "sampled" in text_of(body)
+    client.cookies.set("lang", "zh")
+    zh = preview_samples(client, dataset["id"], tiny_model_dir)[0][1]
+    assert catalog("zh")["datasets.preview_item"] in unescape(zh)
+
+
 @pytest.mark.parametrize(("params", "field"), [
     ({"template": "no-such-template"}, "template"),
     ({"n": "0"}, "n"),

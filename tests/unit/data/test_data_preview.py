@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from tuneforge.data.preview import load_preview, preview_records, render_text
-from tuneforge.data.records import ChatRecord, KTORecord, Message, PreferenceRecord, TextRecord
+from tuneforge.data.records import ChatRecord, KTORecord, Message, PreferenceRecord, PromptRecord, TextRecord
 from tuneforge.data.templates import fix_tokenizer, get_template
 from tuneforge.data.tokenize import IGNORE_INDEX, encode_chat
+from tuneforge.data.tokenize_pairs import encode_prompt
 from tuneforge.data.tokenizer_file import FastTokenizer
 
 SMOLLM_DIR = Path.home() / ".tuneforge" / "models" / "smollm2-135m-instruct"
@@ -291,3 +292,39 @@ def test_load_preview_tells_pairs_and_kto_samples_from_their_fields(tmp_path):
     assert load_preview([alpaca], 5, purpose="sft").skipped_total == 2
     with pytest.raises(ValueError, match=r"^purpose: "):
         load_preview([alpaca], 5, purpose="ranking")
+
+
+ROW = {"messages": [{"role": "user", "content": "What is 2 + 2? Answer with the number only."}], "answer": "4",
+       "kind": "sum"}
+
+
+def test_a_prompt_ends_where_sampling_starts_and_carries_the_row_graders_read(fast):
+    record = PromptRecord([Message("user", "What is 2 + 2? Answer with the number only.")], ROW, origin="p.jsonl:1")
+    [prompt] = preview_records([record], template="chatml", tokenizer=fast, cutoff_len=1024, train_on_prompt=True)
+    assert prompt.kind == "prompt" and prompt.error is None and prompt.item == ROW
+    assert texts(prompt.segments) == ("<|im_start|>user\nWhat is 2 + 2? Answer with the number only.<|im_end|>\n"
+                                      "<|im_start|>assistant\n")
+    # nothing of a prompt is trained on (its answers are sampled), yet training keeps it
+    assert prompt.trained_count == 0 and not prompt.dropped and not prompt.truncated
+    grpo = encode_prompt(record, get_template("chatml", fast.copy()), fast, 1024)  # what GRPO / PPO encode
+    assert prompt.token_count == len(grpo.prompt_ids) and texts(prompt.segments) == grpo.prompt
+
+
+def test_a_long_prompt_loses_its_beginning_as_grpo_cuts_it(fast):
+    record = PromptRecord([Message("user", "Count the words: " + "river " * 60)], {"answer": "60"})
+    [whole] = preview_records([record], template="chatml", tokenizer=fast, cutoff_len=1024)
+    [cut] = preview_records([record], template="chatml", tokenizer=fast, cutoff_len=32, token_view=True)
+    assert cut.truncated and cut.token_count == 32 and cut.tokens_cut == whole.token_count - 32
+    assert texts(cut.segments).endswith("<|im_start|>assistant\n") and not texts(cut.segments).startswith("<|im")
+    assert len(cut.tokens) == 32 and not any(flag for _, flag in cut.tokens)
+
+
+def test_load_preview_reads_prompts_only_when_the_purpose_says_so(tmp_path):
+    path = tmp_path / "prompts.jsonl"
+    path.write_text(json.dumps(ROW) + "\n" + json.dumps({**ROW, "answer": "5"}) + "\n")
+    loaded = load_preview([path], 5, purpose="prompt")
+    assert [type(r).__name__ for r in loaded.records] == ["PromptRecord", "PromptRecord"]
+    assert loaded.records[1].item["answer"] == "5" and loaded.records[0].messages[-1].role == "user"
+    # read as SFT data (the default) the same rows lack the answer turn: a prompt file is told by its purpose
+    guessed = load_preview([path], 5)
+    assert guessed.records == [] and [(p.line, p.field) for p in guessed.skipped] == [(1, "messages"), (2, "messages")]

@@ -61,8 +61,9 @@ def preview(fields: dict[str, Any], files: list[Path], *, template: str, model: 
         raise InvalidInput.of([ConfigProblem("model", str(exc))]) from exc
     stage = "pt" if fields["purpose"] == "pt" else "sft"
     try:
+        # the dataset's purpose makes the record kind exact: a prompt file looks like SFT data, a pair could be chat
         loaded = load_preview(files, n, fields["formatting"], fields["columns"] or None, fields["tags"] or None,
-                              stage=stage, names=[p.name for p in files])
+                              stage=stage, names=[p.name for p in files], purpose=fields["purpose"] or None)
         samples = preview_records(loaded.records, template=template, tokenizer=tokenizer, cutoff_len=cutoff_len,
                                   train_on_prompt=train_on_prompt, mask_history=mask_history, stage=stage,
                                   token_view=tokens)
