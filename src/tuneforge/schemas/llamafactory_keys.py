@@ -102,7 +102,8 @@ _REASONS: dict[str, tuple[str, ...]] = {
     'OFT adapters': (
         "module_dropout", "oft_block_size", "oft_rank", "oft_target"
     ),
-    'PPO trainer details': (
+    ("PPO details tuneforge's PPO fixes: one optimisation step per rollout, advantages whitened, raw scores, a "
+     "fixed KL coefficient (kl_coef)"): (
         "ppo_buffer_size", "ppo_epochs", "ppo_score_norm", "ppo_target", "ppo_whiten_rewards"
     ),
     'PPO reward via API / shared-LoRA reward heads': (
