@@ -3,6 +3,7 @@ data package's snake_case names): tables, the validation report by file:line, th
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from rich.console import Console, Group, RenderableType
@@ -277,12 +278,30 @@ def sample_view(sample: dict[str, Any]) -> list[RenderableType]:
     head = Text(f"── {sample.get('origin')} ", style="bold")
     if sample.get("error"):
         return [head, Text(f"cannot be encoded: {sample['error']}", style="red")]
+    if sample.get("label") is not None:
+        head.append("desirable" if sample["label"] else "undesirable", style="green" if sample["label"] else "red")
+    parts: list[RenderableType] = [head, _segments(sample), _count(sample)]
+    for side in ("chosen", "rejected"):  # a preference pair: each answer after the shared prompt
+        if sample.get(side):
+            parts += [Text(f"{side}:", style="bold green" if side == "chosen" else "bold red"),
+                      _segments(sample[side]), _count(sample[side])]
+    if sample.get("item"):  # a prompt: the row its graders read
+        parts += [Text(f"item.{key}: {json.dumps(value, ensure_ascii=False)[:200]}", style="cyan")
+                  for key, value in sample["item"].items()]
+    return parts
+
+
+def _segments(part: dict[str, Any]) -> Text:
     body = Text()
-    for segment in sample.get("segments") or []:
+    for segment in part.get("segments") or []:
         body.append(segment["text"], style="green" if segment.get("trained") else "dim")
-    count = f"trained {sample.get('trained_count', 0)} / {sample.get('token_count', 0)} tokens"
-    if sample.get("truncated"):
-        count += f" · truncated: {sample.get('tokens_cut', 0)} tokens cut at cutoff_len"
-    if sample.get("dropped"):
+    return body
+
+
+def _count(part: dict[str, Any]) -> Text:
+    count = f"trained {part.get('trained_count', 0)} / {part.get('token_count', 0)} tokens"
+    if part.get("truncated"):
+        count += f" · truncated: {part.get('tokens_cut', 0)} tokens cut at cutoff_len"
+    if part.get("dropped"):
         count += " · dropped: no token is trained on, training skips it"
-    return [head, body, Text(count, style="yellow" if sample.get("dropped") else "bold")]
+    return Text(count, style="yellow" if part.get("dropped") else "bold")
