@@ -159,6 +159,9 @@ def estimate_training(cfg: TrainingConfig, shape: ModelShape, devices: list[Devi
         total_steps = math.ceil(cfg.num_train_epochs * steps_per_epoch)
         total_seconds = seconds_per_epoch * cfg.num_train_epochs
     notes.append("time covers training steps only: model loading, evaluation and checkpoint saves come on top")
+    if stage_info(cfg.stage).record_kind == "prompt":
+        notes.append(f"{cfg.stage}: sampling the answers is not in the time (it often takes longer than the training "
+                     "steps on small models); the memory includes its key / value cache")
     return Estimate(
         memory=memory, device_memory=capacity, device_free_memory=free,
         devices=[f"{d.kind}:{d.index} {d.name}" for d in devices], fits=fits,

@@ -163,3 +163,4 @@ def test_each_stage_pays_for_what_it_holds() -> None:
     # 4 answers × (512 prompt + 256 new) tokens × 32 layers × keys and values × 32 heads × 128 × 2 bytes
     assert grpo.memory.generation_cache == 4 * 768 * 32 * 2 * 32 * 128 * 2
     assert grpo.tokens_per_epoch == 1000 * 8 * (64 + 256)
+    assert any("sampling the answers is not in the time" in note for note in grpo.notes)
