@@ -7,6 +7,7 @@ method group of training_fields.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -62,6 +63,29 @@ class ReinforcementArgs(ArgsBase):
     rewards: list[RewardSpec] | None = arg(
         None, group="method", advanced=True, max_length=MAX_REWARDS,
         en="GRPO / PPO: the rewards, each a grader (inline OpenAI grader object, grader file or stored grader "
-           "name) with a weight; the total reward is their weighted sum.",
+           "name) with a weight; the total reward is their weighted sum. A bare name or path means weight 1, so "
+           "'exact_answer, number_only' names two stored graders; a JSON list gives weights.",
         zh="GRPO / PPO 的奖励：每项为一个评分器（内联 OpenAI 评分器对象、评分器文件或已保存的评分器名称）及其权重；"
-           "总奖励为加权和。")
+           "总奖励为加权和。只写名称或路径时权重为 1，如 'exact_answer, number_only'；用 JSON 列表可指定权重。")
+
+    @field_validator("rewards", mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        return reward_list(value)
+
+
+def reward_list(value: Any) -> Any:
+    """`rewards` as a list of {grader, weight}: a name or path alone is a reward of weight 1, and text is a JSON list
+    or comma-separated names (what a form's text input sends). Anything else is left for validation to judge."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = json.loads(text)
+            except ValueError as error:
+                raise ValueError(f"not a valid JSON list of rewards ({error})") from None
+        else:
+            value = [part.strip() for part in text.split(",") if part.strip()]
+    if isinstance(value, list):
+        return [{"grader": item, "weight": 1.0} if isinstance(item, str) else item for item in value]
+    return value

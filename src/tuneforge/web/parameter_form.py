@@ -83,6 +83,8 @@ def as_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list | tuple):
+        if any(isinstance(v, dict) for v in value):  # e.g. rewards with inline graders: commas would cut them
+            return json.dumps(value, ensure_ascii=False)
         return ", ".join(as_text(v) for v in value)
     if isinstance(value, dict):
         return json.dumps(value, ensure_ascii=False)

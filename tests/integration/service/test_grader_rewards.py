@@ -49,3 +49,15 @@ def test_an_unknown_grader_and_a_ragged_group_are_refused_naming_the_field(make_
     assert no_reward.status_code == 422
     assert "needs a reward" in {d["field"]: d["message"] for d in no_reward.json()["error"]["details"]}[
         "trainingArgs.rewards"]
+
+
+def test_the_consoles_comma_separated_names_are_stored_graders(make_client, tmp_path, tiny_model_dir):
+    """A form's text input sends `rewards` as "a, b": each name is a stored grader of weight 1."""
+    client = make_client(run_scheduler=False)
+    for name in ("exact-one", "exact-two"):
+        assert client.post("/graders/createGrader", json={"name": name, "grader": EXACT}).status_code == 201
+    created = client.post("/finetuning/createTask",
+                          json=_grpo(tmp_path, tiny_model_dir, "grpo-text", rewards="exact-one, exact-two"))
+    assert created.status_code in (200, 201), created.text
+    task = client.get("/finetuning/getTask", params={"id": created.json()["id"]}).json()
+    assert task["trainingArgs"]["rewards"] == [{"grader": EXACT, "weight": 1.0}] * 2

@@ -92,3 +92,18 @@ def test_a_copied_task_pre_fills_the_form():
     assert by_key["lora_rank"].value == "16"
     assert by_key["bf16"].checked
     assert by_key["lora_target"].value == "q_proj, v_proj"
+
+
+def test_rewards_with_inline_graders_round_trip_through_the_text_input() -> None:
+    """A copied GRPO task shows its rewards as a JSON list (commas would cut an inline grader), and the schema reads
+    that text back to the same rewards; plain names stay comma-separated."""
+    from tuneforge.schemas import TrainingConfig
+    from tuneforge.web.parameter_form import as_text
+
+    grader = {"type": "string_check", "name": "exact", "input": "{{sample.output_text}}",
+              "reference": "{{item.answer}}", "operation": "eq"}
+    rewards = [{"grader": grader, "weight": 2.0}, {"grader": "number_only", "weight": 1.0}]
+    text = as_text(rewards)
+    config = TrainingConfig(model_name_or_path="m", stage="grpo", rewards=text)
+    assert [r.model_dump() for r in config.rewards or []] == rewards
+    assert as_text(["exact_answer", "number_only"]) == "exact_answer, number_only"

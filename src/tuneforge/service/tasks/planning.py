@@ -19,6 +19,7 @@ from tuneforge.planning.devices import Device
 from tuneforge.planning.planner import BUNDLED_DATASETS
 from tuneforge.schemas import ALIASES, ConfigProblem, TrainingConfig
 from tuneforge.schemas.tasks import name_problem
+from tuneforge.schemas.training_fields_rl import reward_list
 from tuneforge.service.datasets.refs import PinnedVersion
 from tuneforge.service.errors import DoesNotFit, InvalidInput
 from tuneforge.settings import Settings
@@ -93,7 +94,10 @@ def plan_task(request: TaskRequest, settings: Settings, devices: list[Device], c
 def inline_stored_graders(raw: dict[str, Any], stored_grader: Callable[[str], dict[str, Any] | None]
                           ) -> dict[str, Any]:
     """Each reward naming a stored grader gets the grader object; other names are left for the planner to refuse."""
-    rewards = raw.get("rewards")
+    try:
+        rewards = reward_list(raw.get("rewards"))
+    except ValueError:
+        return raw  # the planner names the field
     if not isinstance(rewards, list):
         return raw
     inlined = []
