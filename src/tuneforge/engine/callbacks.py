@@ -94,7 +94,7 @@ class RunEventsCallback(TrainerCallback):
 
 # Log keys every run has (already fields of the events); a stage's own figures are the rest.
 _COMMON_LOGS = frozenset({"loss", "learning_rate", "grad_norm", "epoch", "num_tokens", "total_flos", "train_loss",
-                          "eval_loss", "eval_perplexity", "perplexity"})
+                          "eval_loss"})
 _RUNTIME = ("_runtime", "_samples_per_second", "_steps_per_second")
 MAX_STAGE_METRICS = 32
 

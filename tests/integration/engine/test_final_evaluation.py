@@ -3,6 +3,8 @@ transformers names appear in the results only when asked for."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.integration.engine.conftest import base_config, run_in_process
 
 
@@ -18,6 +20,8 @@ def test_do_eval_decides_the_final_evaluation(tmp_path, tiny_model_dir, memorise
     off = _completed(tmp_path / "off", tiny_model_dir, memorise_file, do_eval=False)
     assert [e["step"] for e in unset if e["type"] == "eval"] == [2] and "eval_loss" in unset[-1]["metrics"]
     assert not [e for e in off if e["type"] == "eval"] and "eval_loss" not in off[-1]["metrics"]
+    (evaluation,) = [e for e in unset if e["type"] == "eval"]  # the console's perplexity chart reads this figure
+    assert evaluation["metrics"]["eval_perplexity"] == pytest.approx(evaluation["perplexity"], rel=1e-6)
 
 
 def test_trainer_metrics_named_as_transformers_does(tmp_path, tiny_model_dir, memorise_file):
