@@ -55,7 +55,11 @@ def server(tmp_path: Path, tiny_model_dir: Path) -> Iterator[Server]:
 
 @pytest.fixture(autouse=True)
 def wide_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("COLUMNS", "400")  # each table row on one line, its cells unwrapped
+    """Each table row on one line, its cells unwrapped. The CLI's console measured the terminal when it was first
+    imported (COLUMNS set now would come too late in a full run), so its width is set itself."""
+    from tuneforge.cli import tasks as tasks_cli
+
+    monkeypatch.setattr(tasks_cli.console, "width", 400)
 
 
 def cli(server: Server, *args: str, code: int = 0) -> str:
