@@ -60,8 +60,11 @@ def limit_error(status: int, code: str, field: str, message: str) -> bytes:
     return json.dumps(body).encode()
 
 
-def query_problem(query_string: bytes, int_params: frozenset[str]) -> tuple[str, str] | None:
-    """The first query parameter no route can take: a NUL byte, or an integer no database column holds."""
+def query_problem(query_string: bytes, int_params: frozenset[str], digits_only: bool = True
+                  ) -> tuple[str, str] | None:
+    """The first query parameter no route can take: a NUL byte, or an integer no database column holds.
+    `digits_only`: an API route, whose integers are digits as its OpenAPI document says (the console's pages read
+    their own parameters and treat a step like "1.5" as none)."""
     try:
         pairs = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
     except ValueError:
@@ -69,19 +72,29 @@ def query_problem(query_string: bytes, int_params: frozenset[str]) -> tuple[str,
     for name, value in pairs:
         if "\x00" in value or "\x00" in name:
             return name, "must not contain NUL bytes"
-        if name in int_params and (why := _integer_problem(value, MAX_ID if name in ID_PARAMS else MAX_INT)):
-            return name, why
+        number = _as_number(value) if name in int_params else None
+        if number is None:
+            continue  # no number: the route's own validation answers (a name may be a string elsewhere)
+        if digits_only and not INTEGER.fullmatch(value):
+            # The route's lax parsing would take "2.0", " 2" or "2_000"; the OpenAPI document says digits.
+            return name, f"must be a whole number written in digits, like 3 (got {value[:40]!r})"
+        bound = MAX_ID if name in ID_PARAMS else MAX_INT
+        if abs(number) > bound:
+            return name, f"is out of range (at most {bound})"
     return None
 
 
-def _integer_problem(value: str, bound: int) -> str | None:
-    """An integer parameter is digits, as the OpenAPI document says: the route's lax parsing would also take
-    "2.0", " 2" or "2_000", and a spelling the checks here did not expect must not reach a database column."""
-    if not INTEGER.fullmatch(value):
-        return f"must be a whole number written in digits, like 3 (got {value[:40]!r})"
-    if len(value) > 30 or abs(int(value)) > bound:  # int() refuses over 4300 digits anyway
-        return f"is out of range (at most {bound})"
-    return None
+def _as_number(value: str) -> float | None:
+    """What the route's int parsing may make of the text ("2_147_483_648", " 2147483648", "2147483648.0" too);
+    None when it is no number (the route's own validation answers that)."""
+    text = value.strip().replace("_", "")
+    if INTEGER.fullmatch(text):
+        return float("inf") if len(text) > 30 else float(int(text))  # int() refuses over 4300 digits anyway
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return number if number == number else None  # NaN is no number
 
 
 class BodyTooLarge(Exception):
@@ -112,7 +125,8 @@ class RequestLimits:
             _current.reset(token)
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if problem := query_problem(scope.get("query_string", b""), self.int_params):
+        console = str(scope.get("path", "")).startswith("/console")
+        if problem := query_problem(scope.get("query_string", b""), self.int_params, digits_only=not console):
             await _answer(send, 422, limit_error(422, "invalid_input", *problem))
             return
         upload = scope["path"] in self.upload_paths
