@@ -61,3 +61,25 @@ def test_the_consoles_comma_separated_names_are_stored_graders(make_client, tmp_
     assert created.status_code in (200, 201), created.text
     task = client.get("/finetuning/getTask", params={"id": created.json()["id"]}).json()
     assert task["trainingArgs"]["rewards"] == [{"grader": EXACT, "weight": 1.0}] * 2
+
+
+def test_a_grpo_task_runs_and_shows_its_scored_answers(make_client, tmp_path, tiny_model_dir):
+    """The whole path: a stored grader as the reward, the scheduler runs the worker, the stage's figures reach
+    getTaskMetrics and each step's sampled answers, with their scores, reach getTaskSamples."""
+    from tests.integration.service.conftest import wait_for
+
+    client = make_client()
+    assert client.post("/graders/createGrader", json={"name": "exact-answer", "grader": EXACT}).status_code == 201
+    body = _grpo(tmp_path, tiny_model_dir, "grpo-run", rewards="exact-answer", max_steps=2, save_steps=100)
+    created = client.post("/finetuning/createTask", json=body)
+    assert created.status_code in (200, 201), created.text
+    task = wait_for(client, created.json()["id"], {"completed", "failed"})
+    assert task["status"] == "completed", task.get("errorMessage")
+    metrics = client.get("/finetuning/getTaskMetrics", params={"id": task["id"]}).json()
+    assert [step for step, _ in metrics["stage"]["reward"]] == [1, 2]
+    samples = client.get("/finetuning/getTaskSamples", params={"id": task["id"]}).json()
+    assert samples["steps"] == [1, 2] and samples["step"] == 2 and len(samples["samples"]) == 4
+    first = client.get("/finetuning/getTaskSamples", params={"id": task["id"], "step": 1}).json()
+    for sample in first["samples"]:  # one prompt, four answers, each scored by the stored grader
+        assert set(sample["scores"]) == {"exact"} and sample["scores"]["exact"] in (0.0, 1.0)
+        assert sample["reward"] == sample["scores"]["exact"] and "What is" in sample["prompt"]
