@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,12 +16,11 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from tests.fixtures.eval_reports import seed_graded_evaluation
 from tests.fixtures.live_server import live_server
 from tuneforge.cli.main import app
-from tuneforge.schemas.eval_spec import RESULTS_FILE, EvalResults
 from tuneforge.service.runtime.jobs import SPEC
 from tuneforge.settings import Settings
-from tuneforge.store import Evaluation
 
 EXACT = {"type": "string_check", "name": "exact", "input": "{{sample.output_text}}",
          "reference": "{{item.reference_answer}}", "operation": "eq"}
@@ -88,48 +86,14 @@ def test_run_scores_with_a_stored_grader_and_a_grader_file(server, tmp_path):
     assert "close" in cli(server, "list")  # the list's graders column
 
 
-def results(folder: Path) -> None:
-    """results.json as the engine writes it: base vs fine-tuned on two samples, graded by two graders; the python
-    grader failed on one of the base's answers."""
-    def out(text: str, exact: float, close: float, error: str | None = None) -> dict[str, Any]:
-        return {"text": text, "bleu_4": 10.0, "rouge_1": 20.0, "rouge_2": 10.0, "rouge_l": 20.0, "loss": 1.0,
-                "graders": {"exact": exact, "close": close}, "grader_errors": {"exact": error} if error else {}}
-
-    samples = [
-        {"index": 0, "prompt": "Capital of France?", "reference": "Paris",
-         "outputs": {"base": out("", 0.0, 0.0, "ZeroDivisionError: division by zero"),
-                     "tuned": out("Paris", 1.0, 1.0)}},
-        {"index": 1, "prompt": "Capital of Italy?", "reference": "Rome",
-         "outputs": {"base": out("Rome", 1.0, 1.0), "tuned": out("Rome", 1.0, 1.0)}},
-    ]
-    models = [
-        {"label": "base", "bleu_4": 10.0, "rouge_l": 20.0, "samples": 2, "graders": {"exact": 0.5, "close": 0.5},
-         "grader_failures": {"exact": 1}, "best": [1, 0], "worst": [0, 1]},
-        {"label": "tuned", "bleu_4": 30.0, "rouge_l": 60.0, "samples": 2, "graders": {"exact": 1.0, "close": 0.875},
-         "best": [0, 1], "worst": [1, 0]},
-    ]
-    report = EvalResults.model_validate({"models": models, "samples": samples, "dataset": "capitals",
-                                         "split": "test"})
-    folder.mkdir(parents=True)
-    (folder / RESULTS_FILE).write_text(report.model_dump_json(), encoding="utf-8")
-
-
 def test_show_lists_each_graders_mean_per_model_the_change_and_each_answers_grade(server, tmp_path):
-    folder = server.platform.settings.home / "evaluations" / "eval-seeded"
-    results(folder)
-    with server.platform.db.session() as session:
-        row = Evaluation(model_id=server.model_id, dataset="capitals", split="test", status="completed",
-                         baseline="base: tiny", job_dir=str(folder), percentage=100.0, options={},
-                         created_at=time.time(), scores=[])
-        session.add(row)
-        session.flush()
-        evaluation_id = row.id
+    evaluation_id = seed_graded_evaluation(server.platform, server.model_id)
     printed = cli(server, "show", str(evaluation_id))
-    assert "grader exact 0.500 (1 failed) 1.000 +0.500" in printed
-    assert "grader close 0.500 0.875 +0.375" in printed
+    assert "grader exact 0.500 1.000 +0.500" in printed
+    assert "grader short 0.125 (1 failed) 0.125" in printed
     assert "BLEU-4 10.00 30.00 +20.00" in printed
     # the best answer of the fine-tune beside the base's, each with its grade and the reason one failed
-    assert "exact 1.00" in printed and "exact 0.00 failed: ZeroDivisionError: division by zero" in printed
+    assert "exact 1.00" in printed and "short 0.00 failed: ZeroDivisionError: division by zero" in printed
 
 
 def test_a_missing_grader_file_or_an_unknown_name_exits_2_and_starts_nothing(server, tmp_path):

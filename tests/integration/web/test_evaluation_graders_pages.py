@@ -11,17 +11,15 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import time
 from html import unescape
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tuneforge.schemas.eval_spec import RESULTS_FILE, EvalResults
+from tests.fixtures.eval_reports import seed_graded_evaluation
 from tuneforge.service.errors import ServiceError
 from tuneforge.service.runtime.jobs import SPEC
-from tuneforge.store import Evaluation
 from tuneforge.web.i18n import catalog
 
 EXACT = {"type": "string_check", "name": "exact", "input": "{{sample.output_text}}",
@@ -93,42 +91,9 @@ def test_a_refused_form_keeps_what_was_picked_and_names_each_problem(client, pla
     assert client.get("/evaluations/getEvaluationList").json()["total"] == 0
 
 
-def results(folder: Path) -> None:
-    """base vs fine-tuned on two samples, graded by two graders; a python grader failed on one base answer."""
-    def out(text: str, exact: float, length: float, error: str | None = None) -> dict[str, Any]:
-        return {"text": text, "bleu_4": 10.0, "rouge_1": 20.0, "rouge_2": 10.0, "rouge_l": 20.0, "loss": 1.0,
-                "graders": {"exact": exact, "short": length}, "grader_errors": {"short": error} if error else {}}
-
-    samples = [
-        {"index": 0, "prompt": "Capital of France?", "reference": "Paris",
-         "outputs": {"base": out("", 0.0, 0.0, "ZeroDivisionError: division by zero"),
-                     "tuned": out("Paris", 1.0, 0.2)}},
-        {"index": 1, "prompt": "Capital of Italy?", "reference": "Rome",
-         "outputs": {"base": out("Rome", 1.0, 0.25), "tuned": out("Rome", 1.0, 0.25)}},
-    ]
-    models = [
-        {"label": "base", "bleu_4": 10.0, "rouge_l": 20.0, "samples": 2, "graders": {"exact": 0.5, "short": 0.125},
-         "grader_failures": {"short": 1}, "best": [1, 0], "worst": [0, 1]},
-        {"label": "tuned", "bleu_4": 30.0, "rouge_l": 60.0, "samples": 2, "graders": {"exact": 1.0, "short": 0.125},
-         "best": [0, 1], "worst": [1, 0]},
-    ]
-    report = EvalResults.model_validate({"models": models, "samples": samples, "dataset": "capitals",
-                                         "split": "test"})
-    folder.mkdir(parents=True)
-    (folder / RESULTS_FILE).write_text(report.model_dump_json(), encoding="utf-8")
-
-
 @pytest.fixture()
 def report_id(platform: Any, model_id: int) -> int:
-    folder = platform.settings.home / "evaluations" / "eval-seeded"
-    results(folder)
-    with platform.db.session() as session:
-        row = Evaluation(model_id=model_id, dataset="capitals", split="test", status="completed",
-                         baseline="base: tiny", job_dir=str(folder), percentage=100.0, options={},
-                         created_at=time.time(), scores=[])
-        session.add(row)
-        session.flush()
-        return int(row.id)
+    return seed_graded_evaluation(platform, model_id)
 
 
 def test_the_report_shows_each_graders_mean_per_model_with_the_change(client, report_id):
