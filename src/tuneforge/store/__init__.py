@@ -4,6 +4,7 @@ from tuneforge.store.database import Database
 from tuneforge.store.dataset_tables import Dataset, DatasetVersion, TaskDataset
 from tuneforge.store.model_tables import Deployment, Evaluation, Grader, RegisteredModel
 from tuneforge.store.tables import Base, Checkpoint, Experiment, MetricPoint, Task
+from tuneforge.store.user_tables import ApiKey, User
 
-__all__ = ["Base", "Checkpoint", "Database", "Dataset", "DatasetVersion", "Deployment", "Evaluation", "Experiment",
-           "Grader", "MetricPoint", "RegisteredModel", "Task", "TaskDataset"]
+__all__ = ["ApiKey", "Base", "Checkpoint", "Database", "Dataset", "DatasetVersion", "Deployment", "Evaluation",
+           "Experiment", "Grader", "MetricPoint", "RegisteredModel", "Task", "TaskDataset", "User"]

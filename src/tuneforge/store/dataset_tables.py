@@ -8,9 +8,11 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from tuneforge.store.scope import owned
 from tuneforge.store.tables import Base
 
 
+@owned
 class Dataset(Base):
     __tablename__ = "datasets"
     __table_args__ = ({"sqlite_autoincrement": True},)

@@ -8,9 +8,11 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from tuneforge.store.scope import owned
 from tuneforge.store.tables import Base
 
 
+@owned
 class RegisteredModel(Base):
     __tablename__ = "models"
     __table_args__ = (UniqueConstraint("owner_id", "name"), {"sqlite_autoincrement": True})
@@ -38,6 +40,7 @@ class RegisteredModel(Base):
     error_message: Mapped[str | None] = mapped_column(Text)
 
 
+@owned
 class Deployment(Base):
     """A named serving process for one registered model, managed by the service (start, health, restart, stop)."""
 
@@ -46,6 +49,7 @@ class Deployment(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(63), unique=True)
+    owner_id: Mapped[int | None] = mapped_column(Integer, index=True)
     model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="RESTRICT"), index=True)
     engine: Mapped[str] = mapped_column(String(16), default="transformers")
     status: Mapped[str] = mapped_column(String(16), default="starting")  # starting|running|restarting|failed|stopped
@@ -61,6 +65,7 @@ class Deployment(Base):
     started_at: Mapped[float | None] = mapped_column(Float)
 
 
+@owned
 class Evaluation(Base):
     """An evaluation job of one model (and, for a before / after report, a baseline) on a dataset split. The full
     report (every sample, every output) stays in the job folder's results.json; the row keeps the headline scores."""
@@ -69,6 +74,7 @@ class Evaluation(Base):
     __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner_id: Mapped[int | None] = mapped_column(Integer, index=True)
     model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), index=True)
     baseline: Mapped[str | None] = mapped_column(String(4096))  # what the model is compared with (label: source)
     dataset: Mapped[str] = mapped_column(String(4096))
@@ -87,6 +93,7 @@ class Evaluation(Base):
     finished_at: Mapped[float | None] = mapped_column(Float)
 
 
+@owned
 class Grader(Base):
     """A stored, named grader (OpenAI's grader schema, schemas.graders): a GRPO reward and an evaluation metric."""
 
@@ -95,6 +102,7 @@ class Grader(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(128), unique=True)
+    owner_id: Mapped[int | None] = mapped_column(Integer, index=True)
     type: Mapped[str] = mapped_column(String(32))  # string_check | text_similarity | python | score_model | …
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)  # the grader object as the user gave it, validated
     description: Mapped[str | None] = mapped_column(Text)

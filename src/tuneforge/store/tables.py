@@ -8,11 +8,14 @@ from typing import Any, ClassVar
 from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from tuneforge.store.scope import owned
+
 
 class Base(DeclarativeBase):
     type_annotation_map: ClassVar = {dict[str, Any]: JSON, list[Any]: JSON}
 
 
+@owned
 class Experiment(Base):
     """Tasks that share base model, template, method, stage and dataset and differ in hyper-parameters."""
 
@@ -33,6 +36,7 @@ class Experiment(Base):
     tasks: Mapped[list[Task]] = relationship(back_populates="experiment")
 
 
+@owned
 class Task(Base):
     __tablename__ = "tasks"
     # AUTOINCREMENT on SQLite: a deleted task's id is never given to a new one (old links must not show another task)
