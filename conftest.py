@@ -17,3 +17,12 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("tiny-llama")
     build_tiny_llama(path)
     return path
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _test_client_host() -> None:
+    """FastAPI's TestClient sends `Host: testserver`; the server answers only to the names it is told (DNS
+    rebinding), so the test session names this one too."""
+    import os
+
+    os.environ["TUNEFORGE_ALLOWED_HOSTS"] = '["testserver"]'

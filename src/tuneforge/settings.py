@@ -40,6 +40,30 @@ class Settings(BaseSettings):
     max_training_args: int = Field(default=500, ge=10, description="Most keys in trainingArgs (and gpuConfig).")
     max_json_depth: int = Field(default=8, ge=2, description="Deepest nesting of trainingArgs and gpuConfig values.")
     max_description_chars: int = Field(default=10_000, ge=100, description="Longest description of any resource.")
+    auth: bool = Field(default=True, description="Require an API key (Bearer) on every request. Off: everyone who "
+                       "reaches the port acts as the local admin, so the server then listens on loopback only.")
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names the server answers to besides localhost / 127.0.0.1 / ::1 (and the address it is "
+        "bound to): a request with any other Host header is refused, so a web page cannot reach the API through DNS "
+        "rebinding. Entries like '*.example.com' work; '*' answers every name.")
+    on_demand_memory_bytes: int = Field(
+        default=4 * 1024**3, ge=0,
+        description="Memory all models served on demand (a registered model named in /v1/chat/completions with no "
+        "deployment) may take together, in bytes; before one more is loaded, the least recently used idle ones are "
+        "unloaded to stay under it. Each model counts as an estimate: its weights' size × a factor, plus its serving "
+        "process's runtime (service/models/on_demand.py). 0 turns serving on demand off.")
+    on_demand_idle_s: float = Field(
+        default=900.0, gt=0,
+        description="Seconds without a request after which a model served on demand is unloaded (explicit "
+        "deployments never are).")
+    on_demand_start_timeout_s: float = Field(
+        default=300.0, gt=0,
+        description="Seconds the first request to a model served on demand waits for its serving process to load; "
+        "past it the process is stopped and the request answered 503 with its log's last lines.")
+    max_file_bytes: int = Field(default=512 * 1024 * 1024, ge=1024,
+                                description="Largest file uploaded through OpenAI's Files API (/v1/files), as OpenAI "
+                                "limits fine-tuning files; larger ones are answered 413 and nothing is kept.")
     host: str = "127.0.0.1"
     port: int = 8321
 
@@ -61,8 +85,15 @@ class Settings(BaseSettings):
         """The platform's own folders: a task may never write its output into one of them (a task output is
         deleted with its model, and would take the registry or another run with it)."""
         home = self.home.expanduser().resolve()
-        own = [home / name for name in ("datasets", "deployments", "evaluations", "exported", "exports", "registry")]
+        own = [home / name for name in ("datasets", "deployments", "evaluations", "exported", "exports", "files",
+                                        "registry")]
         return [*own, self.models_path.expanduser().resolve(), self.runs_path.expanduser().resolve()]
+
+    @property
+    def local_key_file(self) -> Path:
+        """The local admin's API key, written (mode 0600) when the database gets its first user; the CLI on this
+        machine reads it, so a local user needs no extra step."""
+        return self.home / "local-admin.key"
 
     @property
     def models_path(self) -> Path:

@@ -21,6 +21,7 @@ from typing import Any, NoReturn
 
 import pytest
 
+from tests.fixtures.auth import local_key
 from tests.fixtures.live_server import live_server
 from tests.integration.service.conftest import QA
 from tuneforge.settings import Settings
@@ -117,6 +118,8 @@ def page(browser: Any, console_server: ConsoleServer, locale: str, page_errors: 
     context = browser.new_context(base_url=console_server.url, viewport=VIEWPORT, locale=locale)
     context.set_default_timeout(ACTION_TIMEOUT_MS)
     tab = context.new_page()
+    # signed in the way `tuneforge serve` tells a local user to: its link with the local admin's key
+    tab.goto(f"/console/login?key={local_key(console_server.settings)}")
     tab.on("pageerror", lambda error: page_errors.append(f"uncaught: {error}"))
     tab.on("console", lambda message: page_errors.append(f"console.error: {message.text} ({message.location})")
            if message.type == "error" else None)

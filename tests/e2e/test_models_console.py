@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import ConsoleServer
+from tests.fixtures.auth import api_get, api_post, env_headers
 
 pytestmark = pytest.mark.browser
 TRAINING = {"template": "chatml", "cutoff_len": 64, "per_device_train_batch_size": 4, "learning_rate": 5e-3,
@@ -25,10 +26,10 @@ EVALUATION_TIMEOUT_MS = 120_000
 def trained_task(server: ConsoleServer) -> dict[str, Any]:
     body = {"name": "tiny-qa-run", "baseModel": str(server.model_dir), "datasetPath": str(server.dataset_dir),
             "trainingArgs": TRAINING}
-    created = httpx.post(f"{server.url}/finetuning/createTask", json=body, timeout=30)
+    created = api_post(f"{server.url}/finetuning/createTask", json=body, timeout=30)
     assert created.status_code == 201, created.text
     deadline = time.monotonic() + 120
-    while (task := httpx.get(f"{server.url}/finetuning/getTask", params={"id": created.json()["id"]}).json())[
+    while (task := api_get(f"{server.url}/finetuning/getTask", params={"id": created.json()["id"]}).json())[
             "status"] not in ("completed", "failed", "stopped"):
         assert time.monotonic() < deadline, f"the task did not finish: {task['status']}"
         time.sleep(0.3)
@@ -132,7 +133,7 @@ def test_publish_evaluate_deploy_chat_and_stop(console_server, page, page_errors
     text = first_answer.inner_text()
     # several chunks arrived, each shown as it came: the answer's text changed more than a few times
     assert page.evaluate("window.__updates") > 3, "the answer did not stream in"
-    reference = httpx.post(f"{console_server.url}/v1/chat/completions", timeout=60, json={
+    reference = api_post(f"{console_server.url}/v1/chat/completions", timeout=60, json={
         "model": "tiny-qa-live", "temperature": 1, "max_tokens": 12, "seed": 7,
         "messages": [{"role": "system", "content": "You are Forge."}, {"role": "user", "content": "Who are you?"}],
     }).json()["choices"][0]["message"]["content"]
@@ -179,7 +180,8 @@ def test_publish_evaluate_deploy_chat_and_stop(console_server, page, page_errors
     page.locator("#deployment-live[data-status='stopped']").wait_for(timeout=30_000)
     assert page.locator("#deployment-live button[data-action='start-deployment']").is_visible()
     shoot("9-deployment-stopped")
-    assert httpx.get(f"{console_server.url}/v1/models").json()["data"] == []
+    served = httpx.get(f"{console_server.url}/v1/models", headers=env_headers()).json()["data"]
+    assert [m["id"] for m in served if m["loaded"]] == []
 
     # -- delete the deployment, then the model, each through its confirmation ----------------------------------
     page.locator("#deployment-live button[data-action='delete-deployment']").click()
@@ -216,7 +218,7 @@ def test_register_a_base_model_and_deploy_it_from_the_deployments_page(console_s
     assert "not found" in error.inner_text()
     assert page.locator("#register-source").get_attribute("class") == "invalid"
     shoot("1-register-error")
-    assert httpx.get(f"{console_server.url}/models/getModelList", params={"name": "tiny-base"}).json()["total"] == 0
+    assert api_get(f"{console_server.url}/models/getModelList", params={"name": "tiny-base"}).json()["total"] == 0
 
     page.fill("#register-source", str(console_server.model_dir))
     page.locator("#register-form button[type=submit]").click()
@@ -239,7 +241,7 @@ def test_register_a_base_model_and_deploy_it_from_the_deployments_page(console_s
     page.locator("#create-form .field[data-field='engine'] .field-error").wait_for()
     assert "vLLM" in page.locator("#create-form .field[data-field='engine'] .field-error").inner_text()
     shoot("3-deploy-error")
-    assert httpx.get(f"{console_server.url}/deployments/getDeploymentList").json()["total"] == 0
+    assert api_get(f"{console_server.url}/deployments/getDeploymentList").json()["total"] == 0
 
     page.select_option("#create-engine", "transformers")
     page.locator("#create-form button[type=submit]").click()
@@ -249,5 +251,5 @@ def test_register_a_base_model_and_deploy_it_from_the_deployments_page(console_s
     page.locator("#deployment-live button[data-action='delete-deployment']").click()
     confirm(page)
     page.wait_for_url("**/console/deployments")
-    assert httpx.get(f"{console_server.url}/deployments/getDeploymentList").json()["total"] == 0
+    assert api_get(f"{console_server.url}/deployments/getDeploymentList").json()["total"] == 0
     assert not [e for e in page_errors if not re.search(r"Failed to load resource: .* 4(04|09|22)", e)], page_errors

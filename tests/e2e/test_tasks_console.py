@@ -11,11 +11,11 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.e2e.conftest import ConsoleServer
 from tests.e2e.log_gate import LogGate
+from tests.fixtures.auth import api_get, api_post
 from tuneforge.web.i18n import catalog
 
 pytestmark = pytest.mark.browser
@@ -35,7 +35,7 @@ def first_task_gate(console_server: ConsoleServer) -> Iterator[LogGate]:
 def create_task(server: ConsoleServer, name: str, **args: Any) -> dict[str, Any]:
     body = {"name": name, "baseModel": str(server.model_dir), "datasetPath": str(server.dataset_dir),
             "trainingArgs": {**TRAINING, "max_steps": 20, **args}}
-    answer = httpx.post(f"{server.url}/finetuning/createTask", json=body, timeout=30)
+    answer = api_post(f"{server.url}/finetuning/createTask", json=body, timeout=30)
     assert answer.status_code == 201, answer.text
     return answer.json()
 
@@ -44,7 +44,7 @@ def wait_for(server: ConsoleServer, task_id: int, statuses: set[str], timeout: f
     deadline = time.monotonic() + timeout
     task: dict[str, Any] = {}
     while time.monotonic() < deadline:
-        task = httpx.get(f"{server.url}/finetuning/getTask", params={"id": task_id}).json()
+        task = api_get(f"{server.url}/finetuning/getTask", params={"id": task_id}).json()
         if task["status"] in statuses:
             return task
         time.sleep(0.2)
@@ -206,7 +206,7 @@ def planned_truncation(server: ConsoleServer, cutoff_len: int) -> dict[str, dict
     """What the planner reports for the form's configuration: per training dataset, the samples it cuts."""
     body = {"name": "short-cutoff", "baseModel": str(server.model_dir), "datasetPath": str(server.dataset_dir),
             "trainingArgs": {"template": "chatml", "cutoff_len": cutoff_len}}
-    answer = httpx.post(f"{server.url}/finetuning/estimateTask", json=body, timeout=30)
+    answer = api_post(f"{server.url}/finetuning/estimateTask", json=body, timeout=30)
     assert answer.status_code == 200, answer.text
     return answer.json()["estimate"]["dataset"]["truncation"]
 
@@ -319,7 +319,7 @@ def test_copy_delete_and_publish(console_server, page, page_errors, shoot):
     shoot("3-confirm-delete")
     page.locator("#confirm-dialog .dialog-confirm").click()
     row.wait_for(state="detached")
-    assert httpx.get(f"{console_server.url}/finetuning/getTask", params={"id": task["id"]}).status_code == 404
+    assert api_get(f"{console_server.url}/finetuning/getTask", params={"id": task["id"]}).status_code == 404
     assert page.locator(f"tr[data-task-id='{copy.id}']").count() == 1
     shoot("4-deleted")
     assert not page_errors, "\n".join(page_errors)

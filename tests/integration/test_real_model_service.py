@@ -4,12 +4,14 @@ the published model beside its base reports the change."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.fixtures.auth import env_headers
 from tests.fixtures.live_server import live_server
 from tests.integration.service.conftest import wait_for
 from tuneforge.cli.demo import QUESTION, demo_config
@@ -36,7 +38,7 @@ def test_demo_task_published_deployed_answers_as_forge_through_openai(tmp_path: 
     args = {k: v for k, v in demo_config(tmp_path / "unused").items()
             if k not in ("model_name_or_path", "dataset", "dataset_dir", "output_dir", "overwrite_output_dir")}
     with live_server(settings) as (url, _):
-        client = httpx.Client(base_url=url, timeout=60)
+        client = httpx.Client(base_url=url, timeout=60, headers=env_headers())
         created = client.post("/finetuning/createTask", json={
             "name": "forge-demo", "baseModel": "bundled", "datasetPath": "identity", "trainingArgs": args})
         assert created.status_code == 201, created.text
@@ -51,7 +53,7 @@ def test_demo_task_published_deployed_answers_as_forge_through_openai(tmp_path: 
         assert _until(client, "/deployments/getDeployment", deployment.json()["id"], {"running", "failed"},
                       180)["status"] == "running"
 
-        oai = openai.OpenAI(base_url=f"{url}/v1", api_key="unused")
+        oai = openai.OpenAI(base_url=f"{url}/v1", api_key=os.environ["TUNEFORGE_API_KEY"])
         question = [{"role": "user", "content": QUESTION}]
         answer = oai.chat.completions.create(model="forge", messages=question, max_tokens=40, temperature=0)
         text = answer.choices[0].message.content

@@ -19,11 +19,16 @@ from tuneforge.api import (
     finetuning,
     graders,
     models,
+    openai_files,
+    openai_jobs,
     parameters,
     system,
+    users,
 )
+from tuneforge.api.auth import install_guard
 from tuneforge.api.errors import ERROR_RESPONSES, install_error_handlers
 from tuneforge.api.limits import RequestLimits
+from tuneforge.api.views.openai import OPENAI_ERROR_RESPONSES
 from tuneforge.service.platform import Platform
 from tuneforge.settings import Settings, get_settings
 
@@ -49,18 +54,23 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     app = FastAPI(title="tuneforge", version=__version__, lifespan=lifespan,
                   description="Self-hosted fine-tuning of large language models: tasks, experiments, devices.")
     install_error_handlers(app)
-    routers = [finetuning.router, parameters.router, experiments.router, datasets.router, models.router,
-               deployments.router, evaluations.router, graders.router, deployments.gateway, system.router]
-    for router in routers:
+    native = [finetuning.router, parameters.router, experiments.router, datasets.router, models.router,
+              deployments.router, evaluations.router, graders.router, system.router, users.router]
+    openai = [deployments.gateway, openai_files.router, openai_jobs.router]
+    for router in native:
         app.include_router(router, responses=ERROR_RESPONSES)
+    for router in openai:  # OpenAI's clients read OpenAI's error shape
+        app.include_router(router, responses=OPENAI_ERROR_RESPONSES)
+    routers = native + openai
     limits_from = settings or (platform.settings if platform else get_settings())
     app.add_middleware(RequestLimits, settings=limits_from, upload_paths=UPLOAD_PATHS,
                        int_params=integer_query_params(routers))
+    install_guard(app, limits_from)
     return app
 
 
 # Multipart routes that carry dataset files: they get the upload limit instead of the JSON body limit.
-UPLOAD_PATHS = frozenset({"/datasets/createDataset", "/datasets/createDatasetVersion"})
+UPLOAD_PATHS = frozenset({"/datasets/createDataset", "/datasets/createDatasetVersion", "/v1/files"})
 
 
 def integer_query_params(routers: list[APIRouter]) -> frozenset[str]:

@@ -13,6 +13,8 @@ from tuneforge.service.models.deployments import DeploymentService
 from tuneforge.service.models.evaluations import EvaluationService
 from tuneforge.service.models.exports import ExportService
 from tuneforge.service.models.models import ModelService
+from tuneforge.service.openai.files import FileService
+from tuneforge.service.openai.jobs import FineTuningService
 from tuneforge.service.platform import Platform
 from tuneforge.service.tasks.experiments import ExperimentService
 from tuneforge.service.tasks.tasks import TaskService
@@ -59,6 +61,14 @@ def get_graders(platform: PlatformDep) -> GraderService:
     return platform.graders
 
 
+def get_files(platform: PlatformDep) -> FileService:
+    return platform.files
+
+
+def get_fine_tuning(platform: PlatformDep) -> FineTuningService:
+    return platform.fine_tuning
+
+
 TasksDep = Annotated[TaskService, Depends(get_tasks)]
 ExperimentsDep = Annotated[ExperimentService, Depends(get_experiments)]
 DatasetsDep = Annotated[DatasetService, Depends(get_datasets)]
@@ -67,3 +77,5 @@ ExportsDep = Annotated[ExportService, Depends(get_exports)]
 EvaluationsDep = Annotated[EvaluationService, Depends(get_evaluations)]
 DeploymentsDep = Annotated[DeploymentService, Depends(get_deployments)]
 GradersDep = Annotated[GraderService, Depends(get_graders)]
+FilesDep = Annotated[FileService, Depends(get_files)]
+FineTuningDep = Annotated[FineTuningService, Depends(get_fine_tuning)]

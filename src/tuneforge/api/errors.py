@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import errno
+import inspect
+import json
 import logging
 from typing import Any
 
@@ -15,6 +17,7 @@ from starlette.exceptions import HTTPException
 from tuneforge.api.limits import BodyTooLarge
 from tuneforge.service.errors import ServiceError
 from tuneforge.store.database import DatabaseUnavailable
+from tuneforge.store.scope import NotPermitted
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +46,8 @@ class ErrorBody(BaseModel):
 # Declared on every route (app.include_router): the error body for each status the API can answer with.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": description} for status, description in (
-        (400, "Malformed request (e.g. invalid JSON)"), (404, "No such resource"),
+        (400, "Malformed request (e.g. invalid JSON)"), (401, "No valid API key"),
+        (403, "Not allowed: a cross-site request, or an admin's operation"), (404, "No such resource"),
         (409, "The resource's state forbids it"), (413, "The request exceeds a size limit"),
         (422, "Invalid input; details name each field"))}
 
@@ -72,6 +76,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(BodyTooLarge)
     async def body_too_large(_: Request, exc: BodyTooLarge) -> JSONResponse:
         return JSONResponse(error_body("body_too_large", str(exc)), status_code=413)
+
+    @app.exception_handler(NotPermitted)
+    async def not_permitted(_: Request, exc: NotPermitted) -> JSONResponse:
+        return JSONResponse(error_body("forbidden", str(exc)), status_code=403)
 
     @app.exception_handler(DatabaseUnavailable)
     async def database_unavailable(_: Request, exc: DatabaseUnavailable) -> JSONResponse:
@@ -109,6 +117,29 @@ def install_error_handlers(app: FastAPI) -> None:
         log.exception("unexpected error")
         return JSONResponse(error_body("internal", f"{type(exc).__name__}: {exc}; see the server log"),
                             status_code=500)
+
+    for kind, handler in list(app.exception_handlers.items()):
+        app.exception_handlers[kind] = _openai_shaped(handler)
+
+
+def _openai_shaped(handler: Any) -> Any:
+    """The same error on /v1 in OpenAI's shape, which OpenAI's clients read: {"error": {"message", "type", "param",
+    "code"}}, `param` the first field at fault."""
+
+    async def shaped(request: Request, exc: Exception) -> Any:
+        response = handler(request, exc)
+        response = await response if inspect.isawaitable(response) else response
+        if not request.url.path.startswith("/v1/") or not isinstance(response, JSONResponse):
+            return response
+        error = json.loads(bytes(response.body)).get("error")
+        if not isinstance(error, dict) or "details" not in error:  # already OpenAI's shape
+            return response
+        param = next((d.get("field") for d in error["details"] if isinstance(d, dict) and d.get("field")), None)
+        kind = "server_error" if response.status_code >= 500 else "invalid_request_error"
+        body = {"error": {"message": error.get("message", ""), "type": kind, "param": param, "code": error.get("code")}}
+        return JSONResponse(body, status_code=response.status_code)
+
+    return shaped
 
 
 def _detail(error: dict[str, Any]) -> dict[str, str]:

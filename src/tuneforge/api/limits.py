@@ -23,7 +23,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 MAX_ID = 2**31 - 1
 # Every other integer must at least fit SQLite's and PostgreSQL's 64-bit integers.
 MAX_INT = 2**63 - 1
-ID_PARAMS = frozenset({"id", "ownerId", "experimentId", "modelId", "version"})
+ID_PARAMS = frozenset({"id", "version"})  # and every name ending in Id / _id (userId, taskId, …): 32-bit columns
 MAX_PATH_BYTES = 4096  # PATH_MAX on Linux
 MAX_NAME_BYTES = 255  # NAME_MAX: one path component
 # A key ends where a closing quote meets a colon; counting them is a cheap upper bound on the keys of compact JSON.
@@ -54,9 +54,14 @@ def current_limits() -> Limits:
     return _current.get() or Limits.of(Settings())
 
 
-def limit_error(status: int, code: str, field: str, message: str) -> bytes:
-    body = {"error": {"code": code, "message": f"{field}: {message}" if field else message,
-                      "details": [{"field": field, "message": message}]}}
+def limit_error(status: int, code: str, field: str, message: str, openai: bool = False) -> bytes:
+    """The native error body, or OpenAI's for /v1 (its clients read `error.message` and `error.param`)."""
+    text = f"{field}: {message}" if field else message
+    if openai:
+        body: dict[str, Any] = {"error": {"message": text, "type": "invalid_request_error", "param": field or None,
+                                          "code": code}}
+    else:
+        body = {"error": {"code": code, "message": text, "details": [{"field": field, "message": message}]}}
     return json.dumps(body).encode()
 
 
@@ -78,7 +83,7 @@ def query_problem(query_string: bytes, int_params: frozenset[str], digits_only: 
         if digits_only and not INTEGER.fullmatch(value):
             # The route's lax parsing would take "2.0", " 2" or "2_000"; the OpenAPI document says digits.
             return name, f"must be a whole number written in digits, like 3 (got {value[:40]!r})"
-        bound = MAX_ID if name in ID_PARAMS else MAX_INT
+        bound = MAX_ID if name in ID_PARAMS or name.endswith(("Id", "_id")) else MAX_INT
         if abs(number) > bound:
             return name, f"is out of range (at most {bound})"
     return None
@@ -125,16 +130,19 @@ class RequestLimits:
             _current.reset(token)
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        console = str(scope.get("path", "")).startswith("/console")
+        path = str(scope.get("path", ""))
+        console, openai = path.startswith("/console"), path.startswith("/v1/")
         if problem := query_problem(scope.get("query_string", b""), self.int_params, digits_only=not console):
-            await _answer(send, 422, limit_error(422, "invalid_input", *problem))
+            # OpenAI answers a parameter it cannot take with 400; the native API with 422
+            status = 400 if openai else 422
+            await _answer(send, status, limit_error(status, "invalid_input", *problem, openai=openai))
             return
         upload = scope["path"] in self.upload_paths
         limit = self.limits.upload_bytes if upload else self.limits.json_body_bytes
         length = _content_length(scope)
         if length is not None and length > limit:
             await _answer(send, 413, limit_error(413, "body_too_large", "", f"the request body ({length} bytes) is "
-                                                 f"larger than the limit of {limit} bytes"))
+                                                 f"larger than the limit of {limit} bytes", openai=openai))
             return
         if upload or not _is_json(scope):
             await self.app(scope, _counting(receive, limit), send)
@@ -142,12 +150,12 @@ class RequestLimits:
         try:
             body = await _read_body(receive, limit)
         except BodyTooLarge as exc:
-            await _answer(send, 413, limit_error(413, "body_too_large", "", str(exc)))
+            await _answer(send, 413, limit_error(413, "body_too_large", "", str(exc), openai=openai))
             return
         keys = len(KEY_END.findall(body))
         if keys > self.limits.json_keys:
             await _answer(send, 413, limit_error(413, "too_many_keys", "", f"the JSON body has about {keys} keys; "
-                                                 f"the limit is {self.limits.json_keys}"))
+                                                 f"the limit is {self.limits.json_keys}", openai=openai))
             return
         await self.app(scope, _replay(body, receive), send)
 

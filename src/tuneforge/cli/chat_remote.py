@@ -9,7 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tuneforge.cli.remote import ApiClient, RemoteError, ServerUnavailable, server_url, uses_proxy_settings
+from tuneforge.cli.remote import (
+    ApiClient,
+    RemoteError,
+    ServerUnavailable,
+    auth_headers,
+    server_url,
+    uses_proxy_settings,
+)
 
 
 @dataclass
@@ -57,7 +64,7 @@ class GatewayChat:
 
         self.model, self.system = model, system
         self.http = httpx.Client(base_url=server, timeout=httpx.Timeout(600, connect=5),
-                                 trust_env=uses_proxy_settings(server))
+                                 trust_env=uses_proxy_settings(server), headers=auth_headers(server))
 
     def chat(self, messages: list[dict[str, str]], settings: Any) -> str:
         return "".join(self.stream(messages, settings))

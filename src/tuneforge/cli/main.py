@@ -102,6 +102,7 @@ def _register_remote_commands() -> None:
     from tuneforge.cli.graders import graders_app
     from tuneforge.cli.models import deploy_app, models_app
     from tuneforge.cli.tasks import experiments_app, gpus, tasks_app
+    from tuneforge.cli.users import users_app
 
     app.add_typer(tasks_app, name="tasks")
     app.add_typer(datasets_app, name="datasets")
@@ -110,6 +111,7 @@ def _register_remote_commands() -> None:
     app.add_typer(deploy_app, name="deploy")
     app.add_typer(eval_app, name="eval")
     app.add_typer(graders_app, name="graders")
+    app.add_typer(users_app, name="users")
     app.command("gpus")(gpus)
 
 

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
 DEFAULT_SERVER = "http://127.0.0.1:8321"
 SERVER_ENV = "TUNEFORGE_SERVER"
+KEY_ENV = "TUNEFORGE_API_KEY"
 REQUEST_TIMEOUT_S = 30.0  # createTask reads the dataset and model config before answering
 UPLOAD_ANSWER_TIMEOUT_S = 600.0  # after the last byte the server stores and hashes every file before answering
 
@@ -70,6 +71,27 @@ def uses_proxy_settings(url: str) -> bool:
         return True
 
 
+def api_key(url: str) -> str | None:
+    """TUNEFORGE_API_KEY, else — for a server on this machine — the local admin's key that the server wrote at its
+    first start (HOME/local-admin.key): a local user needs no extra step."""
+    given = os.environ.get(KEY_ENV, "").strip()
+    if given:
+        return given
+    if uses_proxy_settings(url):  # a remote server: its key is not on this machine
+        return None
+    from tuneforge.settings import Settings
+
+    try:
+        return Settings().local_key_file.read_text(encoding="utf-8").strip() or None
+    except OSError:
+        return None
+
+
+def auth_headers(url: str) -> dict[str, str]:
+    key = api_key(url)
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
 class ApiClient:
     """One server; every call returns the decoded JSON or raises ServerUnavailable / RemoteError."""
 
@@ -77,7 +99,8 @@ class ApiClient:
         import httpx  # here, not at the top: `tuneforge train` and friends start without it
 
         self.url = url
-        self.http = httpx.Client(base_url=url, timeout=timeout, trust_env=uses_proxy_settings(url))
+        self.http = httpx.Client(base_url=url, timeout=timeout, trust_env=uses_proxy_settings(url),
+                                 headers=auth_headers(url))
 
     def close(self) -> None:
         self.http.close()
@@ -207,7 +230,10 @@ def _remote_error(response: httpx.Response) -> RemoteError:
         text = response.text.strip().splitlines()[0][:300] if response.text.strip() else response.reason_phrase
         return RemoteError(response.status_code, "http_error", f"HTTP {response.status_code}: {text}", [])
     details = [d for d in error.get("details") or [] if isinstance(d, dict)]
-    return RemoteError(response.status_code, str(error.get("code", "error")), str(error.get("message", "")), details)
+    message = str(error.get("message", ""))
+    if response.status_code == 401:
+        message += f"; set {KEY_ENV} to a key (an admin makes one with `tuneforge users keys create`)"
+    return RemoteError(response.status_code, str(error.get("code", "error")), message, details)
 
 
 # -- createTask / copyTask bodies from a config file and key=value changes --------------------------------------------

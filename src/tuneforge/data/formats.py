@@ -4,14 +4,17 @@ Column and tag names follow the `columns` / `tags` entries of a LLaMA-Factory st
 existing dataset description works unchanged. Each object becomes one canonical record or a list of problems.
 The record kind follows the dataset's purpose: sft -> chat, pt -> text, preference (chosen / rejected, LF's
 `ranking: true`) -> preference, kto (a boolean `kto_tag`) -> kto, prompt (a prompt to answer plus the row's fields
-for graders; a trailing answer is dropped) -> prompt.
+for graders; a trailing answer is dropped) -> prompt. OpenAI's chat format (formatting "openai" without custom tags:
+developer messages, text parts, weights, tool calls, its preference shape) is read by `openai_chat`.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from tuneforge.data.openai_chat import openai_record
 from tuneforge.data.records import (
     PROMPT_ROLES,
     RESPONSE_ROLES,
@@ -157,6 +160,8 @@ def convert_object(
         record = _text_record(obj, fmt, check, origin)
     elif fmt.formatting == "alpaca":
         record = _alpaca_record(obj, fmt, check, origin, kind)
+    elif fmt.formatting == "openai" and not fmt.tags:  # OpenAI's own role names: its whole format (openai_chat)
+        record = openai_record(obj, fmt, check, origin, kind)
     else:
         record = _sharegpt_record(obj, fmt, check, origin, kind)
     return (None, check.problems) if check.problems else (record, [])
@@ -257,7 +262,7 @@ def _sharegpt_record(obj: dict, fmt: RecordFormat, check: _Collector, origin: st
     if kind == "text":
         return TextRecord(messages[0].content, origin) if messages else None
     tools = obj.get(fmt.column("tools"))
-    tools_text = tools if isinstance(tools, str) or tools is None else str(tools)
+    tools_text = tools if isinstance(tools, str) or tools is None else json.dumps(tools, ensure_ascii=False)
     if kind == "preference":
         return _sharegpt_preference(obj, fmt, check, (messages, system, origin, tools_text), (key, tags, shift))
     if kind == "prompt":

@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 from tuneforge.data.formats import PURPOSE_KINDS, RecordFormat, RecordKind, convert_object, detect_formatting
 from tuneforge.data.reading import iter_objects, make_format
 from tuneforge.data.records import ChatRecord, DatasetProblem, KTORecord, PreferenceRecord, PromptRecord, TextRecord
-from tuneforge.data.templates import ChatTemplate, fix_tokenizer, get_template
+from tuneforge.data.templates import ChatTemplate, fix_tokenizer, get_template, system_with_tools
 from tuneforge.data.tokenize import IGNORE_INDEX, EncodedSample, encode_chat, encode_pretrain
 from tuneforge.data.tokenize_pairs import encode_prompt
 from tuneforge.data.tokenizer_file import FastTokenizer
@@ -156,7 +156,8 @@ def render_text(
         chosen, working = bind_template(template, tokenizer)
     if isinstance(record, TextRecord):
         return record.text + (working.eos_token or "")
-    system = record.system if record.system is not None else default_system
+    system = system_with_tools(record.system if record.system is not None else default_system, record.tools,
+                               chosen.default_system)
     eos = (working.eos_token or "") if chosen.spec.append_eos else ""
     return "".join(prompt + response + (eos if response else "")
                    for prompt, response in chosen.turn_texts(record.messages, system))

@@ -36,6 +36,8 @@ PROBLEM_CODES: dict[str, str] = {
 class Message:
     role: Role
     content: str
+    # OpenAI's assistant `weight`: an answer with weight 0 stays in the conversation as context but is not learned
+    trained: bool = True
 
 
 @dataclass(frozen=True)

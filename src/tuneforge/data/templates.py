@@ -179,14 +179,15 @@ class ChatTemplate:
     def encode_turns(
         self, tokenizer: Any, messages: Sequence[Message], system: str | None = None
     ) -> list[tuple[list[int], list[int]]]:
-        """(prompt_ids, response_ids) per user→assistant turn; response ids end with the end-of-turn token."""
+        """(prompt_ids, response_ids) per answer (assistant or function message), in the messages' order, so the
+        i-th pair belongs to the i-th answer (its `trained` flag); response ids end with the end-of-turn token. A
+        trailing prompt without an answer is left out."""
         pairs = []
         eos_id = getattr(tokenizer, "eos_token_id", None)
-        for prompt, response in self.turn_texts(messages, system):
-            if not response:
-                continue
+        answers = sum(1 for message in messages if message.role in ("assistant", "function"))
+        for prompt, response in self.turn_texts(messages, system)[:answers]:
             response_ids = _encode(tokenizer, response)
-            if self.spec.append_eos and eos_id is not None:
+            if response_ids and self.spec.append_eos and eos_id is not None:
                 response_ids.append(eos_id)
             pairs.append((_encode(tokenizer, prompt), response_ids))
         return pairs
@@ -250,6 +251,22 @@ def _clean(text: str, strip: bool) -> str:
 
 def _encode(tokenizer: Any, text: str) -> list[int]:
     return list(tokenizer.encode(text, add_special_tokens=False)) if text else []
+
+
+# The tools a conversation offers go into its system text (as LLaMA-Factory's templates put them), worded as Qwen's
+# templates do, whose function turns wrap calls in <tool_call> tags: one JSON function signature a line.
+TOOLS_SYSTEM = ("# Tools\n\nYou may call one or more functions to assist with the user query.\n\nYou are provided with "
+                "function signatures within <tools></tools> XML tags:\n<tools>\n{tools}\n</tools>")
+
+
+def system_with_tools(system: str | None, tools: str | None, default: str) -> str | None:
+    """The system text a record is encoded with: its own (None: the template's `default`), then the tools it offers,
+    so the model sees the functions its answers call. Without tools, `system` unchanged."""
+    if not tools:
+        return system
+    block = TOOLS_SYSTEM.format(tools=tools)
+    base = default if system is None else system
+    return f"{base}\n\n{block}" if base else block
 
 
 def split_system(

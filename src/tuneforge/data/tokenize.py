@@ -9,8 +9,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tuneforge.data.records import ChatRecord, TextRecord
-from tuneforge.data.templates import ChatTemplate
+from tuneforge.data.records import RESPONSE_ROLES, ChatRecord, TextRecord
+from tuneforge.data.templates import ChatTemplate, system_with_tools
 
 IGNORE_INDEX = -100  # the label value the loss skips (PyTorch's cross_entropy default)
 MIN_RESPONSE_TOKENS = 8  # a truncated answer keeps at least this many tokens when it has them
@@ -59,16 +59,19 @@ def encode_chat(
 ) -> EncodedSample:
     """Token ids with labels = IGNORE_INDEX on prompt tokens (system, user, headers) and ids on answers.
 
-    Every turn's answer is trained unless `mask_history` (then only the last). Over `cutoff_len` the first
-    turn kept is shortened (the prompt loses its beginning, the answer its end) and turns that no longer fit
-    are dropped; with `mask_history` the last turn is kept first, then as much recent history as fits.
+    Every turn's answer is trained unless `mask_history` (then only the last) or the answer is not `trained`
+    (OpenAI's weight 0: context only). The tools a record offers are part of its system text. Over `cutoff_len`
+    the first turn kept is shortened (the prompt loses its beginning, the answer its end) and turns that no longer
+    fit are dropped; with `mask_history` the last turn is kept first, then as much recent history as fits.
     """
-    system = record.system if record.system is not None else default_system
+    system = system_with_tools(record.system if record.system is not None else default_system, record.tools,
+                               template.default_system)
     turns = template.encode_turns(tokenizer, record.messages, system)
-    order = list(reversed(turns)) if mask_history else turns
+    weighted = list(zip(turns, [m.trained for m in record.messages if m.role in RESPONSE_ROLES], strict=True))
+    order = list(reversed(weighted)) if mask_history else weighted
     pieces: list[tuple[list[int], list[int]]] = []
     budget, truncated = cutoff_len, False
-    for index, (prompt, response) in enumerate(order):
+    for index, ((prompt, response), learned) in enumerate(order):
         if len(prompt) + len(response) > budget:
             truncated = True
             if index > 0 or budget <= 0:
@@ -76,7 +79,7 @@ def encode_chat(
             keep_prompt, keep_response = split_budget(len(prompt), len(response), budget)
             prompt, response = prompt[len(prompt) - keep_prompt:], response[:keep_response]
         budget -= len(prompt) + len(response)
-        trained = index == 0 or not mask_history
+        trained = (index == 0 or not mask_history) and learned
         prompt_labels = list(prompt) if train_on_prompt and trained else [IGNORE_INDEX] * len(prompt)
         response_labels = list(response) if trained else [IGNORE_INDEX] * len(response)
         pieces.append((prompt + response, prompt_labels + response_labels))

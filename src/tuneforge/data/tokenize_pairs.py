@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tuneforge.data.records import ChatRecord, KTORecord, Message, PreferenceRecord, PromptRecord
-from tuneforge.data.templates import ChatTemplate
+from tuneforge.data.templates import ChatTemplate, system_with_tools
 from tuneforge.data.tokenize import split_budget
 
 
@@ -77,6 +77,13 @@ def _prompt_and_answer(template: ChatTemplate, tokenizer: Any, messages: list[Me
     return prompt, turns[-1][1]
 
 
+def _system(record: ChatRecord | PreferenceRecord | PromptRecord, template: ChatTemplate,
+            default_system: str | None) -> str | None:
+    """The record's system text (else the run's default), with the tools it offers."""
+    own = record.system if record.system is not None else default_system
+    return system_with_tools(own, record.tools, template.default_system)
+
+
 def _fit(prompt: list[int], answers: list[list[int]], cutoff_len: int) -> tuple[list[int], list[list[int]], bool]:
     longest = max(len(answer) for answer in answers)
     if len(prompt) + longest <= cutoff_len:
@@ -87,7 +94,7 @@ def _fit(prompt: list[int], answers: list[list[int]], cutoff_len: int) -> tuple[
 
 def encode_pair(record: PreferenceRecord, template: ChatTemplate, tokenizer: Any, cutoff_len: int,
                 default_system: str | None = None) -> PairSample:
-    system = record.system if record.system is not None else default_system
+    system = _system(record, template, default_system)
     prompt, chosen = _prompt_and_answer(template, tokenizer, [*record.messages, record.chosen], system)
     prompt_rejected, rejected = _prompt_and_answer(template, tokenizer, [*record.messages, record.rejected], system)
     if prompt != prompt_rejected:  # a template whose prompt depends on the answer: keep the shared part
@@ -101,7 +108,7 @@ def encode_pair(record: PreferenceRecord, template: ChatTemplate, tokenizer: Any
 
 def encode_kto(record: KTORecord, template: ChatTemplate, tokenizer: Any, cutoff_len: int,
                default_system: str | None = None) -> KTOSample:
-    system = record.system if record.system is not None else default_system
+    system = _system(record, template, default_system)
     prompt, answer = _prompt_and_answer(template, tokenizer, record.messages, system)
     prompt, (answer,), truncated = _fit(prompt, [answer], cutoff_len)
     return KTOSample(prompt, answer, record.label, truncated)
@@ -110,7 +117,7 @@ def encode_kto(record: KTORecord, template: ChatTemplate, tokenizer: Any, cutoff
 def encode_prompt(record: PromptRecord, template: ChatTemplate, tokenizer: Any, cutoff_len: int,
                   default_system: str | None = None) -> PromptSample:
     """The prompt ends with the assistant header; a prompt over cutoff_len loses its beginning."""
-    system = record.system if record.system is not None else default_system
+    system = _system(record, template, default_system)
     text = template.render_prompt(record.messages, system)
     ids = list(tokenizer.encode(text, add_special_tokens=False))
     truncated = len(ids) > cutoff_len

@@ -23,6 +23,7 @@ from tuneforge.data.formats import (
     convert_object,
     purpose_kind,
 )
+from tuneforge.data.openai_chat import PREFERENCE_KEYS
 from tuneforge.data.reading import Parsed, iter_objects, make_format
 from tuneforge.data.records import DatasetProblem
 
@@ -318,6 +319,8 @@ class DatasetScan:
     def _mixed(self, obj: Any, problems: list[DatasetProblem]) -> list[DatasetProblem]:
         """A record in another standard format than the dataset gets one clear problem instead of many."""
         assert self.fmt is not None
+        if self.fmt.formatting == "openai" and isinstance(obj, dict) and not PREFERENCE_KEYS.isdisjoint(obj):
+            return problems  # OpenAI's preference shape ("input" is no alpaca column here): its own problems tell
         shape, expected = record_shape(obj), format_shape(self.fmt)
         main = self.fmt.column("messages" if expected == "sharegpt" else "prompt")
         if shape is None or shape == expected or main in obj:

@@ -35,3 +35,21 @@ def name_problem(value: object) -> str | None:
         why = f"contains {', '.join(repr(c) for c in bad)}" if bad else "must start and end with a letter or digit"
         return f"{why}: use lowercase letters, digits and '-', starting and ending with a letter or digit"
     return None
+
+
+# A model fine-tuned through the OpenAI-compatible API is named as OpenAI names it: ft:<base>:<org>:<suffix>:<job>
+# and ft:…:ckpt-step-<N> for a checkpoint (the org and the suffix may be empty). Models are its only user.
+FINE_TUNED_NAME_PATTERN = re.compile(r"^ft:[a-z0-9._-]+:[a-z0-9._-]*:[a-z0-9._-]*:[a-z0-9]+(?::ckpt-step-\d+)?$")
+
+
+def model_name_problem(value: object) -> str | None:
+    """Why a registered model's name is not allowed: a native name (name_problem's rule), or an OpenAI-style
+    fine-tuned model name."""
+    if isinstance(value, str) and value.startswith("ft:"):
+        if len(value) > NAME_MAX:
+            return f"is {len(value)} characters long; at most {NAME_MAX} are allowed"
+        if not FINE_TUNED_NAME_PATTERN.fullmatch(value):
+            return ("is not a fine-tuned model name like 'ft:<base>:<org>:<suffix>:<job>' (lowercase letters, digits, "
+                    "'.', '_' and '-' between the colons; ':ckpt-step-<N>' for a checkpoint)")
+        return None
+    return name_problem(value)

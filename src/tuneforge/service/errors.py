@@ -47,6 +47,13 @@ class Conflict(ServiceError):
     status = 409
 
 
+class Forbidden(ServiceError):
+    """The caller may not do this at all (a member managing users, changing the platform's shared rows)."""
+
+    code = "forbidden"
+    status = 403
+
+
 class DoesNotFit(ServiceError):
     """The estimate says the task cannot fit the devices it asked for; details carry the numbers."""
 

@@ -12,10 +12,14 @@ from tuneforge.service.models.deployments import DeploymentService
 from tuneforge.service.models.evaluations import EvaluationService
 from tuneforge.service.models.exports import ExportService
 from tuneforge.service.models.models import ModelService
+from tuneforge.service.models.on_demand import OnDemandModels
+from tuneforge.service.openai.files import FileService
+from tuneforge.service.openai.jobs import FineTuningService
 from tuneforge.service.runtime.executor import LocalExecutor
 from tuneforge.service.runtime.scheduler import Scheduler
 from tuneforge.service.tasks.experiments import ExperimentService
 from tuneforge.service.tasks.tasks import TaskService
+from tuneforge.service.users.users import UserService
 from tuneforge.settings import Settings
 from tuneforge.store import Database
 
@@ -28,6 +32,8 @@ class Platform:
         self.settings = settings
         self.db = Database(settings.database)
         self.db.upgrade()
+        self.users = UserService(self.db, settings)
+        self.users.ensure_local_admin()
         self.devices = devices if devices is not None else detect_devices(settings.cpu_slots)
         self.executor = executor or LocalExecutor()
         self.scheduler = Scheduler(self.db, settings, self.executor, self.devices)
@@ -35,11 +41,14 @@ class Platform:
         self.tasks = TaskService(self.db, settings, self.devices, self.executor, self.scheduler)
         self.experiments = ExperimentService(self.db)
         self.datasets = DatasetService(self.db, settings)
+        self.files = FileService(self.db, settings, self.datasets)
         self.deployments = DeploymentService(self.db, settings)
+        self.on_demand = OnDemandModels(self.db, settings, self.deployments)
         self.graders = GraderService(self.db, settings, judge=DeploymentJudge(self.deployments))
         self.evaluations = EvaluationService(self.db, settings, graders=self.graders)
         self.models = ModelService(self.db, settings, self.evaluations)
         self.exports = ExportService(self.db, settings, self.models)
+        self.fine_tuning = FineTuningService(self.db, self.tasks, self.models, self.graders, self.files)
 
     def start(self) -> None:
         """Start the queue; workers that outlived a previous server are watched again from the first tick."""
@@ -49,12 +58,14 @@ class Platform:
         self.models.ensure_bundled()
         self.models.fail_interrupted_imports()
         self.deployments.start_watching()
+        self.on_demand.start_watching()
 
     def stop(self) -> None:
         """Stop the background threads (queue, dataset jobs, deployment watcher); workers and deployments run on."""
         self.scheduler.shutdown()
         self.datasets.close()
         self.deployments.close()
+        self.on_demand.close()
 
     def close(self) -> None:
         self.stop()

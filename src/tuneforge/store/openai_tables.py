@@ -56,3 +56,10 @@ class FineTuningJob(Base):
     trained_tokens: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[float] = mapped_column(Float, default=time.time, index=True)
     finished_at: Mapped[float | None] = mapped_column(Float)
+    organization: Mapped[str] = mapped_column(String(64), default="tuneforge")  # the <org> of ft:<base>:<org>:…
+    control: Mapped[str | None] = mapped_column(String(16))  # what the user asked last: cancel | pause
+    # The job's own events ({at, level, message, data}): created, validated, cancelled, paused, resumed, finished;
+    # the training steps and checkpoints come from its task.
+    notes: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # Its checkpoints published as models ({step, model, created_at, metrics}): listed even once the task is gone.
+    checkpoint_models: Mapped[list[Any]] = mapped_column(JSON, default=list)

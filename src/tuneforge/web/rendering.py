@@ -32,6 +32,7 @@ NAV: tuple[tuple[str, str], ...] = (
     ("graders", f"{CONSOLE}/graders"),
     ("chat", f"{CONSOLE}/chat"),
     ("system", f"{CONSOLE}/system"),
+    ("users", f"{CONSOLE}/users"),
 )
 
 

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from tests.fixtures.auth import api_post, env_headers
 from tests.fixtures.live_server import free_port, live_server
 from tests.integration.service.conftest import QA, task_body
 from tuneforge.cli import datasets as datasets_cli
@@ -101,11 +102,12 @@ def test_a_good_folder_is_uploaded_validated_inspected_and_deleted(server, workd
     segments = sample["samples"][0]["segments"]
     assert {s["trained"] for s in segments} == {True, False}
 
-    task = httpx.post(f"{server}/finetuning/createTask", json=task_body("uses-qa", tiny_model_dir, "qa-good"))
+    task = api_post(f"{server}/finetuning/createTask", json=task_body("uses-qa", tiny_model_dir, "qa-good"))
     assert task.status_code == 201, task.text
     refused = cli(server, "delete", "1", "--yes")
     assert refused.exit_code == 2 and "uses-qa" in refused.output, refused.output
-    httpx.delete(f"{server}/finetuning/deleteTask", params={"id": task.json()["id"]}).raise_for_status()
+    httpx.delete(f"{server}/finetuning/deleteTask", params={"id": task.json()["id"]},
+                 headers=env_headers()).raise_for_status()
     deleted = cli(server, "delete", "1", "--yes")
     assert deleted.exit_code == 0 and "deleted dataset 1 qa-good" in deleted.output
     assert cli(server, "show", "1").exit_code == 2

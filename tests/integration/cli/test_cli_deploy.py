@@ -10,6 +10,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from tests.fixtures.auth import api_get, api_post, env_headers
 from tests.fixtures.live_server import live_server
 from tuneforge.cli.main import app
 from tuneforge.settings import Settings
@@ -23,8 +24,8 @@ def server(tmp_path: Path) -> Iterator[str]:
     with live_server(Settings(home=tmp_path / "home", cpu_slots=1), run_scheduler=False) as (url, platform):
         platform.deployments.python = str(stand_in)  # launched as `python -m tuneforge.serving …`
         yield url
-        for deployment in httpx.get(f"{url}/deployments/getDeploymentList").json()["items"]:
-            httpx.delete(f"{url}/deployments/deleteDeployment", params={"id": deployment["id"]})
+        for deployment in api_get(f"{url}/deployments/getDeploymentList").json()["items"]:
+            httpx.delete(f"{url}/deployments/deleteDeployment", params={"id": deployment["id"]}, headers=env_headers())
 
 
 def cli(server: str, *args: str) -> str:
@@ -34,15 +35,15 @@ def cli(server: str, *args: str) -> str:
 
 
 def test_deploy_delete_and_models_delete_print_a_sentence(server):
-    model = httpx.post(f"{server}/models/registerModel", json={"name": "tiny-base", "source": "bundled"}).json()
-    deployment = httpx.post(f"{server}/deployments/createDeployment",
+    model = api_post(f"{server}/models/registerModel", json={"name": "tiny-base", "source": "bundled"}).json()
+    deployment = api_post(f"{server}/deployments/createDeployment",
                             json={"name": "tiny-live", "modelId": model["id"]}).json()
 
     said = cli(server, "deploy", "delete", str(deployment["id"]))
     assert said == (f"deleted deployment {deployment['id']} tiny-live: its serving process is stopped and /v1 no "
                     "longer routes 'tiny-live'")
-    assert httpx.get(f"{server}/deployments/getDeploymentList").json()["total"] == 0
+    assert api_get(f"{server}/deployments/getDeploymentList").json()["total"] == 0
 
     said = cli(server, "models", "delete", str(model["id"]))
     assert said == f"deleted model {model['id']} tiny-base from the registry"
-    assert httpx.get(f"{server}/models/getModel", params={"id": model["id"]}).status_code == 404
+    assert api_get(f"{server}/models/getModel", params={"id": model["id"]}).status_code == 404

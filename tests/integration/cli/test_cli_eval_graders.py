@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from typer.testing import CliRunner
 
+from tests.fixtures.auth import api_get, api_post
 from tests.fixtures.eval_reports import seed_graded_evaluation
 from tests.fixtures.live_server import live_server
 from tuneforge.cli.main import app
@@ -44,9 +44,9 @@ class Server:
 def server(tmp_path: Path, tiny_model_dir: Path) -> Iterator[Server]:
     settings = Settings(home=tmp_path / "home", allowed_roots=[tmp_path, tiny_model_dir.parent], cpu_slots=1)
     with live_server(settings, run_scheduler=False) as (url, platform):
-        model = httpx.post(f"{url}/models/registerModel", json={"name": "tiny", "source": str(tiny_model_dir)})
+        model = api_post(f"{url}/models/registerModel", json={"name": "tiny", "source": str(tiny_model_dir)})
         assert model.status_code == 201, model.text
-        stored = httpx.post(f"{url}/graders/createGrader", json={"name": "exact-answer", "grader": EXACT})
+        stored = api_post(f"{url}/graders/createGrader", json={"name": "exact-answer", "grader": EXACT})
         assert stored.status_code == 201, stored.text
         yield Server(url, platform, model.json()["id"])
 
@@ -76,7 +76,7 @@ def test_run_scores_with_a_stored_grader_and_a_grader_file(server, tmp_path):
     # one model (a base model has no baseline): each grader's mean beside BLEU / ROUGE
     assert "BLEU-4" in printed and "grader exact" in printed and "grader close" in printed
 
-    evaluation = httpx.get(f"{server.url}/evaluations/getEvaluationList").json()["items"][0]
+    evaluation = api_get(f"{server.url}/evaluations/getEvaluationList").json()["items"][0]
     spec = json.loads(Path(evaluation["jobDir"], SPEC).read_text(encoding="utf-8"))
     assert [g["name"] for g in spec["graders"]] == ["exact", "close"]  # the stored one resolved, the file inline
     assert spec["graders"][1]["evaluation_metric"] == "fuzzy_match"
@@ -104,4 +104,4 @@ def test_a_missing_grader_file_or_an_unknown_name_exits_2_and_starts_nothing(ser
     assert "not valid YAML" in cli(server, "run", "tiny", "--dataset", "identity", "--grader", str(broken), code=2)
     unknown = cli(server, "run", "tiny", "--dataset", "identity", "--grader", "no-such-grader", code=2)
     assert "no grader named 'no-such-grader'" in unknown and "graders.0" in unknown
-    assert httpx.get(f"{server.url}/evaluations/getEvaluationList").json()["total"] == 0
+    assert api_get(f"{server.url}/evaluations/getEvaluationList").json()["total"] == 0

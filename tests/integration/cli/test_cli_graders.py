@@ -8,10 +8,10 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from typer.testing import CliRunner
 
+from tests.fixtures.auth import api_get
 from tests.fixtures.live_server import live_server
 from tuneforge.cli.main import app
 from tuneforge.graders.sandbox import sandbox_problem
@@ -64,7 +64,7 @@ def test_create_list_show_run_and_delete(server, tmp_path):
     assert [r["score"] for r in as_json["results"]] == [1.0, 0.0, 1.0, 0.0] and as_json["mean"] == 0.5
 
     assert cli(server, "delete", "exact-answer") == "deleted grader 1 exact-answer"
-    assert httpx.get(f"{server}/graders/getGraderList").json()["total"] == 0
+    assert api_get(f"{server}/graders/getGraderList").json()["total"] == 0
     assert "no such grader" in cli(server, "show", "exact-answer", code=2)
 
 

@@ -16,12 +16,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import yaml
 from typer.testing import CliRunner
 
 from tests.e2e.log_gate import LogGate
+from tests.fixtures.auth import api_get
 from tests.fixtures.live_server import free_port, live_server
 from tests.integration.service.conftest import QA
 from tuneforge.cli import tasks as tasks_cli
@@ -133,7 +133,7 @@ def wait_for_step(server: str, task_id: int, step: int, timeout: float = 120) ->
     """The task as the server reports it once it has reached `step` (or ended)."""
     deadline = time.monotonic() + timeout
     while True:
-        task = httpx.get(f"{server}/finetuning/getTask", params={"id": task_id}).json()
+        task = api_get(f"{server}/finetuning/getTask", params={"id": task_id}).json()
         if (task.get("step") or 0) >= step or task["status"] in ("completed", "failed", "stopped"):
             return task
         assert time.monotonic() < deadline, f"task {task_id} stayed at step {task.get('step')} ({task['status']})"

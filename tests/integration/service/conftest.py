@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.fixtures.auth import as_local_admin
 from tuneforge.api.app import create_app
 from tuneforge.service.platform import Platform
 from tuneforge.settings import Settings
@@ -48,7 +49,7 @@ def make_client(settings: Settings) -> Iterator[Callable[..., TestClient]]:
 
     def make(run_scheduler: bool = True) -> TestClient:
         platform = Platform(settings)
-        client = TestClient(create_app(settings, platform, run_scheduler=run_scheduler))
+        client = as_local_admin(TestClient(create_app(settings, platform, run_scheduler=run_scheduler)), settings)
         client.__enter__()
         clients.append((client, platform))
         return client

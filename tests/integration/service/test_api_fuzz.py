@@ -38,6 +38,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from tests.fixtures.auth import bearer
 from tests.integration.service.conftest import service_settings
 from tuneforge.api.app import create_app
 from tuneforge.service.platform import Platform
@@ -60,6 +61,7 @@ def fuzz_app(tmp_path: Path, database_url: str) -> Iterator[FastAPI]:
     home_settings = service_settings(tmp_path, tmp_path / "models" / "none", database_url)
     platform = Platform(home_settings)
     app = create_app(home_settings, platform, run_scheduler=False)
+    app.state.fuzz_headers = bearer(home_settings)  # every generated request carries the local admin's key
     with TestClient(app):
         yield app
     platform.close()
@@ -74,7 +76,7 @@ def test_every_answer_is_declared_and_no_5xx(fuzz_app: FastAPI) -> None:
         operation = result.ok()
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             try:
-                _fuzz(operation, mode)
+                _fuzz(operation, mode, fuzz_app.state.fuzz_headers)
             except Unsatisfiable:
                 pass  # an operation without parameters or body has no invalid request to send
             except (Exception, BaseExceptionGroup) as exc:  # keep going: report every operation at the end
@@ -83,13 +85,13 @@ def test_every_answer_is_declared_and_no_5xx(fuzz_app: FastAPI) -> None:
     assert not failures, "\n\n".join(failures)
 
 
-def _fuzz(operation: Any, mode: GenerationMode) -> None:
+def _fuzz(operation: Any, mode: GenerationMode, headers: dict[str, str]) -> None:
     @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True,
               database=None)
     @given(case=operation.as_strategy(generation_mode=mode))
     def run(case: Any) -> None:
         SENT["requests"] += 1
-        case.call_and_validate(checks=CHECKS)
+        case.call_and_validate(headers=headers, checks=CHECKS)
 
     run()
 
@@ -129,7 +131,7 @@ BODY_FIELDS = ["id", "name", "description", "ownerId", "baseModel", "datasetPath
 @settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 @given(data=st.data())
 def test_nasty_values_on_every_route_are_4xx(fuzz_app: FastAPI, data: st.DataObject) -> None:
-    client = TestClient(fuzz_app)
+    client = TestClient(fuzz_app, headers=fuzz_app.state.fuzz_headers)
     method, path, names, takes_json = data.draw(st.sampled_from(_operations(fuzz_app)))
     value = data.draw(st.sampled_from(NASTY))
     params = {name: data.draw(st.sampled_from([value, *NASTY])) for name in names}

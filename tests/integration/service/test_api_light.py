@@ -15,6 +15,7 @@ from tuneforge.api.app import create_app
 from tuneforge.settings import Settings
 settings = Settings(home=sys.argv[1], cpu_slots=1)
 with TestClient(create_app(settings, run_scheduler=False)) as client:  # validate and store, launch nothing
+    client.headers["Authorization"] = "Bearer " + settings.local_key_file.read_text().strip()
     client.get("/finetuning/getTaskList"); client.get("/system/gpus")
     client.post("/finetuning/createTask", json={"name": "x", "baseModel": "bundled", "datasetPath": "identity"})
 print(json.dumps(sorted(m for m in ("torch", "transformers", "peft", "accelerate") if m in sys.modules)))

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.fixtures.auth import as_local_admin
 from tuneforge.api.app import create_app
 from tuneforge.settings import Settings
 
@@ -20,6 +21,7 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
     stand_in.write_text("#!/bin/sh\nexec sleep 300\n", encoding="utf-8")
     stand_in.chmod(0o755)
     with TestClient(create_app(Settings(home=tmp_path / "home", cpu_slots=1), run_scheduler=False)) as light:
+        as_local_admin(light)
         light.app.state.platform.deployments.python = str(stand_in)  # launched as `python -m tuneforge.serving …`
         yield light
         for deployment in light.get("/deployments/getDeploymentList").json()["items"]:

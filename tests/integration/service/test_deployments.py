@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from tests.fixtures.auth import env_headers
 from tests.fixtures.live_server import live_server
 from tests.integration.service.conftest import service_settings, task_body, wait_for
 
@@ -36,7 +37,7 @@ def test_publish_deploy_chat_with_openai_and_restart_on_crash(server, tiny_model
     import openai
 
     url, _ = server
-    client = httpx.Client(base_url=url, timeout=60)
+    client = httpx.Client(base_url=url, timeout=60, headers=env_headers())
     task = client.post("/finetuning/createTask", json=task_body("to-serve", tiny_model_dir, dataset_dir,
                                                                 max_steps=4)).json()
     assert wait_for(client, task["id"], {"completed", "failed"})["status"] == "completed"
@@ -46,8 +47,10 @@ def test_publish_deploy_chat_with_openai_and_restart_on_crash(server, tiny_model
     running = _wait_status(client, deployment.json()["id"], {"running", "failed"})
     assert running["status"] == "running", running
 
-    oai = openai.OpenAI(base_url=f"{url}/v1", api_key="unused")
-    assert [m.id for m in oai.models.list().data] == ["tiny-qa-live"]
+    oai = openai.OpenAI(base_url=f"{url}/v1", api_key=os.environ["TUNEFORGE_API_KEY"])
+    listed = {m.id: m.loaded for m in oai.models.list().data}  # type: ignore[attr-defined]
+    assert listed.pop("smollm2-135m-instruct", False) is False  # registered, served on demand: not loaded now
+    assert listed == {"tiny-qa": True, "tiny-qa-live": True}
     messages = [{"role": "user", "content": "Who are you?"}]
     answer = oai.chat.completions.create(model="tiny-qa-live", messages=messages, max_tokens=8, temperature=0)
     text = answer.choices[0].message.content

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.fixtures.auth import as_local_admin
 from tuneforge.api.app import create_app
 from tuneforge.schemas import GROUPS, TrainingConfig
 from tuneforge.settings import Settings
@@ -16,6 +17,7 @@ from tuneforge.settings import Settings
 @pytest.fixture()
 def client(tmp_path: Path) -> Iterator[TestClient]:
     with TestClient(create_app(Settings(home=tmp_path / "home", cpu_slots=1), run_scheduler=False)) as light:
+        as_local_admin(light)
         yield light
 
 

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from tests.fixtures.auth import as_local_admin
 from tests.integration.service.conftest import task_body
 from tuneforge.api.app import create_app
 from tuneforge.schemas.tasks import ACTIVE_STATUSES
@@ -53,6 +54,7 @@ def test_fifty_concurrent_creates_are_all_kept_and_never_overbook(settings, tiny
             time.sleep(0.02)
 
     with TestClient(create_app(settings, platform)) as client:
+        as_local_admin(client)
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()
         body = task_body("x", tiny_model_dir, dataset_dir)

@@ -44,20 +44,23 @@ def _start_server(tmp_path: Path, model_dir: Path, port: int) -> subprocess.Pope
     raise AssertionError(f"the server did not start: {log.name}")
 
 
-def _get(port: int, task_id: int) -> dict:
-    return httpx.get(f"http://127.0.0.1:{port}/finetuning/getTask", params={"id": task_id}, timeout=10).json()
+def _get(port: int, task_id: int, headers: dict[str, str]) -> dict:
+    return httpx.get(f"http://127.0.0.1:{port}/finetuning/getTask", params={"id": task_id}, timeout=10,
+                     headers=headers).json()
 
 
 @pytest.mark.slow
 def test_a_server_killed_mid_run_loses_nothing(tmp_path, tiny_model_dir, dataset_dir):
     port = _free_port()
     server = _start_server(tmp_path, tiny_model_dir, port)
+    headers = {"Authorization": f"Bearer {(tmp_path / 'home' / 'local-admin.key').read_text().strip()}"}
     worker_pid = None
     try:
         body = task_body("survivor", tiny_model_dir, dataset_dir, max_steps=60, save_steps=1000)
-        task_id = httpx.post(f"http://127.0.0.1:{port}/finetuning/createTask", json=body, timeout=30).json()["id"]
+        task_id = httpx.post(f"http://127.0.0.1:{port}/finetuning/createTask", json=body, timeout=30,
+                             headers=headers).json()["id"]
         deadline = time.monotonic() + 120
-        while (task := _get(port, task_id))["step"] < 3:
+        while (task := _get(port, task_id, headers))["step"] < 3:
             assert time.monotonic() < deadline and task["status"] in ("pending", "running"), task
             time.sleep(0.1)
         worker_pid = task["pid"]
@@ -67,12 +70,13 @@ def test_a_server_killed_mid_run_loses_nothing(tmp_path, tiny_model_dir, dataset
         os.kill(worker_pid, 0)  # still alive (raises if not)
         server = _start_server(tmp_path, tiny_model_dir, port)
         deadline = time.monotonic() + 180
-        while (task := _get(port, task_id))["status"] in ("pending", "running"):
+        while (task := _get(port, task_id, headers))["status"] in ("pending", "running"):
             assert time.monotonic() < deadline
             time.sleep(0.3)
         assert task["status"] == "completed", task["errorMessage"]
         assert task["pid"] == worker_pid and task["step"] == 60 and task["progress"] == 100
-        series = httpx.get(f"http://127.0.0.1:{port}/finetuning/getTaskMetrics", params={"id": task_id}).json()
+        series = httpx.get(f"http://127.0.0.1:{port}/finetuning/getTaskMetrics", params={"id": task_id},
+                           headers=headers).json()
         assert [step for step, _ in series["loss"]] == list(range(1, 61))
     finally:
         server.kill()

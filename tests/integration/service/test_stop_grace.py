@@ -9,6 +9,7 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.fixtures.auth import as_local_admin
 from tests.integration.service.conftest import service_settings, task_body, wait_for
 from tuneforge.api.app import create_app
 from tuneforge.service.platform import Platform
@@ -38,6 +39,7 @@ def test_a_worker_that_ignores_sigterm_is_killed_after_the_grace_period(tmp_path
     settings = service_settings(tmp_path, tiny_model_dir, database_url, stop_grace_s=1.5)
     platform = Platform(settings, executor=LocalExecutor(python=str(stubborn)))
     with TestClient(create_app(settings, platform)) as client:
+        as_local_admin(client)
         task_id = client.post("/finetuning/createTask", json=task_body("stubborn", tiny_model_dir,
                                                                        dataset_dir)).json()["id"]
         while client.get("/finetuning/getTask", params={"id": task_id}).json()["step"] < 2:

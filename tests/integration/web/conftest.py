@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.fixtures.auth import as_local_admin
 from tuneforge.service.platform import Platform
 from tuneforge.settings import Settings
 from tuneforge.web.app import create_console_app
@@ -25,4 +26,4 @@ def platform(tmp_path: Path, tiny_model_dir: Path) -> Iterator[Platform]:
 @pytest.fixture()
 def client(platform: Platform) -> Iterator[TestClient]:
     with TestClient(create_console_app(platform.settings, platform, run_scheduler=False)) as client:
-        yield client
+        yield as_local_admin(client, platform.settings)

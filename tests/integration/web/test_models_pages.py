@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.fixtures.auth import as_local_admin
 from tests.integration.web.task_rows import seed_tasks
 from tuneforge.rundir import EventWriter
 from tuneforge.schemas.eval_spec import RESULTS_FILE, EvalResults
@@ -112,6 +113,7 @@ def seeded(tmp_path: Path, tiny_model_dir: Path) -> Iterator[Seeded]:
     (output / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": 8}), encoding="utf-8")
 
     with TestClient(create_console_app(settings, platform, run_scheduler=False)) as client:
+        as_local_admin(client)
         base = client.post("/models/registerModel", json={"name": "tiny-base", "source": str(tiny_model_dir)})
         tuned = client.post("/models/publishModel", json={"taskId": PUBLISHED_TASK, "name": "qa-lora",
                                                           "description": "identity LoRA"})

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.fixtures.auth import as_local_admin
 from tests.integration.web.task_rows import seed_tasks
 from tuneforge.service.platform import Platform
 from tuneforge.settings import Settings
@@ -57,6 +58,7 @@ def seeded(tmp_path: Path) -> Iterator[tuple[TestClient, list[int]]]:
     ids = seed_tasks(platform.db, settings.home, TASKS)
     # No scheduler: the seeded "running" tasks have no worker, and must stay as they are while we measure.
     with TestClient(create_console_app(settings, platform, run_scheduler=False)) as client:
+        as_local_admin(client)
         yield client, ids
     platform.close()
 

@@ -1,4 +1,5 @@
-"""Deployments as /deployments/* returns them, and the gateway's model list in OpenAI's own (snake_case) shape."""
+"""Deployments as /deployments/* returns them, and the gateway's models and errors in OpenAI's own (snake_case)
+shape."""
 
 from __future__ import annotations
 
@@ -22,7 +23,9 @@ class DeploymentView(View):
     error_message: str | None
     command: list[str] | None
     log_path: str
-    options: dict[str, Any]
+    options: dict[str, Any] = Field(description="The engine's options, as given to createDeployment.")
+    on_demand: bool = Field(description="Started by /v1/chat/completions for a model nobody deployed; unloaded when "
+                            "idle or when another needs its memory (settings on_demand_*).")
     created_at: float
     started_at: float | None
 
@@ -48,12 +51,27 @@ class DeploymentDeleted(View):
 
 
 class OpenAIModel(BaseModel):
-    id: str
+    id: str = Field(description="What clients send as `model`: a registered model's name, or a deployment's.")
     object: Literal["model"] = "model"
     created: int
     owned_by: str
+    loaded: bool = Field(description="A serving process answers this model now; if not, the first request loads "
+                         "it (a registered model served on demand).")
 
 
 class OpenAIModelList(BaseModel):
     object: Literal["list"] = "list"
     data: list[OpenAIModel]
+
+
+class OpenAIErrorInfo(BaseModel):
+    message: str
+    type: str = Field(description="invalid_request_error | server_error")
+    param: str | None
+    code: str | None = Field(description="e.g. model_not_found, model_failed_to_load")
+
+
+class OpenAIErrorBody(BaseModel):
+    """The gateway's errors, in OpenAI's shape (what its clients parse)."""
+
+    error: OpenAIErrorInfo

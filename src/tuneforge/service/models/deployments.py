@@ -1,6 +1,11 @@
 """Deployments: a named serving process per registered model (`python -m tuneforge.serving`), started,
 health-checked, restarted when it crashes (up to `MAX_RESTARTS`), stopped and deleted by the service. Several run
-at once, each on its own port; the API's /v1 gateway routes to them by name."""
+at once, each on its own port; the API's /v1 gateway routes to them by name.
+
+An on-demand deployment (service.models.on_demand) is the same row and process, started by the gateway for a registered
+model nobody deployed: `options` carries {"on_demand": true} (no new column) and its name is `on-demand-<model id>`,
+a prefix explicit deployments may not take. It serves under the model's own name, and is listed with the others
+(onDemand: true) so that what runs, and what keeps a model from being deleted, is in sight."""
 
 from __future__ import annotations
 
@@ -33,6 +38,8 @@ from tuneforge.store import Database, Deployment, RegisteredModel
 log = logging.getLogger(__name__)
 MAX_RESTARTS = 3
 LIVE = ("starting", "running", "restarting")
+ON_DEMAND = "on_demand"  # the key in Deployment.options that marks an on-demand deployment; never an engine flag
+ON_DEMAND_PREFIX = "on-demand-"
 
 
 class DeploymentService:
@@ -51,26 +58,49 @@ class DeploymentService:
     # -- lifecycle ---------------------------------------------------------------------------------------------
     def create(self, name: str, model_id: int, options: dict[str, Any] | None = None,
                engine: str = "transformers") -> dict[str, Any]:
-        if why := name_problem(name):
+        if why := name_problem(name) or (name.startswith(ON_DEMAND_PREFIX) and
+                                         f"is reserved: names starting with {ON_DEMAND_PREFIX!r} belong to models "
+                                         "served on demand"):
             raise InvalidInput.of([ConfigProblem("name", why)])
         with self.db.session() as session:
             model = ready_model(session, model_id)
             if problem := engine_problem(engine, _served(name, model)) or options_problem(engine, options or {}):
                 raise InvalidInput.of([problem])
-            if session.scalar(select(Deployment.id).where(Deployment.name == name)) is not None:
-                raise Conflict(f"name: a deployment named {name!r} exists", [ConfigProblem("name", "exists")])
-            deployment = Deployment(name=name, model_id=model_id, engine=engine, status="starting",
-                                    options=options or {},
-                                    log_path=str(self.root / name / "serving.log"), created_at=time.time())
-            session.add(deployment)
-            session.flush()
-            self._launch(deployment, model)
+            return self._create(session, name, model, options or {}, engine)
+
+    def create_on_demand(self, model_id: int) -> dict[str, Any]:
+        """The on-demand deployment of a model, started: a new one, or its stopped or failed row started again (a
+        live one is left as it is)."""
+        with self._changing, self.db.session() as session:
+            model = ready_model(session, model_id, "model")
+            name = on_demand_name(model_id)
+            deployment = session.scalar(select(Deployment).where(Deployment.name == name))
+            if deployment is None:  # whoever may see the model may see (and use) its on-demand deployment
+                return self._create(session, name, model, {ON_DEMAND: True}, "transformers", model.owner_id)
+            if not is_on_demand(deployment):  # made before the prefix was reserved
+                raise Conflict(f"an explicit deployment is named {name!r}, the name of model {model.name!r}'s "
+                               "on-demand deployment; rename or delete it")
+            if deployment.status not in LIVE:
+                deployment.status, deployment.restarts, deployment.error_message = "starting", 0, None
+                self._launch(deployment, model)
             return deployment_view(deployment, model)
+
+    def _create(self, session: Session, name: str, model: RegisteredModel, options: dict[str, Any],
+                engine: str, owner_id: int | None = None) -> dict[str, Any]:
+        if session.scalar(select(Deployment.id).where(Deployment.name == name)) is not None:
+            raise Conflict(f"name: a deployment named {name!r} exists", [ConfigProblem("name", "exists")])
+        deployment = Deployment(name=name, owner_id=owner_id, model_id=model.id, engine=engine, status="starting",
+                                options=options,
+                                log_path=str(self.root / name / "serving.log"), created_at=time.time())
+        session.add(deployment)
+        session.flush()
+        self._launch(deployment, model)
+        return deployment_view(deployment, model)
 
     def _launch(self, deployment: Deployment, model: RegisteredModel) -> None:
         port = _free_port()
-        command = serving_command(deployment.engine, _served(deployment.name, model), self.python, port,
-                                  deployment.options or {})
+        command = serving_command(deployment.engine, _served(served_name(deployment, model), model), self.python,
+                                  port, engine_options(deployment))
         Path(deployment.log_path).parent.mkdir(parents=True, exist_ok=True)
         with open(deployment.log_path, "ab") as output:
             process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
@@ -103,6 +133,14 @@ class DeploymentService:
             self._terminate(deployment)
             session.delete(deployment)
         return {"id": deployment_id, "name": name, "deleted": True}
+
+    def mark_running(self, deployment_id: int) -> None:
+        """A starting deployment whose /health answered (the caller checked): running now, not at the watcher's next
+        pass."""
+        with self._changing, self.db.session() as session:
+            deployment = session.get(Deployment, deployment_id)
+            if deployment is not None and deployment.status in ("starting", "restarting"):
+                deployment.status = "running"
 
     def _terminate(self, deployment: Deployment) -> None:
         if deployment.pid and is_same_process(deployment.pid, deployment.pid_started_at):
@@ -185,13 +223,16 @@ class DeploymentService:
         return {"id": deployment_id, "lines": file_tail(path, tail).splitlines()}
 
     def route(self, name: str) -> tuple[str, int | None, str] | None:
-        """(deployment name, port, status) of what serves `name`, for the gateway: the deployment of that name,
-        else a deployment of the registered model of that name (a running one first)."""
+        """(deployment name, port, status) of the explicit deployment that serves `name`, for the gateway: the one of
+        that name (whatever its status), else a live one of the registered model of that name (a running one
+        first). None: no explicit deployment serves it (the gateway then serves a registered model on demand)."""
         with self.db.session() as session:
             deployment = session.scalar(select(Deployment).where(Deployment.name == name))
-            if deployment is None:
-                serving = session.scalars(select(Deployment).join(RegisteredModel)
-                                          .where(RegisteredModel.name == name)).all()
+            if deployment is None or is_on_demand(deployment):
+                serving = [d for d in session.scalars(select(Deployment).join(RegisteredModel)
+                                                      .where(RegisteredModel.name == name,
+                                                             Deployment.status.in_(LIVE)))
+                           if not is_on_demand(d)]
                 deployment = next((d for d in serving if d.status == "running"), serving[0] if serving else None)
             return (deployment.name, deployment.port, deployment.status) if deployment is not None else None
 
@@ -200,16 +241,37 @@ class DeploymentService:
             return session.scalar(select(RegisteredModel.id).where(RegisteredModel.name == name)) is not None
 
     def running_names(self) -> builtins.list[tuple[str, float]]:
+        """(name, created) of the running explicit deployments: the names /v1 answers to besides the models'."""
         with self.db.session() as session:
             return [(d.name, d.created_at) for d in
-                    session.scalars(select(Deployment).where(Deployment.status == "running"))]
+                    session.scalars(select(Deployment).where(Deployment.status == "running")) if not is_on_demand(d)]
+
+
+def on_demand_name(model_id: int) -> str:
+    return f"{ON_DEMAND_PREFIX}{model_id}"
+
+
+def is_on_demand(deployment: Deployment) -> bool:
+    return bool((deployment.options or {}).get(ON_DEMAND))
+
+
+def engine_options(deployment: Deployment) -> dict[str, Any]:
+    """The options the engine gets as flags: the user's, without the service's own marker."""
+    return {k: v for k, v in (deployment.options or {}).items() if k != ON_DEMAND}
+
+
+def served_name(deployment: Deployment, model: RegisteredModel) -> str:
+    """The name the serving process answers to: an on-demand one serves the model under the model's own name (what
+    the client asked for comes back in the answer's `model`); an explicit one under the deployment's."""
+    return model.name if is_on_demand(deployment) else deployment.name
 
 
 def deployment_view(deployment: Deployment, model: RegisteredModel) -> dict[str, Any]:
     return {"id": deployment.id, "name": deployment.name, "modelId": model.id, "modelName": model.name,
             "engine": deployment.engine, "status": deployment.status, "port": deployment.port,
             "pid": deployment.pid, "restarts": deployment.restarts, "errorMessage": deployment.error_message,
-            "command": deployment.command, "logPath": deployment.log_path, "options": deployment.options,
+            "command": deployment.command, "logPath": deployment.log_path, "options": engine_options(deployment),
+            "onDemand": is_on_demand(deployment),
             "createdAt": deployment.created_at, "startedAt": deployment.started_at}
 
 

@@ -4,6 +4,7 @@ events.jsonl, so a job survives a server restart like a task does."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import time
 from pathlib import Path
@@ -19,7 +20,7 @@ from tuneforge.service.errors import InvalidInput, NotFound
 from tuneforge.service.models.models import ModelService, ready_model
 from tuneforge.service.runtime.jobs import SPEC, launch_job, read_progress
 from tuneforge.settings import Settings
-from tuneforge.store import Database
+from tuneforge.store import Database, RegisteredModel
 
 
 class ExportService:
@@ -68,6 +69,9 @@ class ExportService:
         if not (folder / SPEC).is_file() or "/" in job_id or job_id.startswith("."):
             raise NotFound(f"export job {job_id!r} does not exist", [ConfigProblem("id", "no such export job")])
         spec = ExportSpec.model_validate_json((folder / SPEC).read_text(encoding="utf-8"))
+        with self.db.session() as session:  # an export is seen by whoever may see its model
+            if session.get(RegisteredModel, spec.model_id) is None:
+                raise NotFound(f"export job {job_id!r} does not exist", [ConfigProblem("id", "no such export job")])
         progress = read_progress(folder)
         final, status = progress.final, progress.status
         child = self._children.get(job_id)
@@ -82,6 +86,10 @@ class ExportService:
 
     def list(self) -> dict[str, Any]:
         jobs = sorted((p.name for p in self.root.glob("export-*") if (p / SPEC).is_file()), reverse=True)
-        return {"total": len(jobs), "items": [self.get(job) for job in jobs]}
+        items = []
+        for job in jobs:
+            with contextlib.suppress(NotFound):  # another user's
+                items.append(self.get(job))
+        return {"total": len(items), "items": items}
 
 

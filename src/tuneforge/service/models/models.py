@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from tuneforge.modelref import ModelNotFound, is_bundled_name, locate_model
 from tuneforge.planning.paths import confine_tree, escape_problem, is_hub_id
 from tuneforge.schemas import ConfigProblem
-from tuneforge.schemas.tasks import TaskStatus, name_problem
+from tuneforge.schemas.tasks import TaskStatus, model_name_problem, name_problem
 from tuneforge.service.errors import Conflict, InvalidInput, NotFound, get_or_not_found
 from tuneforge.service.models.imports import (
     ModelFiles,
@@ -29,6 +29,7 @@ from tuneforge.service.models.imports import (
 from tuneforge.service.runtime.jobs import INTERRUPTED_BY_RESTART
 from tuneforge.settings import Settings
 from tuneforge.store import Checkpoint, Database, Deployment, RegisteredModel, Task
+from tuneforge.store.scope import owner_of_new_row
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
@@ -158,13 +159,15 @@ class ModelService:
     def publish(self, request: PublishRequest) -> dict[str, Any]:
         """A completed or stopped task (its final output, or a checkpoint) becomes a registered model. A checkpoint is
         copied into the registry: deleting the task removes its checkpoints."""
-        if why := name_problem(request.name):
+        if why := model_name_problem(request.name):
             raise InvalidInput.of([ConfigProblem("name", why)])
         with self.db.session() as session:
             task = session.get(Task, request.task_id)
             if task is None:
                 raise NotFound(f"task {request.task_id} does not exist", [ConfigProblem("taskId", "no such task")])
-            self._check_free(session, request.name, request.owner_id)
+            # the model is the task owner's (also when an admin, or the platform at a job's end, publishes it)
+            owner_id = request.owner_id if request.owner_id is not None else task.owner_id
+            self._check_free(session, request.name, owner_id)
             folder, step = self._source_folder(session, task, request.checkpoint_step)
             if problem := escape_problem(folder, self.settings.roots, "checkpointStep" if request.checkpoint_step
                                          is not None else "taskId"):
@@ -176,7 +179,7 @@ class ModelService:
                     "optimizer.pt", "scheduler.pt", "rng_state*.pth", "scaler.pt"))
                 folder = target
             model = RegisteredModel(
-                name=request.name, kind="finetuned", description=request.description, owner_id=request.owner_id,
+                name=request.name, kind="finetuned", description=request.description, owner_id=owner_id,
                 source=task.base_model, adapter_path=str(folder) if kind == "adapter" else None,
                 model_path=str(folder) if kind == "model" else None, task_id=task.id, task_name=task.name,
                 checkpoint_step=step, datasets=task.dataset.split(",") if task.dataset else [],
@@ -204,6 +207,7 @@ class ModelService:
         return Path(checkpoint.path), step
 
     def _check_free(self, session: Session, name: str, owner_id: int | None) -> None:
+        owner_id = owner_of_new_row(owner_id)
         owner = RegisteredModel.owner_id.is_(None) if owner_id is None else RegisteredModel.owner_id == owner_id
         if session.scalar(select(RegisteredModel.id).where(RegisteredModel.name == name, owner)) is not None:
             raise Conflict(f"name: a model named {name!r} already exists", [ConfigProblem("name", "already exists")])

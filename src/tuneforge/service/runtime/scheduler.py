@@ -7,6 +7,8 @@ import logging
 import os
 import threading
 import time
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import select, update
@@ -19,7 +21,7 @@ from tuneforge.schemas.tasks import TaskStatus
 from tuneforge.service.runtime.executor import LocalExecutor
 from tuneforge.service.runtime.ingest import ingest_events, mark_worker_lost
 from tuneforge.settings import Settings
-from tuneforge.store import Database, Task
+from tuneforge.store import Database, Task, User
 
 log = logging.getLogger(__name__)
 WATCHED = (TaskStatus.RUNNING, TaskStatus.STOPPING)
@@ -120,17 +122,19 @@ class Scheduler:
         """First come, first served; a later task that fits free devices may start before an earlier one that
         waits for a busy device (backfill), so one large request never idles the whole host."""
         busy = self.busy_devices()
+        usage = UserUsage.now(self.db)
         for task_id in self._ids((TaskStatus.PENDING,)):
             with self.db.session() as session:
                 task = session.get(Task, task_id)
                 if task is None or task.status != TaskStatus.PENDING:
                     continue
                 chosen = self._choose(task, busy)
-                if chosen is None:
+                if chosen is None or not usage.allows(task.owner_id, len(chosen)):
                     continue
                 if not self._claim(session, task.id):
                     continue
                 busy |= set(chosen)
+                usage.add(task.owner_id, len(chosen))
                 self._launch(task, chosen)
 
     def _choose(self, task: Task, busy: set[int]) -> list[int] | None:
@@ -171,3 +175,36 @@ class Scheduler:
         task.ended_at, task.error_message, task.exit_code, task.resume_requested = None, None, None, False
         task.stop_requested_at = None
         log.info("task %s started: pid %s on devices %s", task.id, launched.pid, devices)
+
+
+@dataclass
+class UserUsage:
+    """What each user's running tasks hold, against their limits (users.max_running_tasks / max_gpus): a task of
+    a user at a limit waits in the queue, and others' tasks start past it."""
+
+    limits: dict[int, tuple[int | None, int | None]]
+    tasks: Counter[int | None] = field(default_factory=Counter)
+    devices: Counter[int | None] = field(default_factory=Counter)
+
+    @classmethod
+    def now(cls, db: Database) -> UserUsage:
+        with db.session() as session:
+            limits = {user_id: (tasks, devices) for user_id, tasks, devices in session.execute(
+                select(User.id, User.max_running_tasks, User.max_gpus).where(
+                    User.max_running_tasks.is_not(None) | User.max_gpus.is_not(None)))}
+            usage = cls(limits)
+            for owner_id, devices in session.execute(select(Task.owner_id, Task.devices)
+                                                     .where(Task.status.in_(WATCHED))):
+                usage.add(owner_id, len(devices or []))
+        return usage
+
+    def allows(self, owner_id: int | None, device_count: int) -> bool:
+        if owner_id not in self.limits:
+            return True
+        max_tasks, max_devices = self.limits[owner_id]
+        return ((max_tasks is None or self.tasks[owner_id] < max_tasks)
+                and (max_devices is None or self.devices[owner_id] + device_count <= max_devices))
+
+    def add(self, owner_id: int | None, device_count: int) -> None:
+        self.tasks[owner_id] += 1
+        self.devices[owner_id] += device_count

@@ -26,6 +26,7 @@ from tuneforge.service.runtime.executor import LocalExecutor
 from tuneforge.service.runtime.scheduler import Scheduler
 from tuneforge.service.tasks.experiments import check_experiment_membership, experiment_defaults
 from tuneforge.service.tasks.planning import TOP_LEVEL, TaskPlan, TaskRequest, plan_task
+from tuneforge.service.users.users import device_limit_problem
 from tuneforge.service.views import (
     MAX_SAMPLE_STEPS,
     MAX_STEP_SAMPLES,
@@ -47,6 +48,7 @@ from tuneforge.service.views import (
 )
 from tuneforge.settings import Settings
 from tuneforge.store import Checkpoint, Database, Grader, MetricPoint, Task, TaskDataset
+from tuneforge.store.scope import ALL_OWNERS
 
 LOG_CHUNK_BYTES = 256 * 1024
 COMPLETIONS_WINDOW_BYTES = 32 * 1024 * 1024  # the tail of completions.jsonl one getTaskSamples reads
@@ -106,6 +108,8 @@ class TaskService:
                 raise Conflict(f"name: a task named {request.name!r} already exists; choose another name",
                                [ConfigProblem("name", "already exists")])
             self._check_output_free(session, plan.output_dir)
+            if problem := device_limit_problem(session, plan.device_count):
+                raise InvalidInput.of([problem])
             task = _new_task(plan)
             session.add(task)
             try:
@@ -123,7 +127,7 @@ class TaskService:
 
     def _check_output_free(self, session: Session, output_dir: Path) -> None:
         query = select(Task.name).where(Task.output_path == str(output_dir), Task.status.in_(ACTIVE_STATUSES))
-        other = session.scalar(query)
+        other = session.scalar(query, execution_options=ALL_OWNERS)  # another user's task counts too
         if other:
             raise Conflict(f"outputPath: task {other!r} is writing to {output_dir} right now; choose another path",
                            [ConfigProblem("outputPath", f"in use by active task {other!r}")])

@@ -55,6 +55,10 @@ def upgrade() -> None:
     sa.Column('trained_tokens', sa.BigInteger(), nullable=True),
     sa.Column('created_at', sa.Float(), nullable=False),
     sa.Column('finished_at', sa.Float(), nullable=True),
+    sa.Column('organization', sa.String(length=64), nullable=False),
+    sa.Column('control', sa.String(length=16), nullable=True),
+    sa.Column('notes', sa.JSON(), nullable=False),
+    sa.Column('checkpoint_models', sa.JSON(), nullable=False),
     sa.ForeignKeyConstraint(['task_id'], ['tasks.id'], ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('task_id')

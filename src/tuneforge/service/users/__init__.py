@@ -1,0 +1,1 @@
+"""Users, their roles and limits, and their API keys."""
