@@ -16,7 +16,13 @@ from tuneforge.api.openai_routes import OpenAIRoute
 from tuneforge.api.views.openai import OPENAI_ERROR_RESPONSES
 from tuneforge.schemas import ConfigProblem
 from tuneforge.service.openai.errors import InvalidRequest
-from tuneforge.service.openai.job_requests import GraderRunRequest, GraderValidateRequest, JobCreateRequest
+from tuneforge.service.openai.job_requests import (
+    METADATA_KEY_CHARS,
+    METADATA_VALUE_CHARS,
+    GraderRunRequest,
+    GraderValidateRequest,
+    JobCreateRequest,
+)
 from tuneforge.service.openai.jobs import MAX_LIMIT
 from tuneforge.service.openai.views import (
     FineTuningJobView,
@@ -31,7 +37,9 @@ router = APIRouter(prefix="/v1", tags=["openai"], responses=OPENAI_ERROR_RESPONS
 JobId = Annotated[str, Path(description="The job's id, ftjob-…", max_length=64)]
 After = Annotated[str | None, Query(description="The id the previous page ended with.", max_length=128)]
 METADATA_FILTER = {"name": "metadata", "in": "query", "required": False, "style": "deepObject", "explode": True,
-                   "schema": {"type": "object", "additionalProperties": {"type": "string", "maxLength": 512}},
+                   # no value type: in a query every value is text ("null" included), so none could be refused
+                   "schema": {"type": ["object", "null"], "propertyNames": {"minLength": 1, "maxLength": METADATA_KEY_CHARS},
+                              "additionalProperties": {"maxLength": METADATA_VALUE_CHARS}},
                    "description": "Only jobs with these metadata pairs: metadata[k]=v; metadata=null: jobs without."}
 
 
@@ -60,7 +68,11 @@ def _metadata_filter(request: Request) -> tuple[dict[str, str], bool]:
                                                                    "for jobs without metadata")])
             without = True
         elif name.startswith("metadata[") and name.endswith("]"):
-            pairs[name[len("metadata["):-1]] = value
+            key = name[len("metadata["):-1]
+            if not 1 <= len(key) <= METADATA_KEY_CHARS or len(value) > METADATA_VALUE_CHARS:  # OpenAI's limits
+                raise InvalidRequest.of([ConfigProblem(name, f"keys have 1 to {METADATA_KEY_CHARS} characters, "
+                                                             f"values at most {METADATA_VALUE_CHARS}")])
+            pairs[key] = value
     if without and pairs:
         raise InvalidRequest.of([ConfigProblem("metadata", "metadata=null cannot be combined with metadata[k]=v")])
     return pairs, without

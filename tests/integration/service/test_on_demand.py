@@ -22,7 +22,7 @@ from tests.fixtures.polling import until
 from tests.integration.service.conftest import service_settings
 from tuneforge.modelref import ModelNotFound, locate_model
 from tuneforge.service.models.models import BUNDLED_MODEL_NAME
-from tuneforge.service.models.on_demand import resident_bytes
+from tuneforge.service.models.resident_size import resident_bytes
 from tuneforge.service.runtime.processes import is_same_process
 from tuneforge.store import RegisteredModel
 
