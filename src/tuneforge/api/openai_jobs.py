@@ -38,7 +38,8 @@ JobId = Annotated[str, Path(description="The job's id, ftjob-…", max_length=64
 After = Annotated[str | None, Query(description="The id the previous page ended with.", max_length=128)]
 METADATA_FILTER = {"name": "metadata", "in": "query", "required": False, "style": "deepObject", "explode": True,
                    # no value type: in a query every value is text ("null" included), so none could be refused
-                   "schema": {"type": ["object", "null"], "propertyNames": {"minLength": 1, "maxLength": METADATA_KEY_CHARS},
+                   "schema": {"type": ["object", "null"],
+                              "propertyNames": {"minLength": 1, "maxLength": METADATA_KEY_CHARS},
                               "additionalProperties": {"maxLength": METADATA_VALUE_CHARS}},
                    "description": "Only jobs with these metadata pairs: metadata[k]=v; metadata=null: jobs without."}
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
-from tests.fixtures.tiny import build_tokenizer
 from tuneforge.data.packing import pack_samples, plan_bins
 from tuneforge.data.records import ChatRecord, Message, TextRecord
 from tuneforge.data.templates import get_template
@@ -16,16 +13,6 @@ from tuneforge.data.tokenize import (
     encode_pretrain,
     split_budget,
 )
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return build_tokenizer()
-
-
-@pytest.fixture(scope="module")
-def chatml(tokenizer):
-    return get_template("chatml", tokenizer)
 
 
 def trained_text(tokenizer, sample: EncodedSample) -> str:

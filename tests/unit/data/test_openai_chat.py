@@ -8,11 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.tiny import build_tokenizer
 from tuneforge.data.formats import RecordFormat, convert_object
 from tuneforge.data.openai_files import FORMAT_PURPOSES, check_openai_file
 from tuneforge.data.records import ChatRecord, PreferenceRecord, PromptRecord
-from tuneforge.data.templates import get_template
 from tuneforge.data.tokenize import IGNORE_INDEX, encode_chat
 from tuneforge.data.tokenize_pairs import encode_pair, encode_prompt
 from tuneforge.data.validation import validate_dataset
@@ -21,16 +19,6 @@ OPENAI = RecordFormat("openai")
 CALL = {"id": "c1", "type": "function", "function": {"name": "weather", "arguments": '{"city": "Paris"}'}}
 TOOLS = [{"type": "function", "function": {"name": "weather", "description": "Today's weather",
                                             "parameters": {"type": "object"}}}]
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return build_tokenizer()
-
-
-@pytest.fixture(scope="module")
-def chatml(tokenizer):
-    return get_template("chatml", tokenizer)
 
 
 def read(obj: dict, kind: str = "chat"):
