@@ -112,7 +112,7 @@ class TaskService:
                 raise InvalidInput.of([problem])
             task = _new_task(plan)
             session.add(task)
-            try:
+            try:  # a name taken since the check above, or by another user's task the check cannot see
                 session.flush()
             except IntegrityError as exc:
                 raise Conflict(f"name: a task named {request.name!r} already exists; choose another name",
@@ -127,8 +127,7 @@ class TaskService:
 
     def _check_output_free(self, session: Session, output_dir: Path) -> None:
         query = select(Task.name).where(Task.output_path == str(output_dir), Task.status.in_(ACTIVE_STATUSES))
-        other = session.scalar(query, execution_options=ALL_OWNERS)  # another user's task counts too
-        if other:
+        if other := session.scalar(query, execution_options=ALL_OWNERS):  # another user's task counts too
             raise Conflict(f"outputPath: task {other!r} is writing to {output_dir} right now; choose another path",
                            [ConfigProblem("outputPath", f"in use by active task {other!r}")])
 
