@@ -25,6 +25,7 @@ from tuneforge.engine.errors import EngineError, NotYetSupported
 from tuneforge.engine.models import load_model, load_tokenizer, loadable, resolve_model_source
 from tuneforge.engine.precision import Precision, choose_precision
 from tuneforge.engine.stages import StageModule, TrainerInputs, stage_module
+from tuneforge.engine.strategies import check_strategy_applied, strategy_arguments
 from tuneforge.rundir import EventWriter, RunDir
 from tuneforge.schemas.events import EventType
 
@@ -117,6 +118,7 @@ def _train(cfg: Any, run_dir: RunDir, events: EventWriter, stop: Any, precision:
                            config_dir=config_dir, completions_file=run_dir.completions_file,
                            template=prepared.template)
     trainer = prepared.stage.build_trainer(inputs)
+    check_strategy_applied(trainer, cfg)
     stopped_while_loading = sync.agree(args.device) if sync else stop.requested
     if stopped_while_loading:
         return RunOutcome("stopped", 0)
@@ -164,6 +166,9 @@ def training_arguments(cfg: Any, run_dir: RunDir, precision: Precision, *, has_e
         _check_reporters(report_to)
     if cfg.logging_dir:
         os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(cfg.logging_dir))
+    checkpointing = use_gradient_checkpointing(cfg, precision)
+    strategy = strategy_arguments(cfg, checkpointing)
+    checkpointing = strategy.pop("activation_checkpointing", checkpointing)
     return TrainingArguments(
         output_dir=str(run_dir.checkpoints_dir),
         per_device_train_batch_size=cfg.per_device_train_batch_size,
@@ -184,7 +189,7 @@ def training_arguments(cfg: Any, run_dir: RunDir, precision: Precision, *, has_e
         neftune_noise_alpha=cfg.neftune_noise_alpha,
         bf16=precision.name == "bf16",
         fp16=precision.name == "fp16",
-        activation_checkpointing=use_gradient_checkpointing(cfg, precision),
+        activation_checkpointing=checkpointing,
         activation_checkpointing_kwargs={"use_reentrant": False},
         seed=cfg.seed,
         data_seed=cfg.data_seed,
@@ -201,7 +206,6 @@ def training_arguments(cfg: Any, run_dir: RunDir, precision: Precision, *, has_e
         run_name=cfg.run_name,
         use_cpu=cfg.use_cpu or precision.device == "cpu",
         ddp_timeout=cfg.ddp_timeout,
-        deepspeed=cfg.deepspeed,  # the planner lets it through only on a GPU host with the package
         ddp_backend=_ddp_backend(precision),
         # Unset: every trainable weight gets a gradient each step (frozen ones are not DDP's concern), except the
         # experts a batch did not route to; searching for unused ones costs a graph walk per step.
@@ -211,6 +215,7 @@ def training_arguments(cfg: Any, run_dir: RunDir, precision: Precision, *, has_e
         remove_unused_columns=False,
         disable_tqdm=True,
         dataloader_pin_memory=precision.device == "cuda",
+        **strategy,  # DeepSpeed / FSDP2: the planner lets them through only on a GPU host that can run them
     )
 
 

@@ -1,6 +1,7 @@
 """Before launch: how much memory a task needs per device and how long it will train (torch-free).
 
-Memory per device (DDP: every device holds a full copy):
+Memory per device (DDP: every device holds a full copy; DeepSpeed ZeRO and FSDP2 hold a 1/N share of what they
+shard, plus the block being gathered, and nothing of what they offload to CPU memory — see device_share):
 - weights at the load precision: 16-bit for frozen weights under bf16 / fp16 (LoRA, freeze), fp32 for trained
   weights under mixed precision (the fp32 master copy of a full fine-tune), 16-bit with pure_bf16, 0.5 / 1 byte
   per linear weight with quantization_bit 4 / 8 (embeddings, norms and the LM head stay 16-bit);
@@ -33,9 +34,11 @@ from tuneforge.planning.estimate_formulas import (
     GIB,
     MIB,
     SFT_TRAINED_FRACTION,
+    DeviceShare,
     Trainable,
     activation_bytes_per_token,
     count_trainable,
+    device_share,
     optimizer_bytes_per_parameter,
     throughput_flops,
     training_flops_per_token,
@@ -43,6 +46,7 @@ from tuneforge.planning.estimate_formulas import (
 )
 from tuneforge.schemas import TrainingConfig
 from tuneforge.schemas.stages import packs_by_default, stage_info
+from tuneforge.schemas.strategies import DDP, sharding_of
 
 GPU_CONTEXT_BYTES = 512 * MIB
 # python + torch + transformers + peft (~0.35 GiB at import), tokenizer, data and allocator caches: the demo's and
@@ -176,11 +180,15 @@ def estimate_training(cfg: TrainingConfig, shape: ModelShape, devices: list[Devi
 def memory_need(cfg: TrainingConfig, shape: ModelShape, devices: list[Device], work: Workload,
                 trainable: Trainable, checkpointing: bool) -> tuple[MemoryBreakdown, int]:
     """Per-device bytes, and the tokens one forward pass holds."""
-    weights = weight_bytes(cfg, shape, trainable)
+    sharding = sharding_of(cfg.deepspeed, cfg.fsdp)
+    world = len(devices)
     trained_bytes = 2 if cfg.pure_bf16 else 4  # trained parameters (and their gradients) stay fp32 unless pure bf16
     adapters = trainable.adapter_parameters * trained_bytes
-    gradients = trainable.parameters * trained_bytes * (2 if len(devices) > 1 else 1)  # DDP: + bucket copy
-    optimizer = int(trainable.parameters * optimizer_bytes_per_parameter(cfg.optim, cfg.pure_bf16))
+    bucket_copy = 2 if world > 1 and sharding == DDP else 1  # DDP all-reduces from a copy of the gradients
+    share = device_share(cfg, shape, trainable, sharding, world, DeviceShare(
+        weights=weight_bytes(cfg, shape, trainable), gradients=trainable.parameters * trained_bytes * bucket_copy,
+        optimizer=int(trainable.parameters * optimizer_bytes_per_parameter(cfg.optim, cfg.pure_bf16))))
+    weights, gradients, optimizer = share.weights, share.gradients, share.optimizer
     pass_tokens = _tokens_per_forward(cfg, shape, devices, work, weights + adapters)
     per_token = activation_bytes_per_token(cfg, shape, trainable, checkpointing)
     activations = int(pass_tokens * per_token.per_token)
@@ -244,10 +252,7 @@ def _memory_notes(cfg: TrainingConfig, shape: ModelShape, devices: list[Device],
     if cfg.gradient_checkpointing is None:
         notes.append("activations assume gradient checkpointing off (unset = auto: the worker turns it on only "
                      "when the GPU is already half full)")
-    if len(devices) > 1:
-        notes.append(f"DDP over {len(devices)} devices: each holds a full copy of the model and optimizer state")
-    if cfg.deepspeed:
-        notes.append("a DeepSpeed config is set: ZeRO sharding is not modelled, so memory is an upper bound")
+    notes += _strategy_notes(cfg, len(devices))
     if fits and memory.total > free:
         notes.append(f"fits the devices, but only {free / GIB:.1f} GiB is free now: the task waits until it is")
     if not fits:
@@ -257,6 +262,22 @@ def _memory_notes(cfg: TrainingConfig, shape: ModelShape, devices: list[Device],
                      f"{peak / GIB:.1f} GiB" + ("" if peak <= min(d.total_memory for d in devices) else
                                                  ", more than the device has: lower cutoff_len if that happens"))
     return notes
+
+
+def _strategy_notes(cfg: TrainingConfig, world: int) -> list[str]:
+    sharding = sharding_of(cfg.deepspeed, cfg.fsdp)
+    if sharding == DDP:
+        return [f"DDP over {world} devices: each holds a full copy of the model and optimizer state"] if world > 1 \
+            else []
+    shared = [name for name, on in (("weights", sharding.weights), ("gradients", sharding.gradients),
+                                    ("optimizer state", sharding.optimizer)) if on]
+    note = f"{sharding.name} over {world} device{'s' if world > 1 else ''}: each holds 1/{world} of the " \
+           f"{', '.join(shared)}" if shared else f"{sharding.name}: nothing is sharded (ZeRO-0 is DDP)"
+    offloaded = [name for name, on in (("weights", sharding.offload_weights),
+                                       ("optimizer state", sharding.offload_optimizer)) if on]
+    if offloaded:
+        note += f"; the {' and '.join(offloaded)} live in CPU memory (slower steps)"
+    return [note]
 
 
 def _longest_batch_need(cfg: TrainingConfig, shape: ModelShape, devices: list[Device], work: Workload,
@@ -277,6 +298,13 @@ def _lighter_options(cfg: TrainingConfig, shape: ModelShape, devices: list[Devic
         ("QLoRA (finetuning_type: lora, quantization_bit: 4) with gradient_checkpointing",
          {"finetuning_type": "lora", "quantization_bit": 4, "gradient_checkpointing": True}),
     ]
+    if devices[0].kind == "cuda" and not cfg.fsdp:  # sharding and offloading run on GPUs only
+        if len(devices) > 1:
+            options.insert(1, ("deepspeed: z3 (ZeRO-3) with gradient_checkpointing",
+                               {"deepspeed": "z3", "gradient_checkpointing": True, "quantization_bit": None}))
+        options.append(("deepspeed: z3_offload (ZeRO-3, weights and optimizer state in CPU memory) with "
+                        "gradient_checkpointing", {"deepspeed": "z3_offload", "gradient_checkpointing": True,
+                                                   "quantization_bit": None}))
     capacity = min(d.total_memory for d in devices)
     for label, change in options:
         if all(getattr(cfg, key) == value for key, value in change.items()):

@@ -12,6 +12,7 @@ from tuneforge.modelref.shape import FOUR_NORMS, Linear, ModelShape
 from tuneforge.planning.devices import Device
 from tuneforge.schemas import TrainingConfig
 from tuneforge.schemas.stages import stage_info
+from tuneforge.schemas.strategies import Sharding
 
 MIB = 1024**2
 GIB = 1024**3
@@ -240,3 +241,38 @@ def throughput_flops(devices: list[Device], precision: str) -> tuple[float, str]
     if len(devices) > 1:
         basis += f", × {len(devices)} devices × {DDP_EFFICIENCY} DDP efficiency"
     return flops, basis
+
+
+@dataclass(frozen=True)
+class DeviceShare:
+    """Bytes of weights, gradients and optimizer state one device holds under a multi-device strategy."""
+
+    weights: int
+    gradients: int
+    optimizer: int
+
+
+def device_share(cfg: TrainingConfig, shape: ModelShape, trainable: Trainable, sharding: Sharding, world: int,
+                 whole: DeviceShare) -> DeviceShare:
+    """`whole` (what one device would hold alone) under `sharding` over `world` devices.
+
+    DeepSpeed keeps trained weights 16-bit on the device and their fp32 master copy with the optimizer state;
+    sharded weights are gathered for compute a block ahead (ZeRO-3 and FSDP2 both prefetch the next block)."""
+    weights, gradients, optimizer = whole.weights, whole.gradients, whole.optimizer
+    trained = min(trainable.base_trained, shape.num_parameters)
+    if sharding.master_in_optimizer and cfg.precision != "fp32" and not cfg.pure_bf16 and trained:
+        weights -= trained * 2  # fp32 → 16-bit
+        optimizer += trained * 4
+    compute_bytes = 4 if cfg.precision == "fp32" else 2
+    gathered = 2 * shape.block_parameters * compute_bytes
+    if sharding.offload_weights:
+        weights = gathered
+    elif sharding.weights:
+        weights = weights // world + gathered
+    if sharding.gradients:
+        gradients //= world
+    if sharding.offload_optimizer:
+        optimizer = 0
+    elif sharding.optimizer:
+        optimizer //= world
+    return DeviceShare(weights, gradients, optimizer)

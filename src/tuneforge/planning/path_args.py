@@ -10,6 +10,7 @@ from tuneforge.data.sources import split_names
 from tuneforge.modelref.locate import looks_like_hub_id
 from tuneforge.planning.paths import confine
 from tuneforge.schemas import ConfigProblem
+from tuneforge.schemas.strategies import DEEPSPEED_PRESETS
 
 SINGLE = ("model_name_or_path", "adapter_name_or_path", "dataset_dir", "deepspeed", "cache_dir", "tokenized_path",
           "media_dir", "resume_from_checkpoint", "logging_dir")
@@ -43,6 +44,8 @@ def root_relative(raw: dict[str, Any], roots: list[Path]) -> tuple[dict[str, Any
             continue
         if key == "dataset_dir" and value == "data":
             continue  # the default: only used when a dataset name needs dataset_info.json (checked there)
+        if key == "deepspeed" and value in DEEPSPEED_PRESETS:
+            continue  # a preset's name, not a file
         parts = [part.strip() for part in value.split(",")] if key == "adapter_name_or_path" else [value]
         resolved = [_in_roots(part, roots, key) for part in parts]
         problems += [problem for _, problem in resolved if problem]

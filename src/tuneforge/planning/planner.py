@@ -21,6 +21,7 @@ from tuneforge.planning.model_facts import ModelFacts, locate
 from tuneforge.planning.path_args import absolutize, path_problems, root_relative
 from tuneforge.planning.paths import confine, output_problem
 from tuneforge.planning.rewards import reward_problems
+from tuneforge.planning.strategy import canonical_deepspeed
 from tuneforge.schemas import ALIASES, ConfigError, ConfigProblem, TrainingConfig, parse_training_config
 from tuneforge.schemas.stages import SUPPORTED_STAGES
 
@@ -65,6 +66,7 @@ def plan_training(given: PlanInput) -> TrainingPlan:
     problems: list[ConfigProblem] = []
     raw, auto_keys = _with_canonical_auto_keys(given.config)
     _use_bundled_datasets(raw)
+    raw = canonical_deepspeed(raw, given.config_dir, given.roots)
     if given.roots is None:
         raw = absolutize(raw, given.config_dir or Path.cwd())
     else:

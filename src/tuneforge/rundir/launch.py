@@ -15,16 +15,17 @@ WORKER_MODULE = "tuneforge.engine.run"
 SHUTDOWN_TIMEOUT_S = 3600
 
 
-def worker_command(run_dir: Path, nproc: int, python: str = sys.executable) -> list[str]:
+def worker_command(run_dir: Path, nproc: int, python: str = sys.executable, *, sharded: bool = False) -> list[str]:
     """`python -m tuneforge.engine.run RUN_DIR`, or the same under `torchrun --standalone --nproc_per_node N`.
 
     --standalone gives each launch its own rendezvous on a free port, so two multi-process runs on one host do not
-    collide. Rank 0 writes the events; every rank trains its shard of each batch.
+    collide. Rank 0 writes the events; every rank trains its shard of each batch. A `sharded` run (DeepSpeed,
+    FSDP) starts under torchrun even on one device: both need a process group.
     """
     if nproc < 1:
         raise ValueError(f"nproc: {nproc}, but a worker needs at least 1 process")
     worker = ["-m", WORKER_MODULE, str(run_dir)]
-    if nproc == 1:
+    if nproc == 1 and not sharded:
         return [python, *worker]
     return [python, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc), *worker]
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tuneforge.schemas.stages import STAGES, SUPPORTED_STAGES
+from tuneforge.schemas.strategies import DEEPSPEED_PRESETS
 from tuneforge.schemas.training import TrainingConfig
 
 Config = TrainingConfig
@@ -158,6 +159,21 @@ def _with_pissa(cfg: Config) -> str | None:
     return None if cfg.pissa_init else "sets PiSSA's SVD iterations: it needs pissa_init: true"
 
 
+def _deepspeed_with_quantization(cfg: Config) -> str | None:
+    preset = DEEPSPEED_PRESETS.get(cfg.deepspeed or "")
+    if cfg.quantization_bit and preset is not None and preset.stage == 3:
+        return (f"ZeRO-3 shards the weights, and {cfg.quantization_bit}-bit quantized weights cannot be sharded "
+                "here: choose deepspeed z2 (or z2_offload) for QLoRA")
+    return None
+
+
+def _fsdp_alone(cfg: Config) -> str | None:
+    if cfg.deepspeed:
+        return "and deepspeed both shard the model: choose one of them"
+    if cfg.quantization_bit and cfg.fsdp != "shard_grad_op":
+        return (f"{cfg.fsdp} shards the weights, and {cfg.quantization_bit}-bit quantized weights cannot be sharded "
+                "here: choose fsdp shard_grad_op (or deepspeed z2) for QLoRA")
+    return None
 
 
 PREDICT_ONLY = ("training runs do not generate predictions; evaluate a published model with `tuneforge eval` "
@@ -249,7 +265,10 @@ CAPABILITIES: tuple[Capability, ...] = (
                                           "tuneforge's worker does not drive",
                instead="remove use_unsloth; padding-free batches give the speed-up here"),
     Capability("deepspeed", active=lambda cfg: bool(cfg.deepspeed), packages=lambda _cfg: ("deepspeed",),
-               cuda=True, instead="remove deepspeed; several devices train with DDP through gpuConfig"),
+               cuda=True, requires=_deepspeed_with_quantization,
+               instead="remove deepspeed; several devices train with DDP through gpuConfig"),
+    Capability("fsdp", active=lambda cfg: cfg.fsdp is not None, cuda=True, requires=_fsdp_alone,
+               instead="remove fsdp; several devices train with DDP through gpuConfig"),
 )
 
 CAPABILITY_BY_FIELD: dict[str, list[Capability]] = {}

@@ -342,8 +342,20 @@ class AccelerationArgs(ArgsBase):
         zh="使用 Unsloth 加速 LoRA 训练，需安装 unsloth。")
     deepspeed: str | None = arg(
         None, group="acceleration", advanced=True,
-        en="Path of a DeepSpeed config (ZeRO stage 0/2/3) for multi-GPU training.",
-        zh="DeepSpeed 配置文件路径（ZeRO 0/2/3），用于多卡训练。")
+        en="DeepSpeed ZeRO on GPUs: a preset (z0, z2, z2_offload, z3, z3_offload; LLaMA-Factory's "
+           "ds_z3_config.json and the like name the same) or the path of a DeepSpeed JSON config. ZeRO-2 shards "
+           "gradients and optimizer state across the GPUs, ZeRO-3 the weights too; _offload keeps them in CPU "
+           "memory.",
+        zh="GPU 上的 DeepSpeed ZeRO：预设名（z0、z2、z2_offload、z3、z3_offload；LLaMA-Factory 的 ds_z3_config.json "
+           "等文件名同义）或 DeepSpeed JSON 配置文件路径。ZeRO-2 在各卡间切分梯度与优化器状态，ZeRO-3 还切分权重；"
+           "_offload 将其放在 CPU 内存。")
+    fsdp: Literal["full_shard", "shard_grad_op", "full_shard_offload"] | None = arg(
+        None, group="acceleration", advanced=True,
+        en="PyTorch FSDP2 on GPUs: full_shard shards weights, gradients and optimizer state across the GPUs "
+           "(like ZeRO-3), shard_grad_op gradients and optimizer state (like ZeRO-2), full_shard_offload keeps "
+           "the shards in CPU memory. Choose it or deepspeed, not both.",
+        zh="GPU 上的 PyTorch FSDP2：full_shard 在各卡间切分权重、梯度与优化器状态（类似 ZeRO-3），shard_grad_op "
+           "切分梯度与优化器状态（类似 ZeRO-2），full_shard_offload 将分片放在 CPU 内存。与 deepspeed 二选一。")
     ddp_timeout: int = arg(
         1800, group="acceleration", advanced=True, ge=1,
         en="Seconds distributed workers wait for each other before giving up.",

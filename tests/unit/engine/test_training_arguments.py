@@ -26,3 +26,25 @@ def test_torch_compile_is_passed_on(tmp_path, compile_model):
 ])
 def test_ddp_find_unused_parameters(tmp_path, setting, moe, expected):
     assert _args(tmp_path, moe=moe, ddp_find_unused_parameters=setting).ddp_find_unused_parameters is expected
+
+
+@pytest.mark.parametrize(("mode", "reshard", "offload"), [
+    ("full_shard", True, False), ("shard_grad_op", False, False), ("full_shard_offload", True, True),
+])
+def test_fsdp_reaches_the_trainer_as_fsdp2_with_its_own_checkpointing(tmp_path, mode, reshard, offload):
+    args = _args(tmp_path, fsdp=mode, gradient_checkpointing=True)
+    assert args.fsdp and args.fsdp_config["version"] == 2
+    assert args.fsdp_config["reshard_after_forward"] is reshard and args.fsdp_config["cpu_offload"] is offload
+    assert args.fsdp_config["activation_checkpointing"] is True and args.activation_checkpointing is False
+
+
+def test_a_deepspeed_preset_becomes_its_config_and_a_file_stays_a_path():
+    from tuneforge.engine.strategies import strategy_arguments
+
+    def cfg(value):
+        return parse_training_config({"model_name_or_path": "tiny", "dataset": ["unused.jsonl"], "deepspeed": value})
+
+    assert strategy_arguments(cfg("z3_offload"), False)["deepspeed"]["zero_optimization"]["stage"] == 3
+    assert strategy_arguments(cfg("/configs/ds.json"), False) == {"deepspeed": "/configs/ds.json"}
+    assert strategy_arguments(parse_training_config({"model_name_or_path": "tiny", "dataset": ["u.jsonl"]}),
+                              True) == {}

@@ -96,6 +96,7 @@ REFUSED_WITH: dict[str, dict[str, Any]] = {
     "enable_liger_kernel": {"enable_liger_kernel": True},
     "use_unsloth": {"use_unsloth": True},
     "deepspeed": {"deepspeed": "/configs/ds_z3.json"},
+    "fsdp": {"fsdp": "full_shard"},
     "rope_scaling": {"rope_scaling": "yarn"},  # cutoff_len within the model's context
     "optim": {"optim": "adamw_8bit"},
     "save_steps": {"save_strategy": "epoch", "save_steps": 10},

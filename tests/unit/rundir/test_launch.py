@@ -20,6 +20,12 @@ def test_several_processes_run_under_torchrun_standalone(tmp_path: Path) -> None
                        "-m", "tuneforge.engine.run", str(tmp_path)]
 
 
+def test_a_sharded_run_starts_under_torchrun_even_on_one_device(tmp_path: Path) -> None:
+    """DeepSpeed and FSDP need a process group, which torchrun sets up."""
+    assert worker_command(tmp_path, 1, "/py", sharded=True)[:6] == [
+        "/py", "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1"]
+
+
 def test_zero_processes_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="nproc: 0"):
         worker_command(tmp_path, 0)

@@ -41,9 +41,12 @@ class LocalExecutor:
         self._children: dict[int, subprocess.Popen[bytes]] = {}
 
     def launch(self, run_dir: Path, devices: list[int], kind: Literal["cuda", "cpu"], threads: int | None) -> Launched:
+        from tuneforge.rundir import RunDir
         from tuneforge.rundir.launch import worker_command, worker_environment
 
-        command = worker_command(run_dir, max(1, len(devices)), self.python)
+        config = RunDir(run_dir).read_spec().config
+        sharded = bool(config.get("deepspeed") or config.get("fsdp"))
+        command = worker_command(run_dir, max(1, len(devices)), self.python, sharded=sharded)
         env = worker_environment(dict(os.environ), devices, kind, threads)
         with (run_dir / WORKER_OUTPUT).open("ab") as output:
             process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
