@@ -66,7 +66,7 @@ def load_model(cfg: Any, source: ModelSource, precision: Precision, *, for_train
         "config": config,
         "dtype": precision.load_dtype(cfg.finetuning_type),
         "attn_implementation": attention_implementation(cfg.flash_attn, config, cfg.cutoff_len,
-                                                        for_training and padding_free),
+                                                        for_training and padding_free, precision),
         "trust_remote_code": cfg.trust_remote_code,
         **hub,
     }
@@ -96,11 +96,16 @@ def load_model(cfg: Any, source: ModelSource, precision: Precision, *, for_train
 
 
 def attention_implementation(
-    flash_attn: str, config: Any = None, cutoff_len: int = 0, for_training: bool = True
+    flash_attn: str, config: Any = None, cutoff_len: int = 0, for_training: bool = True,
+    precision: Precision | None = None,
 ) -> str:
-    """auto: variable-length SDPA for padding-free training (see varlen_attention), plain SDPA otherwise."""
+    """auto: for padding-free training FlashAttention-2's variable-length kernel on a GPU that has it (it reads
+    the sample boundaries from the position ids), else variable-length SDPA (see varlen_attention); plain SDPA
+    otherwise."""
     if flash_attn == "auto":
         window = getattr(config, "sliding_window", None) if getattr(config, "use_sliding_window", True) else None
+        if for_training and precision is not None and _flash_attention_runs(precision):
+            return "flash_attention_2"
         if for_training and not (window and cutoff_len > window):
             from tuneforge.engine.varlen_attention import register
 
@@ -118,6 +123,17 @@ def attention_implementation(
             )
         return "flash_attention_2"
     return "sdpa"
+
+
+def _flash_attention_runs(precision: Precision) -> bool:
+    """flash-attn is installed and can run here: a CUDA GPU of Ampere or newer, training in bf16 / fp16."""
+    import importlib.util
+
+    if precision.device != "cuda" or precision.name == "fp32" or importlib.util.find_spec("flash_attn") is None:
+        return False
+    import torch
+
+    return torch.cuda.get_device_capability() >= (8, 0)
 
 
 def _apply_rope_scaling(config: Any, cfg: Any) -> None:

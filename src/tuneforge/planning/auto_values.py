@@ -9,6 +9,9 @@ The rules:
   big one so it sees at most ~25,000 (at least 1).
 - per_device_train_batch_size: the largest power of two ≤ 16 whose memory estimate fits the task's devices, and
   small enough that an epoch has at least 4 optimizer steps.
+- compute_type (bf16 / fp16 / fp32, LLaMA-Factory's key for the precision flags): bf16 on GPUs with bf16
+  tensor cores (compute capability 8.0, Ampere, or newer), fp16 with dynamic loss scaling on older GPUs, fp32 on
+  CPUs (bf16 there is emulated and no faster).
 - gradient_accumulation_steps: enough to make the global batch (batch × devices × accumulation) 16, or 32 for
   sets of 3,200+ samples (8–32 is the usual range), but never so large that an epoch has fewer than 4 steps.
 """
@@ -26,6 +29,7 @@ from tuneforge.planning.estimate import estimate_training
 from tuneforge.planning.estimate_formulas import GIB
 from tuneforge.schemas import TrainingConfig, parse_training_config
 from tuneforge.schemas.stages import stage_info
+from tuneforge.schemas.training import COMPUTE_TYPE_KEY
 
 AUTO_FIELDS = ("num_train_epochs", "per_device_train_batch_size", "gradient_accumulation_steps", "learning_rate")
 LEARNING_RATES = {"full": 2e-5, "freeze": 5e-5, "lora": 1e-4}
@@ -43,7 +47,7 @@ class AutoChoice(BaseModel):
     """One resolved `auto` value and why it was chosen."""
 
     field: str
-    value: float | int
+    value: float | int | str
     reason: str
 
 
@@ -75,6 +79,30 @@ def resolve_auto_values(raw: dict[str, Any], shape: ModelShape, devices: list[De
         choices.append(choose_learning_rate(cfg))
     resolved.update({choice.field: choice.value for choice in choices})
     return resolved, choices
+
+
+def resolve_compute_type(raw: dict[str, Any], devices: list[Device]) -> tuple[dict[str, Any], list[AutoChoice]]:
+    """`compute_type: auto` replaced by the precision the devices train best in, and that choice."""
+    if not is_auto(raw.get(COMPUTE_TYPE_KEY)):
+        return raw, []
+    choice = choose_compute_type(devices)
+    return {**raw, COMPUTE_TYPE_KEY: choice.value}, [choice]
+
+
+def choose_compute_type(devices: list[Device]) -> AutoChoice:
+    gpus = [d for d in devices if d.kind == "cuda"]
+    if not gpus:
+        return AutoChoice(field=COMPUTE_TYPE_KEY, value="fp32",
+                          reason="no GPU: fp32 (bf16 on a CPU is emulated and no faster)")
+    capability = min(d.compute_capability or (0, 0) for d in gpus)
+    shown = ".".join(map(str, capability))
+    if capability >= (8, 0):
+        return AutoChoice(field=COMPUTE_TYPE_KEY, value="bf16",
+                          reason=f"{gpus[0].name} (compute capability {shown}) has bf16 tensor cores: bf16 mixed "
+                                 "precision, fp32's range without loss scaling")
+    return AutoChoice(field=COMPUTE_TYPE_KEY, value="fp16",
+                      reason=f"{gpus[0].name} (compute capability {shown}) has no bf16 tensor cores: fp16 mixed "
+                             "precision with dynamic loss scaling")
 
 
 def choose_learning_rate(cfg: TrainingConfig) -> AutoChoice:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tuneforge.planning.auto_values import is_auto
+from tuneforge.planning.auto_values import is_auto, resolve_compute_type
 from tuneforge.planning.capabilities import DataFacts, capability_problems
 from tuneforge.planning.datasets import PACKAGE_DATA, DatasetSummary, check_task_datasets
 from tuneforge.planning.host import HostFacts
@@ -64,7 +64,8 @@ class PlanRejected(Exception):
 
 def plan_training(given: PlanInput) -> TrainingPlan:
     problems: list[ConfigProblem] = []
-    raw, auto_keys = _with_canonical_auto_keys(given.config)
+    with_precision, precision_choices = resolve_compute_type(given.config, given.host.devices)
+    raw, auto_keys = _with_canonical_auto_keys(with_precision)
     _use_bundled_datasets(raw)
     raw = canonical_deepspeed(raw, given.config_dir, given.roots)
     if given.roots is None:
@@ -93,7 +94,9 @@ def plan_training(given: PlanInput) -> TrainingPlan:
     if problems:
         raise PlanRejected(_unique(problems))
     config = {**raw, "output_dir": str(output_dir)}
-    return _resolve_and_estimate(config, auto_keys, output_dir, model, summary, given.host)
+    plan = _resolve_and_estimate(config, auto_keys, output_dir, model, summary, given.host)
+    plan.auto_values[:0] = [choice.model_dump(mode="json") for choice in precision_choices]
+    return plan
 
 
 def _with_canonical_auto_keys(config: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:

@@ -79,7 +79,8 @@ ALIASES: dict[str, str] = {
 # gradient_checkpointing: false.
 NEGATED_ALIASES: dict[str, str] = {"disable_gradient_checkpointing": "gradient_checkpointing"}
 
-# `compute_type: bf16|fp16|fp32` is not a field: it sets the bf16 / fp16 flags (see config_loading).
+# `compute_type: bf16|fp16|fp32` is not a field: it sets the bf16 / fp16 flags (see config_loading); `auto` is
+# resolved by the planner from the devices (planning.auto_values).
 COMPUTE_TYPE_KEY = "compute_type"
 
 

@@ -109,3 +109,31 @@ def test_no_auto_returns_the_config_untouched() -> None:
 def test_another_bad_field_is_reported_by_name() -> None:
     with pytest.raises(ConfigError, match="lora_rank"):
         resolve(lora_rank=0, learning_rate="auto")
+
+
+@pytest.mark.parametrize(("devices", "value", "said"), [
+    (CPU, "fp32", "no GPU"),
+    ([Device(0, "cuda", "NVIDIA A10", 24 * GIB, 24 * GIB, compute_capability=(8, 6))], "bf16", "bf16 tensor cores"),
+    ([Device(0, "cuda", "Tesla V100-SXM2-32GB", 32 * GIB, 32 * GIB, compute_capability=(7, 0))], "fp16",
+     "dynamic loss scaling"),
+])
+def test_compute_type_auto_follows_the_devices(devices: list[Device], value: str, said: str) -> None:
+    from tuneforge.planning.auto_values import resolve_compute_type
+
+    raw, choices = resolve_compute_type({"model_name_or_path": "m", "compute_type": "auto"}, devices)
+    assert raw["compute_type"] == value and choices[0].value == value and said in choices[0].reason
+    cfg = parse_training_config({**raw, "dataset": "d.jsonl"})
+    assert cfg.precision == value
+    assert resolve_compute_type({"model_name_or_path": "m", "compute_type": "fp16"}, devices)[1] == []
+
+
+def test_compute_type_auto_is_resolved_and_reported_by_the_planner(tmp_path) -> None:
+    from tuneforge.planning.host import HostFacts
+    from tuneforge.planning.planner import PlanInput, plan_training
+
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"instruction": "Say hi.", "output": "hi"}\n' * 8)
+    plan = plan_training(PlanInput({"model_name_or_path": "bundled", "dataset": str(data), "template": "chatml",
+                                    "compute_type": "auto", "output_dir": str(tmp_path / "out")},
+                                   HostFacts(CPU), models_cache=tmp_path / "models"))
+    assert plan.cfg.precision == "fp32" and plan.auto_values[0]["field"] == "compute_type"

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.unit.planning.test_estimate import LLAMA2_7B
 from tuneforge.planning.capabilities import DataFacts, capability_problems
 from tuneforge.planning.devices import Device
 from tuneforge.planning.estimate import estimate_training
@@ -15,7 +16,6 @@ from tuneforge.planning.host import HostFacts
 from tuneforge.planning.strategy import canonical_deepspeed
 from tuneforge.schemas import TrainingConfig, parse_training_config
 from tuneforge.schemas.strategies import DEEPSPEED_PRESETS, deepspeed_preset_config, sharding_of
-from tests.unit.planning.test_estimate import LLAMA2_7B
 
 GIB = 1024**3
 A100S = [Device(i, "cuda", "NVIDIA A100-SXM4-80GB", 80 * GIB, 79 * GIB, compute_capability=(8, 0))
