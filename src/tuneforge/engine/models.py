@@ -72,6 +72,8 @@ def load_model(cfg: Any, source: ModelSource, precision: Precision, *, for_train
     }
     if cfg.quantization_bit:
         kwargs["quantization_config"] = quantization_config(cfg, precision)
+        # Quantized weights are made where they load and cannot be moved afterwards: each rank's own device.
+        kwargs["device_map"] = {"": _local_device(precision)}
     if source.gguf_file:
         kwargs["gguf_file"] = source.gguf_file
     if head == "score":
@@ -171,19 +173,20 @@ def rope_scaling_parameters(current: dict[str, Any], rope_type: str, factor: flo
     return params
 
 
+def _local_device(precision: Precision) -> str:
+    import os
+
+    return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if precision.device == "cuda" else precision.device
+
+
 def quantization_config(cfg: Any, precision: Precision):
-    """QLoRA: 4/8-bit weights through bitsandbytes (CUDA), or HQQ / EETQ where installed."""
+    """QLoRA: 4/8-bit weights through bitsandbytes (CUDA GPUs, and CPUs with bitsandbytes 0.50), or HQQ / EETQ."""
     import importlib.util
 
-    import torch
-
     if cfg.quantization_method == "bnb":
-        if not torch.cuda.is_available() or importlib.util.find_spec("bitsandbytes") is None:
-            raise EngineError(
-                f"quantization_bit {cfg.quantization_bit} with bitsandbytes needs a CUDA GPU and the bitsandbytes "
-                "package",
-                hint="on a CPU host remove quantization_bit (LoRA in fp32 works); on a GPU `pip install bitsandbytes`",
-            )
+        if importlib.util.find_spec("bitsandbytes") is None:
+            raise EngineError(f"quantization_bit {cfg.quantization_bit} needs the bitsandbytes package",
+                              hint="pip install 'tuneforge[gpu]' (or bitsandbytes), or remove quantization_bit")
         return bnb_config(cfg, precision)
     package = {"hqq": "hqq", "eetq": "eetq"}[cfg.quantization_method]
     if importlib.util.find_spec(package) is None:

@@ -26,7 +26,7 @@ class Package:
     cuda_only: bool = False  # the package works only with an NVIDIA GPU
 
 
-BITSANDBYTES = Package("bitsandbytes", "bitsandbytes", cuda_only=True)
+BITSANDBYTES = Package("bitsandbytes", "bitsandbytes")  # CUDA GPUs, and CPUs (checked with 0.50)
 PACKAGES: dict[str, Package] = {p.module: p for p in (
     BITSANDBYTES,
     Package("hqq", "hqq", cuda_only=True),
@@ -249,8 +249,8 @@ CAPABILITIES: tuple[Capability, ...] = (
     _freeze("use_llama_pro", unsupported="LLaMA Pro (expanding the model with new blocks) is not supported",
             instead="use finetuning_type freeze or lora"),
     Capability("quantization_bit", active=lambda cfg: cfg.quantization_bit is not None,
-               finetuning_types=("lora",), packages=_quantization_packages, cuda=True,
-               instead="on a CPU host remove quantization_bit (LoRA in fp32 works)"),
+               finetuning_types=("lora",), packages=_quantization_packages,
+               instead="pip install 'tuneforge[gpu]', or remove quantization_bit (plain LoRA)"),
     Capability("quantization_method", active=lambda cfg: cfg.quantization_method != "bnb",
                requires=lambda cfg: None if cfg.quantization_bit else "chooses how quantization_bit quantizes: it "
                                                                        "needs quantization_bit",

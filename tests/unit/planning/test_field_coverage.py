@@ -54,6 +54,10 @@ HONOURED_BY: dict[str, str] = {
                                      "test_trainer_metrics_named_as_transformers_does",
     "simpo_gamma": "tests/integration/engine/test_preference_stages.py::test_simpo_gamma_moves_the_loss",
     "rewards": "tests/integration/engine/test_grpo_stage.py::test_reward_rises_on_a_learnable_grader",
+    "quantization_bit": "tests/integration/engine/test_qlora.py::"
+                        "test_qlora_4bit_trains_and_its_adapter_fits_the_unquantized_base",
+    **{name: "tests/integration/engine/test_qlora.py::test_quantization_type_and_double_quantization_reach_the_weights"
+       for name in ("quantization_type", "double_quantization")},
     **{name: "tests/integration/engine/test_grpo_stage.py::test_grpo_settings_reach_the_trainer"
        for name in ("num_generations", "kl_coef", "grpo_loss")},
 }
