@@ -28,9 +28,10 @@ class TokenCounter:
 class ForgeTrainer(Trainer):
     def __init__(self, *args: Any, token_counter: TokenCounter, loraplus_lr_ratio: float | None = None,
                  loraplus_lr_embedding: float = 1e-6, max_tokens_per_forward: int | None = None,
-                 **kwargs: Any) -> None:
+                 fused_loss: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.max_tokens_per_forward = max_tokens_per_forward
+        self.fused_loss = fused_loss
         self.token_counter = token_counter
         self.loraplus_lr_ratio = loraplus_lr_ratio
         self.loraplus_lr_embedding = loraplus_lr_embedding
@@ -59,6 +60,8 @@ class ForgeTrainer(Trainer):
         """
         shift_labels = inputs["labels"][:, 1:]
         targets = shift_labels != IGNORE_INDEX
+        if self.fused_loss:
+            return self._fused_loss_sum(model, inputs, targets)
         # The LM head (a vocabulary-sized projection) runs only where a token is predicted and trained.
         keep = targets.any(dim=0).nonzero().flatten()
         logits = model(
@@ -69,6 +72,19 @@ class ForgeTrainer(Trainer):
         logits = logits[targets[:, keep]] if logits.shape[1] == keep.numel() else logits[:, :-1][targets]
         loss_sum = torch.nn.functional.cross_entropy(logits.float(), shift_labels[targets], reduction="sum")
         return loss_sum, targets.sum()
+
+    def _fused_loss_sum(self, model: Any, inputs: dict[str, Any],
+                        targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The model computes the loss from the labels itself: under Liger its forward is the fused linear +
+        cross-entropy, which never holds the logits (chunks of hidden states meet the LM head inside the kernel).
+        That loss is the mean over target tokens; every sample starts with an ignored label, so the model's own
+        shift never crosses from one packed sample into the next."""
+        outputs = model(
+            input_ids=inputs["input_ids"], position_ids=inputs.get("position_ids"),
+            attention_mask=inputs.get("attention_mask"), labels=inputs["labels"], use_cache=False,
+        )
+        n_targets = targets.sum()
+        return outputs.loss.float() * n_targets, n_targets
 
     def evaluate(self, eval_dataset: Any = None, ignore_keys: list[str] | None = None,
                  metric_key_prefix: str = "eval") -> dict[str, float]:

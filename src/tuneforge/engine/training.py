@@ -28,6 +28,7 @@ from tuneforge.engine.stages import StageModule, TrainerInputs, stage_module
 from tuneforge.engine.strategies import check_strategy_applied, strategy_arguments
 from tuneforge.rundir import EventWriter, RunDir
 from tuneforge.schemas.events import EventType
+from tuneforge.schemas.strategies import sharding_of
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,8 @@ def _train(cfg: Any, run_dir: RunDir, events: EventWriter, stop: Any, precision:
     # only on non-finite losses and gradients; the reward is what a user watches.
     factor = math.inf if prepared.stage.STAGE.record_kind == "prompt" else cfg.divergence_factor
     guard = DivergenceGuard(counter, factor, cfg.divergence_patience,
-                            keep_weights=args.process_index == 0) if cfg.divergence_guard else None
+                            keep_weights=args.process_index == 0 and guard_keeps_weights(cfg, prepared.model)
+                            ) if cfg.divergence_guard else None
     inputs = TrainerInputs(cfg, prepared.model, prepared.tokenizer, args, prepared.data, counter, precision,
                            callbacks=[c for c in (sync, stop_callback, guard) if c is not None],
                            config_dir=config_dir, completions_file=run_dir.completions_file,
@@ -189,8 +191,7 @@ def training_arguments(cfg: Any, run_dir: RunDir, precision: Precision, *, has_e
         neftune_noise_alpha=cfg.neftune_noise_alpha,
         bf16=precision.name == "bf16",
         fp16=precision.name == "fp16",
-        activation_checkpointing=checkpointing,
-        activation_checkpointing_kwargs={"use_reentrant": False},
+        **checkpointing_arguments(checkpointing),
         seed=cfg.seed,
         data_seed=cfg.data_seed,
         logging_steps=cfg.logging_steps,
@@ -219,11 +220,39 @@ def training_arguments(cfg: Any, run_dir: RunDir, precision: Precision, *, has_e
     )
 
 
+def checkpointing_arguments(on: bool) -> dict[str, Any]:
+    """transformers 5.2x calls it activation checkpointing; earlier 5.x releases, gradient checkpointing."""
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    names = {f.name for f in dataclasses.fields(TrainingArguments)}
+    key = "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
+    return {key: on, f"{key}_kwargs": {"use_reentrant": False}}
+
+
 def _ddp_backend(precision: Precision) -> str | None:
     """torchrun on a CPU host: gloo, named (accelerate would pick MPI where torch has it, which torchrun does not set
     up). Only under a launcher: accelerate takes any named backend as a sign of a distributed run."""
     launched = int(os.environ.get("WORLD_SIZE", "1")) > 1
     return "gloo" if launched and precision.device == "cpu" else None
+
+
+def guard_keeps_weights(cfg: Any, model: Any) -> bool:
+    """Whether the divergence guard can keep CPU copies of the trainable weights (two at a time). Not of weights
+    sharded across ranks (ZeRO-3, FSDP: a rank holds only its shard), nor when the copies would take more than
+    half of the memory the host has free (a large full fine-tune); the guard then still stops a diverging run."""
+    import psutil
+
+    if cfg.fsdp or sharding_of(cfg.deepspeed, cfg.fsdp).weights:
+        log.info("divergence guard: weights are sharded across ranks, so no last-good copy is kept")
+        return False
+    trainable = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
+    if 2 * trainable > psutil.virtual_memory().available // 2:
+        log.warning("divergence guard: two copies of the %.1f GiB of trainable weights would not fit host memory; "
+                    "a diverging run is stopped without a last-good copy", trainable / 2**30)
+        return False
+    return True
 
 
 def has_experts(model: Any) -> bool:

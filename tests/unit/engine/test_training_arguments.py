@@ -48,3 +48,22 @@ def test_a_deepspeed_preset_becomes_its_config_and_a_file_stays_a_path():
     assert strategy_arguments(cfg("/configs/ds.json"), False) == {"deepspeed": "/configs/ds.json"}
     assert strategy_arguments(parse_training_config({"model_name_or_path": "tiny", "dataset": ["u.jsonl"]}),
                               True) == {}
+
+
+@pytest.mark.parametrize(("settings", "available", "keeps"), [
+    ({}, 2**40, True),
+    ({"deepspeed": "z2"}, 2**40, True),  # ZeRO-2: every rank holds the whole weights
+    ({"deepspeed": "z3"}, 2**40, False),  # a rank holds only its shard of the weights
+    ({"fsdp": "shard_grad_op"}, 2**40, False),  # FSDP2 parameters are shards (DTensors) in every mode
+    ({}, 1000, False),  # two copies would not fit the host's free memory
+])
+def test_the_divergence_guard_keeps_weight_copies_only_where_they_are_whole_and_fit(monkeypatch, settings,
+                                                                                     available, keeps):
+    import psutil
+    import torch
+
+    from tuneforge.engine.training import guard_keeps_weights
+
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: type("Memory", (), {"available": available})())
+    cfg = parse_training_config({"model_name_or_path": "tiny", "dataset": ["u.jsonl"], **settings})
+    assert guard_keeps_weights(cfg, torch.nn.Linear(64, 64)) is keeps

@@ -30,6 +30,7 @@ def build_trainer(inputs: TrainerInputs) -> Any:
         loraplus_lr_ratio=cfg.loraplus_lr_ratio, loraplus_lr_embedding=cfg.loraplus_lr_embedding,
         # A sample is never split, so a budget below cutoff_len lowers no peak; it would only add passes.
         max_tokens_per_forward=max(activation_token_budget(inputs.model, inputs.precision.device), cfg.cutoff_len),
+        fused_loss=cfg.enable_liger_kernel,  # Liger's fused linear + cross-entropy needs the labels in the forward
         callbacks=inputs.callbacks,
     )
 
