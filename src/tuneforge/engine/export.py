@@ -1,9 +1,9 @@
 """Model export, run as a background job: `python -m tuneforge.engine.export SPEC.json`.
 
 Merges a LoRA adapter into its base (in float32, then cast), saves sharded safetensors with the tokenizer, chat
-template, generation config and a model card, optionally a GGUF file (export_gguf), and pushes to the Hugging
-Face Hub. Writes events.jsonl and export.log next to SPEC.json: started, progress (percentage, message),
-then one final completed (output_dir, files, sizes) or failed (error, hint).
+template, generation config and a model card, optionally a GGUF file (export_gguf; the K-quants through llama.cpp's
+quantizer), and pushes to the Hugging Face Hub. Writes events.jsonl and export.log next to SPEC.json: started,
+progress (percentage, message), then one final completed (output_dir, files, sizes) or failed (error, hint).
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ import yaml
 
 from tuneforge.engine.background_job import run_job
 from tuneforge.engine.errors import EngineError
-from tuneforge.engine.export_gguf import gguf_file_name, write_gguf
+from tuneforge.engine.export_gguf import LLAMA_CPP_FTYPES, gguf_file_name, quantize_gguf, write_gguf
 from tuneforge.rundir import EventWriter
 from tuneforge.schemas.events import EventType
-from tuneforge.schemas.export_spec import ExportSpec
+from tuneforge.schemas.export_spec import GGUF_EXTRA_INSTALL, ExportSpec, gguf_problem
 
 log = logging.getLogger("tuneforge.export")
 
@@ -58,6 +58,8 @@ class ExportProgress:
 def run_export(spec: ExportSpec, events: Any, hub_api: Any = None) -> ExportResult:
     """The whole export; `hub_api` stands in for huggingface_hub.HfApi (tests pass a fake)."""
     progress = ExportProgress(events)
+    if problem := gguf_problem(spec.gguf):  # before loading: a missing quantizer would waste the whole merge
+        raise EngineError(f"{problem.field}: {problem.message}", hint=GGUF_EXTRA_INSTALL)
     output_dir = _prepare_output_dir(Path(spec.output_dir))
     progress.report(0, f"loading {spec.base_model}", "loading")
     model, tokenizer, base_dtype = load_for_export(spec)
@@ -71,15 +73,31 @@ def run_export(spec: ExportSpec, events: Any, hub_api: Any = None) -> ExportResu
     for k, name in enumerate(shards, start=1):
         progress.report(30 + 30 * k / len(shards), f"saved shard {k}/{len(shards)}: {name}", "saving")
     if spec.gguf:
-        name = gguf_file_name(output_dir.name, spec.gguf)
-        write_gguf(model, tokenizer, output_dir / name, spec.gguf, name=output_dir.name,
-                   progress=progress.within(60, 90, "gguf tensors"))
+        export_gguf(model, tokenizer, output_dir, spec.gguf, progress)
     (output_dir / "README.md").write_text(model_card(spec, output_dir), encoding="utf-8")
     if spec.hub_repo_id:
         progress.report(90, f"uploading to https://huggingface.co/{spec.hub_repo_id}", "uploading")
         push_to_hub(output_dir, spec, hub_api)
     files = sorted(p.name for p in output_dir.iterdir() if p.is_file())
     return ExportResult(output_dir, files, {name: (output_dir / name).stat().st_size for name in files})
+
+
+def export_gguf(model: Any, tokenizer: Any, output_dir: Path, gguf_type: str, progress: ExportProgress) -> Path:
+    """The GGUF file, at 60-90%: f16 / q8_0 straight from the weights; a K-quant as a temporary f16 file in the
+    output dir (same disk, no copy) that llama.cpp quantizes, as one progress step, and that is then removed."""
+    path = output_dir / gguf_file_name(output_dir.name, gguf_type)
+    if gguf_type not in LLAMA_CPP_FTYPES:
+        return write_gguf(model, tokenizer, path, gguf_type, name=output_dir.name,
+                          progress=progress.within(60, 90, "gguf tensors"))
+    f16 = output_dir / f".{path.stem}.f16-tmp.gguf"
+    try:
+        write_gguf(model, tokenizer, f16, "f16", name=output_dir.name, progress=progress.within(60, 75, "gguf tensors"))
+        progress.report(75, f"quantizing to {gguf_type} with llama.cpp", "gguf quantize")
+        quantize_gguf(f16, path, gguf_type)
+        progress.report(90, f"quantized to {gguf_type}: {path.name}", "gguf quantize")
+        return path
+    finally:
+        f16.unlink(missing_ok=True)
 
 
 def load_for_export(spec: ExportSpec) -> tuple[Any, Any, str]:

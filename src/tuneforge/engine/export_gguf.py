@@ -1,23 +1,35 @@
-"""Write a Llama- or Qwen2-family model as one GGUF file (f16 or q8_0) with its byte-level BPE tokenizer and chat
-template, readable by llama.cpp and by transformers (`from_pretrained(dir, gguf_file=...)`)."""
+"""Write a Llama- or Qwen2-family model as one GGUF file with its byte-level BPE tokenizer and chat template,
+readable by llama.cpp and by transformers (`from_pretrained(dir, gguf_file=...)`).
+
+f16 and q8_0 are written here with the `gguf` package. The K-quants (q4_K_M, q5_K_M) are not in that package:
+they are written as f16 first, then quantized by llama.cpp's own quantizer through llama-cpp-python
+(`quantize_gguf`), so the file is exactly what llama.cpp's `llama-quantize` would make."""
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from tuneforge.engine.errors import EngineError, NotYetSupported
+from tuneforge.schemas.export_spec import GGUF_EXTRA_INSTALL
 
 log = logging.getLogger(__name__)
 
 # transformers model_type -> GGUF architecture name; both use llama.cpp's standard tensor names.
 GGUF_ARCHITECTURES = {"llama": "llama", "qwen2": "qwen2"}
 Q8_BLOCK = 32  # values per q8_0 block: a row must be a multiple of it
+# gguf type -> llama-cpp-python's name of the llama.cpp file type its quantizer writes
+LLAMA_CPP_FTYPES = {"q4_K_M": "LLAMA_FTYPE_MOSTLY_Q4_K_M", "q5_K_M": "LLAMA_FTYPE_MOSTLY_Q5_K_M"}
+# ggml_log_level as this llama.cpp numbers them (the comment in llama-cpp-python's _logger.py has older values)
+GGML_LOG_WARN, GGML_LOG_ERROR, GGML_LOG_CONT = 3, 4, 5
 TensorProgress = Callable[[int, int, str], None]
 
 
@@ -27,7 +39,9 @@ def gguf_file_name(name: str, gguf_type: str) -> str:
 
 def write_gguf(model: Any, tokenizer: Any, path: Path, gguf_type: str, *, name: str,
                progress: TensorProgress | None = None) -> Path:
-    """One GGUF file at `path`; `progress(k, n, tensor_name)` after each tensor is converted."""
+    """One f16 or q8_0 GGUF file at `path`; `progress(k, n, tensor_name)` after each tensor is converted."""
+    if gguf_type not in ("f16", "q8_0"):
+        raise ValueError(f"write_gguf writes f16 or q8_0, not {gguf_type} (see quantize_gguf)")
     import gguf
 
     config = model.config
@@ -49,6 +63,56 @@ def write_gguf(model: Any, tokenizer: Any, path: Path, gguf_type: str, *, name: 
     writer.write_tensors_to_file()
     writer.close()
     return path
+
+
+def quantize_gguf(source: Path, target: Path, gguf_type: str) -> Path:
+    """Quantize the f16 GGUF `source` into `target` with llama.cpp's quantizer (q4_K_M or q5_K_M, no importance
+    matrix). K-quant blocks hold 256 values, so a tensor whose rows are not a multiple of 256 long is written in
+    the type llama.cpp falls back to (q5_0 / q5_1 / q8_0): in SmolLM2-135M (576 wide) every matrix but ffn_down,
+    in a tiny test model every one. The file still loads everywhere; only less of it is K-quantized."""
+    try:
+        import llama_cpp
+    except (ImportError, OSError) as exc:  # OSError: the package is there but its libllama does not load
+        raise EngineError(f"gguf: {gguf_type} needs llama.cpp's quantizer, and llama-cpp-python does not load: "
+                          f"{exc}", hint=f"{GGUF_EXTRA_INSTALL}, or choose gguf f16 or q8_0") from exc
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = getattr(llama_cpp, LLAMA_CPP_FTYPES[gguf_type])
+    # the cores this job may use, not every core of the host (no affinity on macOS: all of them)
+    params.nthread = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 0
+    with _llama_cpp_log(llama_cpp) as errors:
+        failed = llama_cpp.llama_model_quantize(str(source).encode(), str(target).encode(), ctypes.byref(params))
+    if failed:
+        target.unlink(missing_ok=True)
+        reason = "; ".join(errors) or "no reason given"
+        raise EngineError(f"gguf: llama.cpp could not quantize to {gguf_type}: {reason}",
+                          hint="choose gguf f16 or q8_0 (written without llama.cpp), or see export.log")
+    return target
+
+
+@contextmanager
+def _llama_cpp_log(llama_cpp: Any) -> Iterator[list[str]]:
+    """llama.cpp's log during the call goes to this module's log (its per-tensor lines at debug, the fallback
+    warnings at info), its error lines into the list; llama-cpp-python's own handler is put back after."""
+    errors: list[str] = []
+    last = [GGML_LOG_ERROR]
+
+    @llama_cpp.llama_log_callback
+    def collect(level: int, text: bytes, _user_data: Any) -> None:
+        level = last[0] if level == GGML_LOG_CONT else level
+        last[0] = level
+        line = text.decode("utf-8", errors="replace").strip()
+        if line and level == GGML_LOG_ERROR:
+            errors.append(line)
+        log.log(logging.WARNING if level == GGML_LOG_ERROR else logging.INFO if level == GGML_LOG_WARN
+                else logging.DEBUG, "llama.cpp: %s", line)
+
+    saved, saved_data = llama_cpp.llama_log_callback(), ctypes.c_void_p()
+    llama_cpp.llama_log_get(ctypes.byref(saved), ctypes.byref(saved_data))
+    llama_cpp.llama_log_set(collect, ctypes.c_void_p(0))
+    try:
+        yield errors
+    finally:
+        llama_cpp.llama_log_set(saved, saved_data)
 
 
 def _add_hyperparameters(writer: Any, config: Any, name: str, file_type: int) -> None:

@@ -3,14 +3,20 @@ sharded safetensors with a model card, optionally write a GGUF file and push to 
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from tuneforge.schemas.config_errors import ConfigProblem
+
 EXPORT_SPEC_VERSION = 1
 
 ExportDtype = Literal["auto", "float32", "float16", "bfloat16"]
-GgufType = Literal["f16", "q8_0"]
+GgufType = Literal["f16", "q8_0", "q4_K_M", "q5_K_M"]
+# The `gguf` package writes f16 and q8_0 itself; the K-quants need llama.cpp's own quantizer (llama-cpp-python).
+LLAMA_CPP_GGUF_TYPES = ("q4_K_M", "q5_K_M")
+GGUF_EXTRA_INSTALL = "pip install 'tuneforge[gguf]'"
 
 
 class ExportSpec(BaseModel):
@@ -33,7 +39,10 @@ class ExportSpec(BaseModel):
         default=None, description="Merge the adapter into the base weights (default: yes when an adapter is given)."
     )
     device: Literal["cpu", "auto"] = Field(default="cpu", description="Where merging runs: cpu, or a GPU if any.")
-    gguf: GgufType | None = Field(default=None, description="Also write a GGUF file (f16 or q8_0) for llama.cpp.")
+    gguf: GgufType | None = Field(
+        default=None, description="Also write a GGUF file for llama.cpp: f16, q8_0, or q4_K_M / q5_K_M (these need "
+                                  f"llama-cpp-python: {GGUF_EXTRA_INSTALL})."
+    )
     hub_repo_id: str | None = Field(default=None, description="Push the export to this Hugging Face Hub repo.")
     hub_private: bool = Field(default=True, description="Create the hub repo as private.")
     hub_token_env: str = Field(default="HF_TOKEN", description="Environment variable holding the hub token.")
@@ -57,3 +66,20 @@ class ExportSpec(BaseModel):
         if self.hub_repo_id is not None and len(self.hub_repo_id.split("/")) != 2:
             raise ValueError(f"hub_repo_id: '{self.hub_repo_id}' is not 'owner/name'")
         return self
+
+
+def llama_cpp_installed() -> bool:
+    """Whether llama-cpp-python can be imported; finding it does not load llama.cpp's library."""
+    try:
+        return importlib.util.find_spec("llama_cpp") is not None
+    except (ImportError, ValueError):  # a broken install counts as absent
+        return False
+
+
+def gguf_problem(gguf: str | None) -> ConfigProblem | None:
+    """Why this host cannot write this GGUF type, or None. Checked when an export is asked for and again when the
+    job starts, both before any compute; not in the spec's validator, so a job stays readable after an uninstall."""
+    if gguf in LLAMA_CPP_GGUF_TYPES and not llama_cpp_installed():
+        return ConfigProblem("gguf", f"{gguf} is written by llama.cpp's quantizer, and llama-cpp-python is not "
+                                     f"installed on this host: {GGUF_EXTRA_INSTALL} (f16 and q8_0 need nothing more)")
+    return None

@@ -30,6 +30,19 @@ def memorise_file(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def adapter_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A LoRA adapter on the tiny model, trained by the worker to memorise FACTS: confident answers, so greedy
+    decoding is decisive (the export tests share it)."""
+    work = tmp_path_factory.mktemp("adapter-run")
+    data = work / "facts.jsonl"
+    data.write_text("".join(json.dumps({"instruction": q, "input": "", "output": a}) + "\n" for q, a in FACTS))
+    config = base_config(tiny_model_dir, data, work / "adapter", max_steps=40, per_device_train_batch_size=6)
+    code, _ = run_in_process(work / "run", config)
+    assert code == 0
+    return work / "adapter"
+
+
 def base_config(model_dir: Path, data_file: Path, output_dir: Path, **overrides: Any) -> dict[str, Any]:
     config = {
         "model_name_or_path": str(model_dir), "stage": "sft", "finetuning_type": "lora", "template": "chatml",

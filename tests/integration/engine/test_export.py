@@ -21,20 +21,6 @@ SHARD_GB = 0.0002  # 200 kB: the tiny model (~0.5 MB in fp32) needs several shar
 
 
 @pytest.fixture(scope="module")
-def adapter_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A LoRA adapter trained by the worker to memorise FACTS: confident answers, so greedy decoding is decisive."""
-    from tests.integration.engine.conftest import FACTS, base_config, run_in_process
-
-    work = tmp_path_factory.mktemp("adapter-run")
-    data = work / "facts.jsonl"
-    data.write_text("".join(json.dumps({"instruction": q, "input": "", "output": a}) + "\n" for q, a in FACTS))
-    config = base_config(tiny_model_dir, data, work / "adapter", max_steps=40, per_device_train_batch_size=6)
-    code, _ = run_in_process(work / "run", config)
-    assert code == 0
-    return work / "adapter"
-
-
-@pytest.fixture(scope="module")
 def merged_export(tiny_model_dir: Path, adapter_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     """The job as the service runs it: `python -m tuneforge.engine.export SPEC.json` in its own process."""
     job = tmp_path_factory.mktemp("export-job")

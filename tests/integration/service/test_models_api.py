@@ -62,6 +62,21 @@ def test_publish_and_register_refuse_bad_input(make_client, tiny_model_dir, data
     assert client.get("/models/getModel", params={"id": 999}).status_code == 404
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_k_quant_export_is_refused_without_llama_cpp(make_client, tiny_model_dir, monkeypatch):
+    """Before any job starts: the answer names the field and the extra that brings llama.cpp's quantizer."""
+    from tuneforge.schemas import export_spec
+
+    monkeypatch.setattr(export_spec, "llama_cpp_installed", lambda: False)
+    client = make_client(run_scheduler=False)
+    model = client.post("/models/registerModel", json={"name": "tiny-base", "source": str(tiny_model_dir)}).json()
+    refused = client.post("/models/exportModel", json={"id": model["id"], "gguf": "q4_K_M"})
+    assert refused.status_code == 422, refused.text
+    (detail,) = refused.json()["error"]["details"]
+    assert detail["field"] == "gguf" and "pip install 'tuneforge[gguf]'" in detail["message"]
+    assert client.get("/models/getExportList").json()["total"] == 0
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_export_a_published_model_in_the_background(make_client, tiny_model_dir, dataset_dir):

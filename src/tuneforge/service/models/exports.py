@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from tuneforge.planning.paths import confine, output_problem
 from tuneforge.schemas import ConfigProblem
 from tuneforge.schemas.config_errors import validation_problems
-from tuneforge.schemas.export_spec import ExportSpec
+from tuneforge.schemas.export_spec import ExportSpec, gguf_problem
 from tuneforge.service.errors import InvalidInput, NotFound
 from tuneforge.service.models.models import ModelService, ready_model
 from tuneforge.service.runtime.jobs import SPEC, launch_job, read_progress
@@ -44,6 +44,8 @@ class ExportService:
                               model_id=model_id, lineage=model.get("lineage") or {}, **options)
         except ValidationError as exc:
             raise InvalidInput.of(validation_problems(exc)) from exc
+        if problem := gguf_problem(spec.gguf):
+            raise InvalidInput.of([problem])
         folder = self.root / job_id
         folder.mkdir(parents=True)
         (folder / SPEC).write_text(spec.model_dump_json(indent=2), encoding="utf-8")

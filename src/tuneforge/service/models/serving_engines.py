@@ -3,7 +3,8 @@ GET /health; all three speak OpenAI's /v1/chat/completions, so the gateway treat
 
 - transformers: tuneforge's own server (`python -m tuneforge.serving`): CPU or GPU, adapters applied unmerged.
 - vllm: vLLM's OpenAI server on GPU hosts; an adapter is served as a LoRA module under the deployment's name.
-- llamacpp: llama.cpp's `llama-server` for a GGUF file (export a merged model with gguf=q8_0 first).
+- llamacpp: llama.cpp's `llama-server` for a GGUF file (export a merged model with gguf=q4_K_M, q5_K_M, q8_0
+  or f16 first).
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ def engine_problem(engine: str, served: ServedModel) -> ConfigProblem | None:
                                            "llama.cpp, or use engine 'transformers'")
         if served.adapter:
             return ConfigProblem("engine", "llama.cpp serves a single GGUF file: export the model merged with "
-                                           "gguf=q8_0 (exportModel), register the .gguf file, and deploy that")
+                                           "gguf=q4_K_M or q8_0 (exportModel), register the .gguf file, and "
+                                           "deploy that")
         if not _gguf_path(served.model):
             return ConfigProblem("engine", f"llama.cpp needs a .gguf file; {served.model!r} is not one")
     return None

@@ -4,11 +4,12 @@ through the services; every action goes to the JSON API from static/models.js, a
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from tuneforge.schemas.export_spec import GgufType
 from tuneforge.service.errors import ServiceError
 from tuneforge.service.models.serving_engines import ENGINES
 from tuneforge.web.rendering import CONSOLE, HTMX_STOP_POLLING, render
@@ -19,7 +20,8 @@ PAGE_SIZE = 20
 REFRESH_S = 2
 KINDS = ("base", "finetuned")
 EXPORT_DTYPES = ("auto", "float32", "float16", "bfloat16")
-GGUF_TYPES = ("f16", "q8_0")
+# All of them, also where llama-cpp-python is missing: choosing a K-quant then says how to install it.
+GGUF_TYPES: tuple[str, ...] = get_args(GgufType)
 EVAL_SPLITS = ("test", "valid", "train")
 # The metrics a model's page shows first; the rest of what training reported is folded below them.
 HEADLINE_METRICS = ("train_loss", "eval_loss", "perplexity", "eval_perplexity", "epoch", "trained_tokens",
