@@ -13,14 +13,24 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
+from tuneforge.cli.multinode import Launch
 from tuneforge.rundir import RunDir, read_events
 
 
-def start_worker(run_dir: RunDir, verbose: bool = False) -> subprocess.Popen:
-    """The worker is a separate process: the same one the service runs, so `train` behaves like a task."""
-    command = [sys.executable, "-m", "tuneforge.engine.run", str(run_dir.path)]
+def start_worker(run_dir: RunDir, verbose: bool = False, how: Launch | None = None) -> subprocess.Popen:
+    """The worker is a separate process: the same one the service runs, so `train` behaves like a task; under
+    torchrun when this host's GPUs, a sharded strategy or several nodes ask for it."""
+    from tuneforge.rundir.launch import worker_command
+
+    how = how or Launch(1, torchrun=False, nodes=None)
+    nproc = how.nproc if how.torchrun else 1
+    command = worker_command(run_dir.path, nproc, sys.executable, sharded=how.torchrun, nodes=how.nodes)
+    env = dict(os.environ)
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if how.torchrun and "OMP_NUM_THREADS" not in env:  # torchrun would set 1 thread per process
+        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // nproc))
     output = None if verbose else subprocess.DEVNULL  # everything is in train.log
-    return subprocess.Popen(command, stdout=output, stderr=output, start_new_session=True)
+    return subprocess.Popen(command, stdout=output, stderr=output, start_new_session=True, env=env)
 
 
 def follow_run(run_dir: RunDir, process: subprocess.Popen, console: Console) -> dict[str, Any] | None:

@@ -6,12 +6,15 @@ and exits 2 — no process started, no file written. Without it the same plan la
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
+from tuneforge.cli.multinode import DEFAULT_RENDEZVOUS_TIMEOUT_S, Launch, LaunchError, check_master, launch_from_env
 from tuneforge.cli.plan_views import print_plan, print_problems
 
 EXIT_BAD_INPUT = 2
@@ -26,8 +29,21 @@ def plan_from_file(config: Path, overrides: list[str]) -> Any:
     raw, path = load_config_file(config)
     raw.update(parse_overrides(overrides))
     settings = get_settings()
-    given = PlanInput(raw, detect_host(), config_dir=path.parent, models_cache=settings.models_path)
+    host = detect_host(count=max(visible_gpu_count(), 1))
+    given = PlanInput(raw, host, config_dir=path.parent, models_cache=settings.models_path)
     return plan_training(given), path
+
+
+def visible_gpu_count() -> int:
+    """The GPUs this command may use: all of the host's, or as many as CUDA_VISIBLE_DEVICES names (as torchrun's
+    ranks would see them); 0 on a CPU host."""
+    from tuneforge.planning.devices import detect_devices
+
+    gpus = [d for d in detect_devices() if d.kind == "cuda"]
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return len(gpus)
+    return min(len([part for part in visible.split(",") if part.strip()]), len(gpus))
 
 
 def train_from_file(config: Path, overrides: list[str], verbose: bool, console: Console, err: Console,
@@ -46,17 +62,42 @@ def train_from_file(config: Path, overrides: list[str], verbose: bool, console: 
     if check:
         print_plan(plan, console)
         return 0
-    return launch(plan, path.parent, verbose, console)
+    try:
+        how = launch_from_env(os.environ, visible_gpu_count(), bool(plan.cfg.deepspeed or plan.cfg.fsdp))
+        if how.nodes is not None:
+            timeout = float(os.environ.get("TUNEFORGE_RENDEZVOUS_TIMEOUT_S", DEFAULT_RENDEZVOUS_TIMEOUT_S))
+            check_master(how.nodes, timeout, waiting=_say_waiting(how.nodes, err))
+    except LaunchError as exc:
+        err.print(f"[red]error:[/red] {exc}\n[dim]{exc.hint}[/dim]", highlight=False)
+        return EXIT_BAD_INPUT
+    return launch(plan, path.parent, verbose, console, how)
 
 
-def launch(plan: Any, config_dir: Path | None, verbose: bool, console: Console) -> int:
-    """The run directory is the output dir (as LLaMA-Factory keeps trainer_log.jsonl and checkpoints there)."""
+def _say_waiting(nodes: Any, err: Console) -> Any:
+    said = []
+
+    def waiting() -> None:
+        if not said:
+            err.print(f"waiting for the master node at {nodes.master_addr}:{nodes.master_port} …", highlight=False)
+            said.append(True)
+    return waiting
+
+
+def launch(plan: Any, config_dir: Path | None, verbose: bool, console: Console, how: Launch | None = None) -> int:
+    """The run directory is the output dir (as LLaMA-Factory keeps trainer_log.jsonl and checkpoints there).
+
+    Under several nodes the output dir is expected on storage every node sees; node 0 alone clears a previous
+    run's files and shows progress (global rank 0 writes the events), the others run their ranks and wait."""
     from tuneforge.cli.follow import follow_run, print_outcome, start_worker
     from tuneforge.rundir import RunDir
     from tuneforge.schemas.run_spec import RunSpec
 
+    how = how or Launch(1, torchrun=False, nodes=None)
     cfg, output_dir = plan.cfg, plan.output_dir
     run_dir = RunDir(output_dir)
+    if not how.is_main_node:
+        run_dir.create(RunSpec(config=plan.config, config_dir=str(config_dir) if config_dir else None))
+        return _run_secondary_node(run_dir, how, verbose, console)
     if not cfg.resume_from_checkpoint:  # a fresh run: the last run's report and checkpoints would mix in
         for stale in (run_dir.events_file, run_dir.trainer_log_file):
             stale.unlink(missing_ok=True)
@@ -66,8 +107,26 @@ def launch(plan: Any, config_dir: Path | None, verbose: bool, console: Console) 
     if plan.dataset is not None and plan.dataset.samples_cut:
         console.print(f"[yellow]note:[/yellow] {plan.dataset.samples_cut} samples are longer than cutoff_len "
                       f"{cfg.cutoff_len} and will be cut (`tuneforge train --check` shows the report)")
-    process = start_worker(run_dir, verbose)
+    process = start_worker(run_dir, verbose, how)
     final = follow_run(run_dir, process, console)
     code = print_outcome(final, run_dir, output_dir, console)
     process.wait()
     return process.returncode if final is not None and final["type"] == "failed" else code
+
+
+def _run_secondary_node(run_dir: Any, how: Launch, verbose: bool, console: Console) -> int:
+    from tuneforge.cli.follow import start_worker
+
+    assert how.nodes is not None
+    nodes = how.nodes
+    console.print(f"node {nodes.node_rank} of {nodes.nnodes}: {how.nproc} process(es) joined "
+                  f"{nodes.master_addr}:{nodes.master_port}; progress shows on node 0", highlight=False)
+    process = start_worker(run_dir, verbose, how)
+    try:
+        code = process.wait()
+    except KeyboardInterrupt:  # a stop from any node stops every rank at the same step (they agree on it)
+        process.send_signal(signal.SIGTERM)
+        code = process.wait()
+    console.print(f"node {nodes.node_rank}: ranks finished (exit {code}); the outcome is in {run_dir.path}",
+                  highlight=False)
+    return code

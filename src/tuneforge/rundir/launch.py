@@ -6,6 +6,7 @@ Pure and torch-free: the service builds these and starts the process; nothing he
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -15,16 +16,33 @@ WORKER_MODULE = "tuneforge.engine.run"
 SHUTDOWN_TIMEOUT_S = 3600
 
 
-def worker_command(run_dir: Path, nproc: int, python: str = sys.executable, *, sharded: bool = False) -> list[str]:
+@dataclass(frozen=True)
+class NodeLayout:
+    """Several hosts training one run (torchrun's static rendezvous): every node starts the same command with its
+    own node_rank; node 0 listens on master_addr:master_port."""
+
+    nnodes: int
+    node_rank: int
+    master_addr: str
+    master_port: int
+
+
+def worker_command(run_dir: Path, nproc: int, python: str = sys.executable, *, sharded: bool = False,
+                   nodes: NodeLayout | None = None) -> list[str]:
     """`python -m tuneforge.engine.run RUN_DIR`, or the same under `torchrun --standalone --nproc_per_node N`.
 
     --standalone gives each launch its own rendezvous on a free port, so two multi-process runs on one host do not
     collide. Rank 0 writes the events; every rank trains its shard of each batch. A `sharded` run (DeepSpeed,
-    FSDP) starts under torchrun even on one device: both need a process group.
+    FSDP) starts under torchrun even on one device: both need a process group. With `nodes`, the ranks of this node
+    join the other nodes' at the master's address.
     """
     if nproc < 1:
         raise ValueError(f"nproc: {nproc}, but a worker needs at least 1 process")
     worker = ["-m", WORKER_MODULE, str(run_dir)]
+    if nodes is not None and nodes.nnodes > 1:
+        return [python, "-m", "torch.distributed.run", "--nnodes", str(nodes.nnodes), "--node_rank",
+                str(nodes.node_rank), "--master_addr", nodes.master_addr, "--master_port", str(nodes.master_port),
+                "--nproc_per_node", str(nproc), *worker]
     if nproc == 1 and not sharded:
         return [python, *worker]
     return [python, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc), *worker]
