@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +31,22 @@ def plan_from_file(config: Path, overrides: list[str]) -> Any:
     raw, path = load_config_file(config)
     raw.update(parse_overrides(overrides))
     settings = get_settings()
-    host = detect_host(count=max(visible_gpu_count(), 1))
+    host = with_other_nodes(detect_host(count=max(visible_gpu_count(), 1)), os.environ)
     given = PlanInput(raw, host, config_dir=path.parent, models_cache=settings.models_path)
     return plan_training(given), path
+
+
+def with_other_nodes(host: Any, env: Mapping[str, str]) -> Any:
+    """Under NNODES=N the run's devices are this host's N times over (the other nodes are taken to be alike), so
+    the estimate's steps, sharding and throughput count every rank. A bad NNODES is left to the launch check."""
+    try:
+        nodes = max(int(env.get("NNODES", "1").strip() or 1), 1)
+    except ValueError:
+        return host
+    if nodes == 1:
+        return host
+    devices = [replace(device, index=k) for k, device in enumerate(host.devices * nodes)]
+    return replace(host, devices=devices)
 
 
 def visible_gpu_count() -> int:

@@ -111,3 +111,14 @@ def test_launch_follows_the_gpus_the_strategy_and_force_torchrun():
     assert launch_from_env({"FORCE_TORCHRUN": "1"}, devices=0, sharded=False).torchrun
     layout = launch_from_env({"NNODES": "2", "NODE_RANK": "1", "MASTER_ADDR": "10.0.0.1"}, 8, False).nodes
     assert layout == NodeLayout(2, 1, "10.0.0.1", 29500)
+
+
+def test_the_plan_counts_every_nodes_ranks():
+    from tuneforge.cli.training import with_other_nodes
+    from tuneforge.planning.devices import Device
+    from tuneforge.planning.host import HostFacts
+
+    gpus = [Device(i, "cuda", "NVIDIA H100", 80 * 2**30, 80 * 2**30) for i in range(8)]
+    host = with_other_nodes(HostFacts(gpus), {"NNODES": "4"})
+    assert len(host.devices) == 32 and len({d.index for d in host.devices}) == 32
+    assert with_other_nodes(HostFacts(gpus), {"NNODES": "x"}).devices == gpus  # the launch check names it

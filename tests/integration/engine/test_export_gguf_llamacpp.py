@@ -153,7 +153,7 @@ def smollm2() -> tuple[Any, Any, list[int], np.ndarray]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("gguf_type", K_QUANTS)
+@pytest.mark.parametrize("gguf_type", ["q4_K_M"])  # q5_K_M takes the same path (measured above); the tiny test has it
 def test_bundled_smollm2_k_quants_stay_close_to_transformers(gguf_type: str, smollm2, tmp_path: Path) -> None:
     from collections import Counter
 

@@ -47,7 +47,7 @@ EXCLUDED = (r"^/deployments/(createDeployment|startDeployment)$|^/models/(regist
             r"|^/evaluations/createEvaluation$|^/v1/chat/completions$|^/finetuning/streamTask$")
 SENT = {"requests": 0}
 # Per operation and mode; raise it for a longer hunt (TUNEFORGE_FUZZ_EXAMPLES=200 sends ~15,000 requests).
-EXAMPLES = int(os.environ.get("TUNEFORGE_FUZZ_EXAMPLES", "60"))
+EXAMPLES = int(os.environ.get("TUNEFORGE_FUZZ_EXAMPLES", "45"))
 # positive_data_acceptance is left out: a schema-valid request may still be refused for what a schema cannot say
 # (the model named does not exist, the name is taken), and a 404 / 422 then is the right answer.
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
