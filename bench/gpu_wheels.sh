@@ -2,12 +2,11 @@
 # The wheels bench/gpu_check.sh installs on a GPU host that has torch, transformers, peft, accelerate and triton but
 # not the rest of what tuneforge's worker imports (pydantic, datasets) nor the GPU packages the rows need
 # (bitsandbytes, liger-kernel). Downloaded here for the host's Python (3.12, manylinux x86-64) into .whl/, which
-# git ignores; about 50 MB, within what a device call carries. Versions are this project's own.
+# .gitignore names; about 50 MB, within what a device call carries. Versions are this project's own.
 #
 #     bash bench/gpu_wheels.sh && <run bench/gpu_check.sh on the device with .whl carried>
 set -euo pipefail
 cd "$(dirname "$0")/.."
-grep -qx "/.whl/" .git/info/exclude 2>/dev/null || echo "/.whl/" >> .git/info/exclude
 version() { .venv/bin/python -c "import importlib.metadata as m; print(m.version('$1'))"; }
 PACKAGES=(
   "bitsandbytes==0.50.2" "liger-kernel==0.8.5"

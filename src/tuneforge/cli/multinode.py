@@ -13,9 +13,13 @@ import errno
 import socket
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from tuneforge.rundir.launch import NodeLayout
+
+if TYPE_CHECKING:
+    from tuneforge.planning.devices import Device
 
 DEFAULT_MASTER_PORT = 29500
 DEFAULT_RENDEZVOUS_TIMEOUT_S = 300.0
@@ -41,7 +45,45 @@ class Launch:
         return self.nodes is None or self.nodes.node_rank == 0
 
 
-def launch_from_env(env: Mapping[str, str], devices: int, sharded: bool) -> Launch:
+def visible_gpus(env: Mapping[str, str]) -> list[Device]:
+    """The GPUs this command may use: the host's, narrowed by CUDA_VISIBLE_DEVICES as the ranks will see them
+    (indexes; a list of UUIDs is taken by count); none on a CPU host or with CUDA_VISIBLE_DEVICES empty."""
+    from tuneforge.planning.devices import detect_devices
+
+    gpus = [d for d in detect_devices() if d.kind == "cuda"]
+    visible = env.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return gpus
+    parts = [part.strip() for part in visible.split(",") if part.strip()]
+    if all(part.isdigit() for part in parts):
+        by_index = {d.index: d for d in gpus}
+        return [by_index[int(part)] for part in parts if int(part) in by_index]
+    return gpus[:len(parts)]
+
+
+def run_devices(gpus: list[Device], how: Launch) -> list[Device]:
+    """The devices of every rank the launch starts: this node's (one per process) times the nodes, the other
+    nodes taken to be alike, so the estimate's steps, sharding and throughput count every rank."""
+    from tuneforge.planning.devices import cpu_devices
+
+    here = gpus[:how.nproc] if gpus else cpu_devices(how.nproc)
+    nnodes = how.nodes.nnodes if how.nodes else 1
+    return [replace(device, index=k) for k, device in enumerate(here * nnodes)]
+
+
+def rendezvous_timeout(env: Mapping[str, str]) -> float:
+    raw = env.get("TUNEFORGE_RENDEZVOUS_TIMEOUT_S", "").strip()
+    try:
+        value = float(raw) if raw else DEFAULT_RENDEZVOUS_TIMEOUT_S
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise LaunchError(f"TUNEFORGE_RENDEZVOUS_TIMEOUT_S={raw!r} is not a positive number of seconds",
+                          f"unset it (default {DEFAULT_RENDEZVOUS_TIMEOUT_S:g} s) or give seconds")
+    return value
+
+
+def launch_from_env(env: Mapping[str, str], devices: int, sharded: bool = False) -> Launch:
     """The launch the environment asks for on a host with `devices` GPUs (0 on a CPU host)."""
     nproc = _int(env, "NPROC_PER_NODE", max(devices, 1), minimum=1)
     nnodes = _int(env, "NNODES", 1, minimum=1)

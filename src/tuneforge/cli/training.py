@@ -9,56 +9,41 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
-from tuneforge.cli.multinode import DEFAULT_RENDEZVOUS_TIMEOUT_S, Launch, LaunchError, check_master, launch_from_env
+from tuneforge.cli.multinode import (
+    Launch,
+    LaunchError,
+    check_master,
+    launch_from_env,
+    rendezvous_timeout,
+    run_devices,
+    visible_gpus,
+)
 from tuneforge.cli.plan_views import print_plan, print_problems
 
 EXIT_BAD_INPUT = 2
 
 
-def plan_from_file(config: Path, overrides: list[str]) -> Any:
-    """The planner's plan for a config file on this machine (raises ConfigError or PlanRejected)."""
-    from tuneforge.planning import PlanInput, detect_host, plan_training
+def plan_from_file(config: Path, overrides: list[str], how: Launch | None = None) -> Any:
+    """The planner's plan for a config file on this machine, for the ranks `how` starts (default: what the
+    environment asks for); raises ConfigError, PlanRejected or LaunchError."""
+    from tuneforge.planning import PlanInput, plan_training
+    from tuneforge.planning.host import HostFacts, installed_packages
     from tuneforge.schemas import load_config_file, parse_overrides
     from tuneforge.settings import get_settings
 
     raw, path = load_config_file(config)
     raw.update(parse_overrides(overrides))
-    settings = get_settings()
-    host = with_other_nodes(detect_host(count=max(visible_gpu_count(), 1)), os.environ)
-    given = PlanInput(raw, host, config_dir=path.parent, models_cache=settings.models_path)
+    gpus = visible_gpus(os.environ)
+    how = how or launch_from_env(os.environ, len(gpus))
+    host = HostFacts(run_devices(gpus, how), installed_packages())
+    given = PlanInput(raw, host, config_dir=path.parent, models_cache=get_settings().models_path)
     return plan_training(given), path
-
-
-def with_other_nodes(host: Any, env: Mapping[str, str]) -> Any:
-    """Under NNODES=N the run's devices are this host's N times over (the other nodes are taken to be alike), so
-    the estimate's steps, sharding and throughput count every rank. A bad NNODES is left to the launch check."""
-    try:
-        nodes = max(int(env.get("NNODES", "1").strip() or 1), 1)
-    except ValueError:
-        return host
-    if nodes == 1:
-        return host
-    devices = [replace(device, index=k) for k, device in enumerate(host.devices * nodes)]
-    return replace(host, devices=devices)
-
-
-def visible_gpu_count() -> int:
-    """The GPUs this command may use: all of the host's, or as many as CUDA_VISIBLE_DEVICES names (as torchrun's
-    ranks would see them); 0 on a CPU host."""
-    from tuneforge.planning.devices import detect_devices
-
-    gpus = [d for d in detect_devices() if d.kind == "cuda"]
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is None:
-        return len(gpus)
-    return min(len([part for part in visible.split(",") if part.strip()]), len(gpus))
 
 
 def train_from_file(config: Path, overrides: list[str], verbose: bool, console: Console, err: Console,
@@ -67,24 +52,23 @@ def train_from_file(config: Path, overrides: list[str], verbose: bool, console: 
     from tuneforge.schemas import ConfigError
 
     try:
-        plan, path = plan_from_file(config, overrides)
+        how = launch_from_env(os.environ, len(visible_gpus(os.environ)))
+        plan, path = plan_from_file(config, overrides, how)
+        how = replace(how, torchrun=how.torchrun or bool(plan.cfg.deepspeed or plan.cfg.fsdp))
+        if how.nodes is not None and not check:
+            check_master(how.nodes, rendezvous_timeout(os.environ), waiting=_say_waiting(how.nodes, err))
     except ConfigError as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False)
         return EXIT_BAD_INPUT
     except PlanRejected as exc:
         print_problems(exc.problems, str(config), err)
         return EXIT_BAD_INPUT
-    if check:
-        print_plan(plan, console)
-        return 0
-    try:
-        how = launch_from_env(os.environ, visible_gpu_count(), bool(plan.cfg.deepspeed or plan.cfg.fsdp))
-        if how.nodes is not None:
-            timeout = float(os.environ.get("TUNEFORGE_RENDEZVOUS_TIMEOUT_S", DEFAULT_RENDEZVOUS_TIMEOUT_S))
-            check_master(how.nodes, timeout, waiting=_say_waiting(how.nodes, err))
     except LaunchError as exc:
         err.print(f"[red]error:[/red] {exc}\n[dim]{exc.hint}[/dim]", highlight=False)
         return EXIT_BAD_INPUT
+    if check:
+        print_plan(plan, console)
+        return 0
     return launch(plan, path.parent, verbose, console, how)
 
 
@@ -111,7 +95,8 @@ def launch(plan: Any, config_dir: Path | None, verbose: bool, console: Console, 
     cfg, output_dir = plan.cfg, plan.output_dir
     run_dir = RunDir(output_dir)
     if not how.is_main_node:
-        run_dir.create(RunSpec(config=plan.config, config_dir=str(config_dir) if config_dir else None))
+        if not run_dir.spec_file.is_file():  # storage this node alone sees; on shared storage node 0's spec stands
+            run_dir.create(RunSpec(config=plan.config, config_dir=str(config_dir) if config_dir else None))
         return _run_secondary_node(run_dir, how, verbose, console)
     if not cfg.resume_from_checkpoint:  # a fresh run: the last run's report and checkpoints would mix in
         for stale in (run_dir.events_file, run_dir.trainer_log_file):
@@ -137,6 +122,12 @@ def _run_secondary_node(run_dir: Any, how: Launch, verbose: bool, console: Conso
     console.print(f"node {nodes.node_rank} of {nodes.nnodes}: {how.nproc} process(es) joined "
                   f"{nodes.master_addr}:{nodes.master_port}; progress shows on node 0", highlight=False)
     process = start_worker(run_dir, verbose, how)
+
+    def stop(signum: int, frame: Any) -> None:  # the ranks run in their own session: pass the stop on
+        process.send_signal(signal.SIGTERM)
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, stop)
     try:
         code = process.wait()
     except KeyboardInterrupt:  # a stop from any node stops every rank at the same step (they agree on it)

@@ -80,7 +80,7 @@ def load_model(cfg: Any, source: ModelSource, precision: Precision, *, for_train
         config.num_labels = 1
     model_class = AutoModelForSequenceClassification if head == "score" else AutoModelForCausalLM
     try:
-        model = model_class.from_pretrained(source.path, **kwargs)
+        model = _from_pretrained(model_class, source.path, kwargs, auto_attention=cfg.flash_attn == "auto")
     except OSError as exc:
         raise _load_error(source, exc) from exc
     except ImportError as exc:
@@ -95,6 +95,19 @@ def load_model(cfg: Any, source: ModelSource, precision: Precision, *, for_train
             hint="remove use_unsloth; tuneforge's padding-free batches and LM-head skipping give the speed-up here",
         )
     return model
+
+
+def _from_pretrained(model_class: Any, path: str, kwargs: dict[str, Any], *, auto_attention: bool) -> Any:
+    """flash_attn auto falls back to variable-length SDPA for a model class without FlashAttention-2 support."""
+    try:
+        return model_class.from_pretrained(path, **kwargs)
+    except ValueError as exc:
+        if not auto_attention or kwargs["attn_implementation"] != "flash_attention_2":
+            raise
+        from tuneforge.engine.varlen_attention import register
+
+        log.warning("FlashAttention-2 does not support this model (%s); variable-length SDPA instead", exc)
+        return model_class.from_pretrained(path, **{**kwargs, "attn_implementation": register()})
 
 
 def attention_implementation(
@@ -128,14 +141,14 @@ def attention_implementation(
 
 
 def _flash_attention_runs(precision: Precision) -> bool:
-    """flash-attn is installed and can run here: a CUDA GPU of Ampere or newer, training in bf16 / fp16."""
-    import importlib.util
-
-    if precision.device != "cuda" or precision.name == "fp32" or importlib.util.find_spec("flash_attn") is None:
+    """flash-attn imports in a version transformers supports, on a CUDA GPU of Ampere or newer, training in
+    bf16 / fp16 (transformers' own check, which imports the package: a build for another torch fails it)."""
+    if precision.device != "cuda" or precision.name == "fp32":
         return False
     import torch
+    from transformers import utils
 
-    return torch.cuda.get_device_capability() >= (8, 0)
+    return torch.cuda.get_device_capability() >= (8, 0) and utils.is_flash_attn_2_available()
 
 
 def _apply_rope_scaling(config: Any, cfg: Any) -> None:
@@ -220,6 +233,13 @@ def _apply_liger(model: Any) -> None:
             "enable_liger_kernel needs the liger-kernel package (Triton kernels for CUDA GPUs)",
             hint="pip install liger-kernel on a GPU host, or set enable_liger_kernel: false",
         ) from exc
+    from liger_kernel.transformers.monkey_patch import MODEL_TYPE_TO_APPLY_LIGER_FN
+
+    model_type = getattr(model.config, "model_type", None)
+    if model_type not in MODEL_TYPE_TO_APPLY_LIGER_FN:
+        # Unpatched, the model would compute full-vocabulary logits for the loss: more memory, not less.
+        raise EngineError(f"enable_liger_kernel: Liger has no kernels for model type '{model_type}'",
+                          hint="set enable_liger_kernel: false for this model")
     _apply_liger_kernel_to_instance(model=model)
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tuneforge.planning.host import HostFacts
-from tuneforge.planning.strategy import deepspeed_file_problems
 from tuneforge.schemas import ConfigProblem, TrainingConfig
 from tuneforge.schemas.capabilities import CAPABILITIES, PACKAGES, Capability
 
@@ -31,8 +30,6 @@ def capability_problems(cfg: TrainingConfig, host: HostFacts, facts: DataFacts) 
         if reason:
             instead = f" — {capability.instead}" if capability.instead else ""
             problems.append(ConfigProblem(capability.field, f"{reason}{instead}"))
-    if not any(problem.field == "deepspeed" for problem in problems):
-        problems += deepspeed_file_problems(cfg)  # read only once the host can run DeepSpeed at all
     return problems
 
 

@@ -240,8 +240,8 @@ def _tokens_per_forward(cfg: TrainingConfig, shape: ModelShape, devices: list[De
 def _pass_tokens(cfg: TrainingConfig, shape: ModelShape, devices: list[Device], batch_tokens: float,
                  static_bytes: int) -> int:
     batch_tokens = math.ceil(batch_tokens)
-    if stage_info(cfg.stage).sequences_per_sample > 1:
-        return batch_tokens  # the split applies to batches of single sequences (SFT / PT) only
+    if stage_info(cfg.stage).sequences_per_sample > 1 or cfg.deepspeed or cfg.fsdp:
+        return batch_tokens  # the split applies to batches of single sequences (SFT / PT) under DDP only
     budget = min(engine_activation_budget(shape, d, static_bytes) for d in devices)
     return min(batch_tokens, max(budget, cfg.cutoff_len))
 
@@ -253,6 +253,10 @@ def _memory_notes(cfg: TrainingConfig, shape: ModelShape, devices: list[Device],
         notes.append("activations assume gradient checkpointing off (unset = auto: the worker turns it on only "
                      "when the GPU is already half full)")
     notes += _strategy_notes(cfg, len(devices))
+    if sharding_of(cfg.deepspeed, cfg.fsdp).weights:
+        whole = weight_bytes(cfg, shape, trainable) / GIB
+        notes.append(f"every rank first loads the whole model ({whole:.1f} GiB) into host memory and shards it "
+                     "afterwards: a host needs that much RAM per rank on it while loading")
     if fits and memory.total > free:
         notes.append(f"fits the devices, but only {free / GIB:.1f} GiB is free now: the task waits until it is")
     if not fits:

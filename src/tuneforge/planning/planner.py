@@ -21,7 +21,7 @@ from tuneforge.planning.model_facts import ModelFacts, locate
 from tuneforge.planning.path_args import absolutize, path_problems, root_relative
 from tuneforge.planning.paths import confine, output_problem
 from tuneforge.planning.rewards import reward_problems
-from tuneforge.planning.strategy import canonical_deepspeed
+from tuneforge.planning.strategy import canonical_deepspeed, deepspeed_file_problems
 from tuneforge.schemas import ALIASES, ConfigError, ConfigProblem, TrainingConfig, parse_training_config
 from tuneforge.schemas.stages import SUPPORTED_STAGES
 
@@ -90,6 +90,8 @@ def plan_training(given: PlanInput) -> TrainingPlan:
                           has_eval_data=bool(summary and summary.num_eval_samples) or bool(probe.val_size),
                           context_length=getattr(shape, "max_position_embeddings", None))
         problems += capability_problems(probe, given.host, facts)
+        if not any(problem.field == "deepspeed" for problem in problems):
+            problems += deepspeed_file_problems(probe)  # read only once its path and the host passed
         problems += reward_problems(probe, given.config_dir, served=given.roots is not None)
     if problems:
         raise PlanRejected(_unique(problems))

@@ -159,20 +159,29 @@ def _with_pissa(cfg: Config) -> str | None:
     return None if cfg.pissa_init else "sets PiSSA's SVD iterations: it needs pissa_init: true"
 
 
-def _deepspeed_with_quantization(cfg: Config) -> str | None:
+ADAMW = ("adamw_torch", "adamw_torch_fused", "adamw_hf", "adamw")
+
+
+def _deepspeed_combination(cfg: Config) -> str | None:
     preset = DEEPSPEED_PRESETS.get(cfg.deepspeed or "")
     if cfg.quantization_bit and preset is not None and preset.stage == 3:
         return (f"ZeRO-3 shards the weights, and {cfg.quantization_bit}-bit quantized weights cannot be sharded "
                 "here: choose deepspeed z2 (or z2_offload) for QLoRA")
+    if cfg.pure_bf16:
+        return ("ZeRO keeps an fp32 master copy and fp32 optimizer state whatever the weights' dtype, so "
+                "pure_bf16 saves nothing under it: use bf16 instead")
+    if preset is not None and preset.offload_optimizer and cfg.optim not in ADAMW:
+        return (f"{cfg.deepspeed} runs the optimizer on the CPU with DeepSpeed's own Adam, which would replace "
+                f"optim {cfg.optim}: use optim adamw_torch, or a preset without offload")
     return None
 
 
 def _fsdp_alone(cfg: Config) -> str | None:
     if cfg.deepspeed:
         return "and deepspeed both shard the model: choose one of them"
-    if cfg.quantization_bit and cfg.fsdp != "shard_grad_op":
-        return (f"{cfg.fsdp} shards the weights, and {cfg.quantization_bit}-bit quantized weights cannot be sharded "
-                "here: choose fsdp shard_grad_op (or deepspeed z2) for QLoRA")
+    if cfg.quantization_bit:
+        return (f"FSDP2 shards every parameter, and {cfg.quantization_bit}-bit quantized weights cannot be sharded "
+                "here: choose deepspeed z2 for QLoRA on several GPUs")
     return None
 
 
@@ -265,7 +274,7 @@ CAPABILITIES: tuple[Capability, ...] = (
                                           "tuneforge's worker does not drive",
                instead="remove use_unsloth; padding-free batches give the speed-up here"),
     Capability("deepspeed", active=lambda cfg: bool(cfg.deepspeed), packages=lambda _cfg: ("deepspeed",),
-               cuda=True, requires=_deepspeed_with_quantization,
+               cuda=True, requires=_deepspeed_combination,
                instead="remove deepspeed; several devices train with DDP through gpuConfig"),
     Capability("fsdp", active=lambda cfg: cfg.fsdp is not None, cuda=True, requires=_fsdp_alone,
                instead="remove fsdp; several devices train with DDP through gpuConfig"),

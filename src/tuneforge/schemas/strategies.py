@@ -8,6 +8,8 @@ the presets below when no such file exists where the task is planned, so a LLaMA
 from __future__ import annotations
 
 import json
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,11 +50,11 @@ DDP = Sharding("DDP")
 
 
 def deepspeed_preset_name(value: str, file_exists: bool) -> str | None:
-    """The preset a `deepspeed` value names: a preset's own name, or LLaMA-Factory's file name for it when no
-    such file exists (a user's edited copy of that file is read as a file)."""
+    """The preset a `deepspeed` value names: a preset's own name, or LLaMA-Factory's relative file name for it when
+    no such file exists (a user's edited copy of that file is read as a file)."""
     if value in DEEPSPEED_PRESETS:
         return value
-    if not file_exists:
+    if not file_exists and not Path(value).expanduser().is_absolute():  # an absolute path is always a file
         return LLAMAFACTORY_DEEPSPEED_FILES.get(Path(value).name)
     return None
 
@@ -73,24 +75,40 @@ def fsdp_sharding(mode: str) -> Sharding:
 
 
 def read_deepspeed_file(path: Path) -> tuple[dict[str, Any] | None, str | None]:
-    """(the config, None) or (None, what is wrong with the file)."""
+    """(the config, None) or (None, what is wrong with the file). Reads a regular file only, at most
+    MAX_DEEPSPEED_FILE_BYTES of it (a device file or a FIFO would never end); never echoes the file's content."""
     try:
-        if path.stat().st_size > MAX_DEEPSPEED_FILE_BYTES:
-            return None, f"{path} is larger than {MAX_DEEPSPEED_FILE_BYTES // 1024} KiB: not a DeepSpeed config"
-        config = json.loads(path.read_text(encoding="utf-8"))
+        with path.open("rb") as file:
+            if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+                return None, f"{path} is not a regular file"
+            data = file.read(MAX_DEEPSPEED_FILE_BYTES + 1)
     except OSError as exc:
         return None, f"{path} cannot be read: {exc.strerror or exc}"
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return None, f"{path} is not JSON: {exc}"
+    if len(data) > MAX_DEEPSPEED_FILE_BYTES:
+        return None, f"{path} is larger than {MAX_DEEPSPEED_FILE_BYTES // 1024} KiB: not a DeepSpeed config"
+    try:
+        config = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None, f"{path} is not a JSON file"
     if not isinstance(config, dict):
         return None, f"{path} holds a JSON {type(config).__name__}, not a DeepSpeed config object"
-    stage = (config.get("zero_optimization") or {}).get("stage", 0)
-    if stage not in (0, 1, 2, 3):
-        return None, f"{path}: zero_optimization.stage is {stage!r}; DeepSpeed's ZeRO stages are 0, 1, 2 and 3"
-    return config, None
+    return config, _zero_problem(config, path)
+
+
+def _zero_problem(config: dict[str, Any], path: Path) -> str | None:
+    zero = config.get("zero_optimization", {})
+    if not isinstance(zero, dict):
+        return f"{path}: zero_optimization must be an object with a stage"
+    if zero.get("stage", 0) not in (0, 1, 2, 3):
+        return f"{path}: zero_optimization.stage must be one of DeepSpeed's ZeRO stages 0, 1, 2 and 3"
+    for key in ("offload_optimizer", "offload_param"):
+        if not isinstance(zero.get(key, {}), dict):
+            return f"{path}: zero_optimization.{key} must be an object such as {{\"device\": \"cpu\"}}"
+    return None
 
 
 def file_sharding(config: dict[str, Any]) -> Sharding:
+    """The layout of a config that read_deepspeed_file accepted."""
     zero = config.get("zero_optimization") or {}
     stage = int(zero.get("stage", 0))
 
@@ -111,8 +129,8 @@ def sharding_of(deepspeed: str | None, fsdp: str | None) -> Sharding:
     if preset is not None:
         return zero_sharding(preset.stage, preset.offload_optimizer, preset.offload_weights,
                              f"DeepSpeed ZeRO-{preset.stage} ({deepspeed})")
-    config, _ = read_deepspeed_file(Path(deepspeed))
-    return file_sharding(config) if config is not None else DDP
+    config, problem = read_deepspeed_file(Path(deepspeed))
+    return file_sharding(config) if config is not None and problem is None else DDP
 
 
 def deepspeed_preset_config(name: str) -> dict[str, Any]:

@@ -113,12 +113,33 @@ def test_launch_follows_the_gpus_the_strategy_and_force_torchrun():
     assert layout == NodeLayout(2, 1, "10.0.0.1", 29500)
 
 
-def test_the_plan_counts_every_nodes_ranks():
-    from tuneforge.cli.training import with_other_nodes
+def test_the_plan_counts_every_rank_the_launch_starts():
+    from tuneforge.cli.multinode import Launch, run_devices
     from tuneforge.planning.devices import Device
-    from tuneforge.planning.host import HostFacts
 
     gpus = [Device(i, "cuda", "NVIDIA H100", 80 * 2**30, 80 * 2**30) for i in range(8)]
-    host = with_other_nodes(HostFacts(gpus), {"NNODES": "4"})
-    assert len(host.devices) == 32 and len({d.index for d in host.devices}) == 32
-    assert with_other_nodes(HostFacts(gpus), {"NNODES": "x"}).devices == gpus  # the launch check names it
+    four_nodes = Launch(8, torchrun=True, nodes=NodeLayout(4, 0, "10.0.0.1", 29500))
+    devices = run_devices(gpus, four_nodes)
+    assert len(devices) == 32 and len({d.index for d in devices}) == 32
+    assert len(run_devices(gpus, Launch(2, torchrun=True, nodes=None))) == 2  # NPROC_PER_NODE=2 of 8 GPUs
+    cpu = run_devices([], Launch(2, torchrun=True, nodes=None))
+    assert [d.kind for d in cpu] == ["cpu", "cpu"]
+
+
+def test_cuda_visible_devices_narrows_the_gpus(monkeypatch):
+    from tuneforge.cli import multinode
+    from tuneforge.planning import devices
+
+    gpus = [devices.Device(i, "cuda", "NVIDIA H100", 80 * 2**30, 80 * 2**30) for i in range(4)]
+    monkeypatch.setattr(devices, "detect_devices", lambda *a: gpus)
+    assert [d.index for d in multinode.visible_gpus({"CUDA_VISIBLE_DEVICES": "2,3"})] == [2, 3]
+    assert multinode.visible_gpus({"CUDA_VISIBLE_DEVICES": ""}) == []  # a CPU run on a GPU host
+    assert len(multinode.visible_gpus({})) == 4
+
+
+def test_a_bad_rendezvous_timeout_is_named():
+    from tuneforge.cli.multinode import rendezvous_timeout
+
+    with pytest.raises(LaunchError, match="TUNEFORGE_RENDEZVOUS_TIMEOUT_S='soon'"):
+        rendezvous_timeout({"TUNEFORGE_RENDEZVOUS_TIMEOUT_S": "soon"})
+    assert rendezvous_timeout({}) == 300

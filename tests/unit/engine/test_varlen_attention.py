@@ -3,8 +3,6 @@ correct kernel the host has: FlashAttention-2's varlen kernel on a recent GPU wi
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 import torch
 
@@ -77,10 +75,25 @@ def test_without_sample_boundaries_the_packed_row_would_differ():
     (Precision("fp32", "cpu"), None, True, "tuneforge_varlen"),
 ])
 def test_auto_picks_flash_attention_where_it_runs(monkeypatch, precision, capability, installed, expected):
-    real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: (object() if installed else None) if name == "flash_attn"
-                        else real_find_spec(name, *a))
+    import transformers.utils
+
+    monkeypatch.setattr(transformers.utils, "is_flash_attn_2_available", lambda: installed)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: capability)
     assert attention_implementation("auto", None, 512, True, precision) == expected
     assert attention_implementation("auto", None, 512, False, precision) == "sdpa"  # padded batches, sampling
+
+
+def test_a_model_without_flash_attention_falls_back_to_varlen_sdpa_under_auto():
+    from tuneforge.engine.models import _from_pretrained
+
+    class NoFlash:
+        @staticmethod
+        def from_pretrained(path, attn_implementation, **kwargs):
+            if attn_implementation == "flash_attention_2":
+                raise ValueError("this model does not support Flash Attention 2.0 yet")
+            return attn_implementation
+
+    kwargs = {"attn_implementation": "flash_attention_2"}
+    assert _from_pretrained(NoFlash, "m", kwargs, auto_attention=True) == "tuneforge_varlen"
+    with pytest.raises(ValueError, match="Flash Attention"):  # asked for by name (fa2): the error stands
+        _from_pretrained(NoFlash, "m", kwargs, auto_attention=False)

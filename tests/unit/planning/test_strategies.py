@@ -13,7 +13,7 @@ from tuneforge.planning.capabilities import DataFacts, capability_problems
 from tuneforge.planning.devices import Device
 from tuneforge.planning.estimate import estimate_training
 from tuneforge.planning.host import HostFacts
-from tuneforge.planning.strategy import canonical_deepspeed
+from tuneforge.planning.strategy import canonical_deepspeed, deepspeed_file_problems
 from tuneforge.schemas import TrainingConfig, parse_training_config
 from tuneforge.schemas.strategies import DEEPSPEED_PRESETS, deepspeed_preset_config, sharding_of
 
@@ -28,6 +28,8 @@ PSI = LLAMA2_7B.num_parameters
 def problems(host: HostFacts, **values: object) -> dict[str, str]:
     cfg = parse_training_config({"model_name_or_path": "/models/m", "dataset": "d.jsonl", **values})
     found = capability_problems(cfg, host, DataFacts(model_is_local=True, context_length=4096))
+    if not any(p.field == "deepspeed" for p in found):  # as the planner does, once path and host passed
+        found += deepspeed_file_problems(cfg)
     return {p.field: p.message for p in found}
 
 
@@ -57,15 +59,28 @@ def test_an_existing_file_of_that_name_is_read_as_a_file(tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize(("content", "said"), [
-    ("{not json", "is not JSON"),
+    ("{not json", "is not a JSON file"),
     ("[1, 2]", "not a DeepSpeed config object"),
-    ('{"zero_optimization": {"stage": 5}}', "stages are 0, 1, 2 and 3"),
+    ('{"zero_optimization": {"stage": 5}}', "stages 0, 1, 2 and 3"),
+    ('{"zero_optimization": 3}', "zero_optimization must be an object"),
+    ('{"zero_optimization": {"stage": 3, "offload_param": "cpu"}}', "offload_param must be an object"),
+    ("x" * (1024 * 1024 + 1), "larger than 1024 KiB"),
 ])
 def test_a_bad_config_file_is_refused_naming_the_field(tmp_path: Path, content: str, said: str) -> None:
     path = tmp_path / "ds.json"
     path.write_text(content)
     found = problems(GPU_HOST, deepspeed=str(path))
     assert said in found["deepspeed"] and "preset" in found["deepspeed"]
+
+
+def test_a_device_file_is_not_read() -> None:
+    """/dev/zero reports size 0 and never ends: only regular files are read, and only up to the limit."""
+    assert "not a regular file" in problems(GPU_HOST, deepspeed="/dev/zero")["deepspeed"]
+
+
+def test_an_absolute_path_is_always_a_file(tmp_path: Path) -> None:
+    value = str(tmp_path / "nowhere" / "ds_z3_config.json")
+    assert canonical_deepspeed({"deepspeed": value}, tmp_path, None)["deepspeed"] == value
 
 
 def test_zero3_file_with_qlora_is_refused(tmp_path: Path) -> None:
@@ -80,9 +95,12 @@ def test_strategies_need_a_gpu_and_fsdp_excludes_deepspeed() -> None:
     assert "NVIDIA GPU" in problems(CPU_HOST, deepspeed="z2")["deepspeed"]
     assert "choose one" in problems(GPU_HOST, fsdp="full_shard", deepspeed="z2")["fsdp"]
     assert "z2" in problems(GPU_HOST, deepspeed="z3", quantization_bit=4)["deepspeed"]
-    assert "shard_grad_op" in problems(GPU_HOST, fsdp="full_shard", quantization_bit=4)["fsdp"]
+    assert "deepspeed z2" in problems(GPU_HOST, fsdp="full_shard", quantization_bit=4)["fsdp"]
+    assert "deepspeed z2" in problems(GPU_HOST, fsdp="shard_grad_op", quantization_bit=8)["fsdp"]
     assert problems(GPU_HOST, deepspeed="z2", quantization_bit=4) == {}
-    assert problems(GPU_HOST, fsdp="shard_grad_op", quantization_bit=4) == {}
+    assert "use bf16" in problems(GPU_HOST, deepspeed="z2", pure_bf16=True)["deepspeed"]
+    assert "optim adamw_torch" in problems(GPU_HOST, deepspeed="z3_offload", optim="sgd")["deepspeed"]
+    assert problems(GPU_HOST, deepspeed="z3", optim="sgd") == {}  # only offload swaps in DeepSpeed's CPU Adam
     assert "deepspeed" in problems(HostFacts(A100S[:1], frozenset()), deepspeed="z2")["deepspeed"]  # not installed
 
 

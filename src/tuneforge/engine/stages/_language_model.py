@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 def build_trainer(inputs: TrainerInputs) -> Any:
     """ForgeTrainer on padding-free batches: samples concatenated into one row, no compute spent on padding."""
     from tuneforge.engine.batching import PaddingFreeCollator, SampleDataset
-    from tuneforge.engine.trainer import ForgeTrainer, activation_token_budget
+    from tuneforge.engine.trainer import ForgeTrainer
 
     cfg = inputs.cfg
     return ForgeTrainer(
@@ -28,11 +28,23 @@ def build_trainer(inputs: TrainerInputs) -> Any:
         eval_dataset=SampleDataset(inputs.data.eval) if inputs.has_eval else None,
         data_collator=PaddingFreeCollator(), processing_class=inputs.tokenizer, token_counter=inputs.counter,
         loraplus_lr_ratio=cfg.loraplus_lr_ratio, loraplus_lr_embedding=cfg.loraplus_lr_embedding,
-        # A sample is never split, so a budget below cutoff_len lowers no peak; it would only add passes.
-        max_tokens_per_forward=max(activation_token_budget(inputs.model, inputs.precision.device), cfg.cutoff_len),
+        max_tokens_per_forward=token_budget(inputs),
         fused_loss=cfg.enable_liger_kernel,  # Liger's fused linear + cross-entropy needs the labels in the forward
         callbacks=inputs.callbacks,
     )
+
+
+def token_budget(inputs: TrainerInputs) -> int | None:
+    """Tokens one forward pass may hold before a batch is split at sample boundaries. None under DeepSpeed and
+    FSDP: their engines own gradient accumulation and sync (DeepSpeed steps its optimizer at each backward of an
+    accumulation boundary, and ZeRO-2/3 refuse no_sync), so a split batch would not be one step."""
+    from tuneforge.engine.trainer import activation_token_budget
+
+    cfg = inputs.cfg
+    if cfg.deepspeed or cfg.fsdp:
+        return None
+    # A sample is never split, so a budget below cutoff_len lowers no peak; it would only add passes.
+    return max(activation_token_budget(inputs.model, inputs.precision.device), cfg.cutoff_len)
 
 
 def extra_metrics(inputs: TrainerInputs, train_metrics: dict[str, Any]) -> dict[str, Any]:
