@@ -256,13 +256,15 @@ def device_share(cfg: TrainingConfig, shape: ModelShape, trainable: Trainable, s
                  whole: DeviceShare) -> DeviceShare:
     """`whole` (what one device would hold alone) under `sharding` over `world` devices.
 
-    DeepSpeed keeps trained weights 16-bit on the device and their fp32 master copy with the optimizer state;
-    sharded weights are gathered for compute a block ahead (ZeRO-3 and FSDP2 both prefetch the next block)."""
+    DeepSpeed casts the model to 16-bit under bf16 / fp16: trained weights and their gradients are 16-bit on the
+    device, the fp32 master copy lives with the optimizer state (the ZeRO paper's 2 + 2 + 12 bytes per parameter).
+    Sharded weights are gathered for compute a block ahead (ZeRO-3 and FSDP2 both prefetch the next block)."""
     weights, gradients, optimizer = whole.weights, whole.gradients, whole.optimizer
     trained = min(trainable.base_trained, shape.num_parameters)
-    if sharding.master_in_optimizer and cfg.precision != "fp32" and not cfg.pure_bf16 and trained:
+    if sharding.master_in_optimizer and cfg.precision != "fp32":
         weights -= trained * 2  # fp32 → 16-bit
-        optimizer += trained * 4
+        optimizer += trainable.parameters * 4
+        gradients //= 2
     compute_bytes = 4 if cfg.precision == "fp32" else 2
     gathered = 2 * shape.block_parameters * compute_bytes
     if sharding.offload_weights:
