@@ -87,17 +87,21 @@ SMOKE = Profile({"1B": TINY_1B, "8B": TINY_8B}, 256, 60, 2, 1, {"1B": 3, "8B": 3
                 {"1B": 120, "8B": 120}, {"1B": 0, "8B": 0}, 120, False)
 
 
+FULL = ("full", "fsdp", "zero3")  # the rows that train every weight
+
+
 @dataclass(frozen=True)
 class Row:
     key: str
     runner: str  # worker | baseline
     model: str  # 1B | 8B
-    method: str  # lora | qlora | liger | full
+    method: str  # lora | qlora | liger | full | fsdp (full, FSDP2 full_shard) | zero3 (full, DeepSpeed z3)
     needs: tuple[str, ...] = ()  # CUDA and the packages beyond the base install
 
     def name(self, precision: str) -> str:
         label = {"lora": f"LoRA {precision}", "liger": f"LoRA {precision} + Liger", "qlora": "QLoRA 4-bit nf4",
-                 "full": f"full {precision}"}[self.method]
+                 "full": f"full {precision}", "fsdp": f"full {precision}, FSDP2 full_shard",
+                 "zero3": f"full {precision}, DeepSpeed z3"}[self.method]
         return f"{self.runner} {label} ({self.model})"
 
 
@@ -108,10 +112,14 @@ ROWS = [
     Row("worker-full-1b", "worker", "1B", "full"), Row("baseline-full-1b", "baseline", "1B", "full"),
     Row("worker-lora-8b", "worker", "8B", "lora"), Row("baseline-lora-8b", "baseline", "8B", "lora"),
     Row("worker-qlora-8b", "worker", "8B", "qlora", ("cuda", "bitsandbytes")),
+    # The sharded strategies on one GPU under torchrun: they run, and their memory meets the estimate.
+    Row("worker-fsdp-1b", "worker", "1B", "fsdp", ("cuda",)),
+    Row("worker-zero3-1b", "worker", "1B", "zero3", ("cuda", "deepspeed")),
 ]
 # What the bars need first, so that a slow machine drops the rows that matter least.
 RUN_ORDER = ["worker-lora-1b", "baseline-lora-1b", "worker-lora-8b", "worker-qlora-8b", "baseline-lora-8b",
-             "worker-full-1b", "baseline-full-1b", "worker-liger-1b", "worker-qlora-1b"]
+             "worker-full-1b", "baseline-full-1b", "worker-liger-1b", "worker-qlora-1b", "worker-fsdp-1b",
+             "worker-zero3-1b"]
 # --smoke runs one of each kind of process (worker LoRA and full, baseline) to stay within a test's time on two
 # cores; the other rows differ only in their config. `--smoke --rows all` runs every row that CPUs can.
 SMOKE_ROWS = ["worker-lora-1b", "baseline-lora-1b", "worker-full-1b"]
@@ -154,16 +162,20 @@ def row_config(row: Row, ctx: Context, output_dir: Path) -> dict[str, Any]:
     p = ctx.profile
     config: dict[str, Any] = {
         "model_name_or_path": str(ctx.model_dirs[row.model]), "stage": "sft", "template": "chatml",
-        "finetuning_type": "full" if row.method == "full" else "lora", "dataset": [str(ctx.data_file)],
+        "finetuning_type": "full" if row.method in FULL else "lora", "dataset": [str(ctx.data_file)],
         "cutoff_len": p.cutoff_len, "per_device_train_batch_size": p.batch_size,
         "gradient_accumulation_steps": p.grad_accum, "max_steps": p.max_steps[row.model],
-        "learning_rate": 1e-5 if row.method == "full" else 1e-4, "logging_steps": p.warmup_steps,
+        "learning_rate": 1e-5 if row.method in FULL else 1e-4, "logging_steps": p.warmup_steps,
         "save_strategy": "no", "lora_rank": 8, "lora_alpha": 16, "lora_dropout": 0.0, "lora_target": ["all"],
         "bf16": p.bf16, "seed": 42, "output_dir": str(output_dir), "report_to": "none",
     }
     if row.method == "qlora":
         # QLoRA is the memory plan: its activations are checkpointed too, as LLaMA-Factory's QLoRA recipes do.
         config.update(quantization_bit=4, quantization_type="nf4", gradient_checkpointing=True)
+    if row.method == "fsdp":
+        config["fsdp"] = "full_shard"
+    if row.method == "zero3":
+        config["deepspeed"] = "z3"
     if row.method == "liger":
         config["enable_liger_kernel"] = True
     return config
@@ -171,7 +183,8 @@ def row_config(row: Row, ctx: Context, output_dir: Path) -> dict[str, Any]:
 
 # --- processes -----------------------------------------------------------------------------------------------
 
-def launch(command: str, spec: dict[str, Any], work: Path, cap_s: float) -> tuple[int, bool, dict[str, Any]]:
+def launch(command: str, spec: dict[str, Any], work: Path, cap_s: float,
+           torchrun: bool = False) -> tuple[int, bool, dict[str, Any]]:
     """Runs one gpu_check_rows.py command in its own process group: (exit code, hit the cap, result JSON)."""
     work.mkdir(parents=True, exist_ok=True)
     spec = {**spec, "result": str(work / "result.json")}
@@ -179,7 +192,9 @@ def launch(command: str, spec: dict[str, Any], work: Path, cap_s: float) -> tupl
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]),
            "TOKENIZERS_PARALLELISM": "false"}
     with (work / "row.log").open("w", encoding="utf-8") as log:
-        process = subprocess.Popen([sys.executable, str(ROWS_SCRIPT), command, str(work / "spec.json")],
+        # A sharded row runs as the worker does: under torchrun (DeepSpeed and FSDP need a process group).
+        prefix = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1"] if torchrun else []
+        process = subprocess.Popen([sys.executable, *prefix, str(ROWS_SCRIPT), command, str(work / "spec.json")],
                                    stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=env, start_new_session=True)
         capped = False
         try:
@@ -248,7 +263,8 @@ def _run_process(row: Row, config: dict[str, Any], warmup_steps: int, work: Path
         from tuneforge.schemas.run_spec import RunSpec
 
         run_dir = RunDir(work / "run").create(RunSpec(config=config))
-        code, capped, result = launch("worker", {"run_dir": str(run_dir.path)}, work, cap)
+        code, capped, result = launch("worker", {"run_dir": str(run_dir.path)}, work, cap,
+                                      torchrun=row.method in ("fsdp", "zero3"))
         entry.update(worker_outcome(run_dir, warmup_steps, code))
     else:
         spec = {"config": config, "warmup_steps": warmup_steps, "work_dir": str(work / "trainer")}
