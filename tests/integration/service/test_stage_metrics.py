@@ -142,7 +142,7 @@ def test_samples_of_the_last_step_or_a_chosen_one_with_scores_and_reasons(client
 
 
 def test_samples_are_bounded_per_step_and_by_the_window_read(client, monkeypatch):
-    from tuneforge.service.tasks import tasks as task_service
+    from tuneforge.service.tasks import run_files
 
     platform = client.app.state.platform
     task_id, run_dir = add_task(platform)
@@ -152,10 +152,10 @@ def test_samples_are_bounded_per_step_and_by_the_window_read(client, monkeypatch
     assert latest["step"] == 21 and latest["total"] == MAX_STEP_SAMPLES + 36
     assert len(latest["samples"]) == MAX_STEP_SAMPLES and latest["steps"] == list(range(1, 22))
     assert not latest["partial"]
-    monkeypatch.setattr(task_service, "MAX_SAMPLE_STEPS", 5)
+    monkeypatch.setattr(run_files, "MAX_SAMPLE_STEPS", 5)
     assert samples(client, task_id)["steps"] == [17, 18, 19, 20, 21]  # the latest steps are listed
     assert samples(client, task_id, step=3)["total"] == 5  # an earlier one can still be asked for
-    monkeypatch.setattr(task_service, "COMPLETIONS_WINDOW_BYTES", 20 * 1024)
+    monkeypatch.setattr(run_files, "COMPLETIONS_WINDOW_BYTES", 20 * 1024)
     tail = samples(client, task_id)
     assert tail["partial"] and tail["step"] == 21 and tail["skipped"] == 0  # the line cut by the window is no problem
     assert samples(client, task_id, step=1)["samples"] == []  # only the file's end was read

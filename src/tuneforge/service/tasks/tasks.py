@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import builtins  # in the service's signatures `list` names its list method: the type is builtins.list
-import heapq
-import json
 import re
 import shutil
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -26,12 +24,10 @@ from tuneforge.service.runtime.executor import LocalExecutor
 from tuneforge.service.runtime.scheduler import Scheduler
 from tuneforge.service.tasks.experiments import check_experiment_membership, experiment_defaults
 from tuneforge.service.tasks.planning import TOP_LEVEL, TaskPlan, TaskRequest, plan_task
+from tuneforge.service.tasks.run_files import CompletionScan, read_lines, scan_completions
 from tuneforge.service.users.users import device_limit_problem
 from tuneforge.service.views import (
-    MAX_SAMPLE_STEPS,
-    MAX_STEP_SAMPLES,
     CheckpointFile,
-    CompletionSample,
     DeviceInventory,
     DeviceTask,
     DeviceView,
@@ -41,7 +37,6 @@ from tuneforge.service.views import (
     TaskDetail,
     TaskEstimate,
     TaskSamples,
-    completion_sample,
     metric_series,
     task_detail,
     task_summary,
@@ -51,8 +46,6 @@ from tuneforge.store import Checkpoint, Database, Grader, MetricPoint, Task, Tas
 from tuneforge.store.scope import ALL_OWNERS
 
 LOG_CHUNK_BYTES = 256 * 1024
-COMPLETIONS_WINDOW_BYTES = 32 * 1024 * 1024  # the tail of completions.jsonl one getTaskSamples reads
-MAX_COMPLETION_LINE = 256 * 1024  # bytes; a longer line is skipped
 HOLDING_DEVICES = (TaskStatus.RUNNING, TaskStatus.STOPPING)  # a stopping worker still uses its devices
 
 
@@ -181,7 +174,7 @@ class TaskService:
         with self.db.session() as session:
             task = _task(session, task_id)
             run_dir, status = RunDir(Path(task.run_dir)), task.status
-        scan = _scan_completions(run_dir.completions_file, step) if task.run_dir else _CompletionScan(step)
+        scan = scan_completions(run_dir.completions_file, step) if task.run_dir else CompletionScan(step)
         return TaskSamples(task_id=task_id, status=status, step=scan.step, steps=sorted(scan.steps),
                            samples=scan.samples, total=scan.total, skipped=scan.skipped, partial=scan.partial)
 
@@ -217,12 +210,12 @@ class TaskService:
         size = path.stat().st_size
         if offset is None:
             start = max(0, size - LOG_CHUNK_BYTES)
-            lines, end = _read_lines(path, start, size)
+            lines, end = read_lines(path, start, size)
             if start > 0:
                 lines = lines[1:]  # the first line was cut in the middle
             return LogChunk(task_id=task_id, status=status, offset=start, next_offset=end,
                             lines=lines[-tail:] if tail else lines)
-        lines, end = _read_lines(path, min(offset, size), min(size, offset + LOG_CHUNK_BYTES))
+        lines, end = read_lines(path, min(offset, size), min(size, offset + LOG_CHUNK_BYTES))
         return LogChunk(task_id=task_id, status=status, offset=offset, next_offset=end, lines=lines)
 
     # -- control -----------------------------------------------------------------------------------------------
@@ -327,75 +320,6 @@ def _copy_name(session: Session, name: str) -> str:
         if session.scalar(select(Task.id).where(Task.name == candidate)) is None:
             return candidate
     raise Conflict(f"too many copies of {name!r}; give the copy a name")
-
-
-@dataclass
-class _CompletionScan:
-    step: int | None  # the step asked for; None: the last one with samples (found while reading)
-    steps: set[int] = field(default_factory=set)
-    smallest: list[int] = field(default_factory=list)  # a heap of `steps`: the earliest is dropped past the cap
-    samples: builtins.list[CompletionSample] = field(default_factory=list)
-    total: int = 0
-    skipped: int = 0
-    partial: bool = False
-
-    def add(self, sample: CompletionSample, follow_last: bool) -> None:
-        if sample.step not in self.steps:
-            if len(self.steps) >= MAX_SAMPLE_STEPS:
-                if sample.step < self.smallest[0]:
-                    return self._collect(sample, follow_last)
-                self.steps.discard(heapq.heappop(self.smallest))
-            self.steps.add(sample.step)
-            heapq.heappush(self.smallest, sample.step)
-        self._collect(sample, follow_last)
-
-    def _collect(self, sample: CompletionSample, follow_last: bool) -> None:
-        if follow_last and (self.step is None or sample.step > self.step):
-            self.step, self.samples, self.total = sample.step, [], 0
-        if sample.step == self.step:
-            self.total += 1
-            if len(self.samples) < MAX_STEP_SAMPLES:
-                self.samples.append(sample)
-
-
-def _scan_completions(path: Path, step: int | None) -> _CompletionScan:
-    scan = _CompletionScan(step)
-    if not path.is_file():
-        return scan
-    with path.open("rb") as f:
-        scan.partial = (start := f.seek(0, 2) - COMPLETIONS_WINDOW_BYTES) > 0
-        if f.seek(max(0, start - 1)) and f.read(1) != b"\n":
-            _skip_line(f)  # the rest of a line cut by the window's start
-        while raw := f.readline(MAX_COMPLETION_LINE + 1):
-            if not raw.endswith(b"\n"):
-                if len(raw) <= MAX_COMPLETION_LINE:
-                    break  # the last line is still being written
-                scan.skipped += 1
-                _skip_line(f)  # an over-long line
-                continue
-            try:  # ValueError: not JSON, not UTF-8, or an integer of over 4300 digits
-                sample = completion_sample(json.loads(raw))
-            except (ValueError, RecursionError):
-                sample = None
-            if sample is None:
-                scan.skipped += 1
-            else:
-                scan.add(sample, follow_last=step is None)
-    return scan
-
-
-def _skip_line(f: BinaryIO) -> None:
-    while (rest := f.readline(MAX_COMPLETION_LINE)) and not rest.endswith(b"\n"):
-        pass
-
-
-def _read_lines(path: Path, start: int, end: int) -> tuple[list[str], int]:
-    """Whole lines between byte offsets; a last line without its newline is left for the next read."""
-    with path.open("rb") as f:
-        f.seek(start)
-        data = f.read(end - start)
-    cut = data.rfind(b"\n") + 1
-    return data[:cut].decode("utf-8", errors="replace").splitlines(), start + cut
 
 
 def check_name(value: str) -> None:
