@@ -112,13 +112,25 @@ def _stage_metrics(logs: dict[str, float], train: bool) -> dict[str, Any]:
 
 
 class StopRequest:
-    """Set by the SIGTERM handler; read by the callback at the end of the current step."""
+    """Set by the SIGTERM handler, or by the service writing the run directory's STOP file (how executors without
+    a signal path, a Ray or Kubernetes worker on another node, ask); read at the end of each step."""
 
-    def __init__(self) -> None:
-        self.requested = False
+    def __init__(self, stop_file: Path | None = None) -> None:
+        self._requested = False
+        self.stop_file = stop_file
+
+    @property
+    def requested(self) -> bool:
+        if not self._requested and self.stop_file is not None and self.stop_file.exists():
+            self._requested = True
+        return self._requested
+
+    @requested.setter
+    def requested(self, value: bool) -> None:
+        self._requested = value
 
     def request(self, *_: Any) -> None:
-        self.requested = True
+        self._requested = True
 
 
 class RankSync(TrainerCallback):

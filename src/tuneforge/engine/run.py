@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     _configure_logging(run_dir, rank)
     from tuneforge.engine.callbacks import StopRequest
 
-    stop = StopRequest()
+    stop = StopRequest(run_dir.stop_file)
     signal.signal(signal.SIGTERM, stop.request)
     events = EventWriter(run_dir.events_file) if rank == 0 else NullEventWriter()
     code = run_worker(run_dir, events, stop)

@@ -33,6 +33,11 @@ class RunDir:
         return self.path / "completions.jsonl"
 
     @property
+    def stop_file(self) -> Path:
+        """Written by the service to ask the worker to finish its step, save and stop (any executor, any node)."""
+        return self.path / "STOP"
+
+    @property
     def log_file(self) -> Path:
         return self.path / "train.log"
 

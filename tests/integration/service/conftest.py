@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -65,16 +66,17 @@ def kill_workers(platform: Platform) -> None:
     from sqlalchemy import select
 
     from tuneforge.schemas.tasks import ACTIVE_STATUSES
+    from tuneforge.service.runtime.processes import signal_group
     from tuneforge.store import Deployment, Evaluation, Task
 
     with platform.db.session() as session:
         rows = session.execute(select(Task.pid).where(Task.status.in_(ACTIVE_STATUSES), Task.pid.is_not(None)))
-        for (pid,) in rows:
-            platform.executor.kill(pid)
-        for (pid,) in session.execute(select(Deployment.pid).where(Deployment.pid.is_not(None))):
-            platform.executor.kill(pid)
-        for (pid,) in session.execute(select(Evaluation.pid).where(Evaluation.status == "running")):
-            platform.executor.kill(pid)
+        pids = [pid for (pid,) in rows]
+        pids += [pid for (pid,) in session.execute(select(Deployment.pid).where(Deployment.pid.is_not(None)))]
+        pids += [pid for (pid,) in session.execute(select(Evaluation.pid).where(Evaluation.status == "running"))]
+    for pid in pids:
+        if pid:
+            signal_group(pid, signal.SIGKILL)
     platform.close()  # its background threads too: none may outlive the test
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tuneforge.planning.devices import Device
-from tuneforge.service.runtime.executor import Launched, LocalExecutor
+from tuneforge.service.runtime.executor import Launched, LocalExecutor, Placement
 from tuneforge.service.runtime.scheduler import Scheduler
 from tuneforge.settings import Settings
 from tuneforge.store import Database, Task, User
@@ -21,7 +21,7 @@ class RecordingExecutor(LocalExecutor):
         super().__init__()
         self.launched: list[str] = []
 
-    def launch(self, run_dir: Path, devices: list[int], kind: str, threads: int | None) -> Launched:  # type: ignore[override]
+    def launch(self, run_dir: Path, placement: Placement) -> Launched:
         self.launched.append(run_dir.name)
         return Launched(pid=999_999, started_at=0.0, command=["true"])
 

@@ -18,7 +18,7 @@ from tuneforge.planning.devices import Device
 from tuneforge.rundir import RunDir
 from tuneforge.schemas.run_spec import RunSpec
 from tuneforge.schemas.tasks import TaskStatus
-from tuneforge.service.runtime.executor import LocalExecutor
+from tuneforge.service.runtime.executor import Executor, Placement, WorkerRef
 from tuneforge.service.runtime.ingest import ingest_events, mark_worker_lost
 from tuneforge.settings import Settings
 from tuneforge.store import Database, Task, User
@@ -28,13 +28,13 @@ WATCHED = (TaskStatus.RUNNING, TaskStatus.STOPPING)
 
 
 class Scheduler:
-    def __init__(self, db: Database, settings: Settings, executor: LocalExecutor, devices: list[Device]) -> None:
+    def __init__(self, db: Database, settings: Settings, executor: Executor, devices: list[Device]) -> None:
         self.db, self.settings, self.executor, self.devices = db, settings, executor, devices
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()  # one tick at a time (the thread, and tests calling tick())
-        self._exiting: dict[int, tuple[int, float | None]] = {}  # task id → pid of workers that reported an end
+        self._exiting: dict[int, WorkerRef] = {}  # task id → workers that reported an end
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="tuneforge-scheduler", daemon=True)
@@ -80,19 +80,21 @@ class Scheduler:
             if task is None or task.status not in WATCHED:
                 return
             ingest_events(session, task)
-            if task.pid is None:
+            if not task.command:  # claimed but not launched yet
                 return
-            state = self.executor.poll(task.pid, task.pid_started_at)
+            worker = worker_ref(task)
+            state = self.executor.poll(worker)
             if task.status not in WATCHED:  # a final event arrived; the exit code follows when the process ends
                 if state.alive:
-                    self._exiting[task.id] = (task.pid, task.pid_started_at)
+                    self._exiting[task.id] = worker
                 elif state.exit_code is not None:
                     task.exit_code = state.exit_code
                 return
             if not state.alive:
                 ingest_events(session, task)  # the final event may have landed just before the exit
                 if task.status in WATCHED:
-                    reason = "killed by a signal" if (state.exit_code or 0) < 0 else "it crashed or was killed"
+                    reason = state.reason or ("killed by a signal" if (state.exit_code or 0) < 0
+                                              else "it crashed or was killed")
                     mark_worker_lost(task, state.exit_code, reason)
                 elif state.exit_code is not None:
                     task.exit_code = state.exit_code
@@ -100,17 +102,17 @@ class Scheduler:
             waited = time.time() - (task.stop_requested_at or time.time())
             if task.status == TaskStatus.STOPPING and waited > self.settings.stop_grace_s:
                 log.warning("task %s ignored SIGTERM for %.0f s: killing it", task.id, waited)
-                self.executor.kill(task.pid)
+                self.executor.kill(worker)
 
     def _record_exit_codes(self) -> None:
-        for task_id, (pid, started_at) in list(self._exiting.items()):
-            state = self.executor.poll(pid, started_at)
+        for task_id, worker in list(self._exiting.items()):
+            state = self.executor.poll(worker)
             if state.alive:
                 continue
             del self._exiting[task_id]
             with self.db.session() as session:
                 task = session.get(Task, task_id)
-                if task is not None and task.pid == pid:
+                if task is not None and task.pid == worker.pid:
                     task.exit_code = state.exit_code
 
     def busy_devices(self) -> set[int]:
@@ -160,10 +162,12 @@ class Scheduler:
         if task.resume_requested:
             config["resume_from_checkpoint"] = "last"
         run_dir.create(RunSpec(config=config, task_id=str(task.id)))
+        run_dir.stop_file.unlink(missing_ok=True)  # a resumed run's old stop request
         kind = self.devices[0].kind if self.devices else "cpu"
         threads = max(1, (os.cpu_count() or 1) // self.settings.cpu_slots) if kind == "cpu" else None
         try:
-            launched = self.executor.launch(run_dir.path, devices, kind, threads)
+            launched = self.executor.launch(run_dir.path, Placement(kind, tuple(devices), 1, max(1, len(devices)),
+                                                                    threads))
         except OSError as exc:
             task.status, task.ended_at = TaskStatus.FAILED, time.time()
             task.error_message = f"could not start the worker: {exc}"
@@ -175,6 +179,10 @@ class Scheduler:
         task.ended_at, task.error_message, task.exit_code, task.resume_requested = None, None, None, False
         task.stop_requested_at = None
         log.info("task %s started: pid %s on devices %s", task.id, launched.pid, devices)
+
+
+def worker_ref(task: Task) -> WorkerRef:
+    return WorkerRef(Path(task.run_dir or "."), task.pid, task.pid_started_at)
 
 
 @dataclass

@@ -20,8 +20,8 @@ from tuneforge.schemas import ALIASES, ConfigProblem
 from tuneforge.schemas.tasks import ACTIVE_STATUSES, FINAL_STATUSES, TaskStatus, name_problem
 from tuneforge.service.datasets.refs import apply_mixture, resolve_references
 from tuneforge.service.errors import Conflict, InvalidInput, escape_like, get_or_not_found, paging_problems
-from tuneforge.service.runtime.executor import LocalExecutor
-from tuneforge.service.runtime.scheduler import Scheduler
+from tuneforge.service.runtime.executor import Executor
+from tuneforge.service.runtime.scheduler import Scheduler, worker_ref
 from tuneforge.service.tasks.experiments import check_experiment_membership, experiment_defaults
 from tuneforge.service.tasks.planning import TOP_LEVEL, TaskPlan, TaskRequest, plan_task
 from tuneforge.service.tasks.run_files import CompletionScan, read_lines, scan_completions
@@ -50,7 +50,7 @@ HOLDING_DEVICES = (TaskStatus.RUNNING, TaskStatus.STOPPING)  # a stopping worker
 
 
 class TaskService:
-    def __init__(self, db: Database, settings: Settings, devices: list[Device], executor: LocalExecutor,
+    def __init__(self, db: Database, settings: Settings, devices: list[Device], executor: Executor,
                  scheduler: Scheduler) -> None:
         self.db = db
         self.settings = settings
@@ -228,8 +228,8 @@ class TaskService:
                 task.status, task.ended_at = TaskStatus.STOPPED, time.time()
             elif task.status == TaskStatus.RUNNING:
                 task.status, task.stop_requested_at = TaskStatus.STOPPING, time.time()
-                if task.pid:
-                    self.executor.request_stop(task.pid)
+                if task.command:
+                    self.executor.request_stop(worker_ref(task))
             detail = task_detail(task, list(task.checkpoints))
         self.scheduler.wake()
         return detail
@@ -241,14 +241,15 @@ class TaskService:
             task = _task(session, task_id)
             if task.status in ACTIVE_STATUSES:
                 task.status, task.stop_requested_at = TaskStatus.STOPPING, time.time()
-            pid, started, run_dir, output = task.pid, task.pid_started_at, task.run_dir, task.output_path
-        if pid and not self.executor.wait(pid, started, 0):
+            launched, worker = bool(task.command), worker_ref(task)
+            run_dir, output = task.run_dir, task.output_path
+        if launched and not self.executor.wait(worker, 0):
             # The same grace a stop gets: the worker finishes its step and saves (its output folder is kept), and
             # only a worker that outlives the grace is killed.
-            self.executor.request_stop(pid)
-            if not self.executor.wait(pid, started, self.settings.stop_grace_s):
-                self.executor.kill(pid)
-                self.executor.wait(pid, started, 5.0)
+            self.executor.request_stop(worker)
+            if not self.executor.wait(worker, self.settings.stop_grace_s):
+                self.executor.kill(worker)
+                self.executor.wait(worker, 5.0)
         with self.db.session() as session:
             remaining = session.get(Task, task_id)  # a concurrent delete may have removed it while we waited
             if remaining is not None:
