@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.fixtures.databases"]
+pytest_plugins = ["tests.fixtures.databases", "tests.fixtures.ray_cluster"]
 
 
 @pytest.fixture(scope="session")

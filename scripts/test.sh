@@ -18,5 +18,9 @@ echo "==> Chromium for the browser tests (scripts/browser.sh)"
 TUNEFORGE_CHROMIUM="$(bash scripts/browser.sh | tail -n1)"
 export TUNEFORGE_CHROMIUM
 export TUNEFORGE_REQUIRE_BROWSER=1
+echo "==> a local Ray cluster for the Ray executor tests (scripts/ray.sh)"
+TUNEFORGE_TEST_RAY_ADDRESS="$(bash scripts/ray.sh | tail -n1)"
+export TUNEFORGE_TEST_RAY_ADDRESS
+export TUNEFORGE_REQUIRE_RAY=1
 echo "==> pytest"
 exec .venv/bin/python -m pytest "$@"

@@ -64,6 +64,25 @@ class Settings(BaseSettings):
     max_file_bytes: int = Field(default=512 * 1024 * 1024, ge=1024,
                                 description="Largest file uploaded through OpenAI's Files API (/v1/files), as OpenAI "
                                 "limits fine-tuning files; larger ones are answered 413 and nothing is kept.")
+    ray_address: str | None = Field(
+        default=None, description="The Ray cluster tasks with ray_num_workers run on (ray://host:10001 or "
+        "host:6379). Unset: each such task starts a Ray of its own on this host. Run directories and outputs must be "
+        "on storage every node sees at the same path.")
+    kubernetes_image: str | None = Field(
+        default=None, description="Run tasks that ask for the kubernetes executor as Kubeflow Trainer TrainJobs with "
+        "this container image (tuneforge and torch installed, torchrun on PATH). Unset: no kubernetes executor.")
+    kubernetes_pvc: str | None = Field(
+        default=None, description="The PersistentVolumeClaim holding the tuneforge home; every pod mounts it at the "
+        "home's path, so run directories and outputs mean the same files on the server and on every node.")
+    kubernetes_namespace: str = Field(default="default", description="Namespace TrainJobs are created in.")
+    kubernetes_runtime: str = Field(
+        default="torch-distributed", description="The ClusterTrainingRuntime TrainJobs use (one with "
+        "backoffLimit 0 and restartPolicy Never suits: a failed rank fails the task, which resumes from a checkpoint).")
+    kubernetes_cpu: str | None = Field(default=None, description="CPU per node, a Kubernetes quantity (\"16\").")
+    kubernetes_memory: str | None = Field(default=None, description="Memory per node (\"64Gi\").")
+    kubernetes_unschedulable_timeout_s: float | None = Field(
+        default=900.0, gt=0, description="A pod the cluster cannot place for this long fails the task with the "
+        "scheduler's reason; null waits forever.")
     host: str = "127.0.0.1"
     port: int = 8321
 

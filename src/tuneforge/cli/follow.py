@@ -27,6 +27,9 @@ def start_worker(run_dir: RunDir, verbose: bool = False, how: Launch | None = No
     command = worker_command(run_dir.path, nproc, sys.executable, sharded=how.torchrun, nodes=how.nodes)
     env = dict(os.environ)
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if how.ray:  # at TUNEFORGE_RAY_ADDRESS / RAY_ADDRESS, or a Ray of its own on this host
+        env.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        command = [sys.executable, "-m", "tuneforge.engine.ray_run", str(run_dir.path)]
     if how.torchrun and "OMP_NUM_THREADS" not in env:  # torchrun would set 1 thread per process
         env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // nproc))
     output = None if verbose else subprocess.DEVNULL  # everything is in train.log

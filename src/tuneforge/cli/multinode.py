@@ -39,6 +39,7 @@ class Launch:
     nproc: int  # worker processes on this node
     torchrun: bool
     nodes: NodeLayout | None
+    ray: bool = False  # ray_num_workers: the Ray driver starts the workers on the cluster
 
     @property
     def is_main_node(self) -> bool:

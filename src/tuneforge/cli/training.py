@@ -54,7 +54,11 @@ def train_from_file(config: Path, overrides: list[str], verbose: bool, console: 
     try:
         how = launch_from_env(os.environ, len(visible_gpus(os.environ)))
         plan, path = plan_from_file(config, overrides, how)
-        how = replace(how, torchrun=how.torchrun or bool(plan.cfg.deepspeed or plan.cfg.fsdp))
+        how = replace(how, torchrun=how.torchrun or bool(plan.cfg.deepspeed or plan.cfg.fsdp),
+                      ray=bool(plan.cfg.ray_num_workers))
+        if how.ray and how.nodes is not None:
+            raise LaunchError("ray_num_workers places the workers on a Ray cluster, and NNODES asks torchrun to",
+                              "unset NNODES (Ray places the workers on its nodes), or remove ray_num_workers")
         if how.nodes is not None and not check:
             check_master(how.nodes, rendezvous_timeout(os.environ), waiting=_say_waiting(how.nodes, err))
     except ConfigError as exc:

@@ -24,17 +24,25 @@ EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 
 
-def main(argv: list[str] | None = None) -> int:
+def run_dir_argument(argv: list[str] | None, module: str) -> RunDir | None:
+    """RUN_DIR from the command line, holding a spec; None (after saying why on stderr) otherwise."""
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
-        print("usage: python -m tuneforge.engine.run RUN_DIR", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        print(f"usage: python -m {module} RUN_DIR", file=sys.stderr)
+        return None
     run_dir = RunDir(Path(argv[0]).resolve())
     if not run_dir.spec_file.is_file():
         print(f"error: {run_dir.spec_file} does not exist", file=sys.stderr)
+        return None
+    return run_dir
+
+
+def main(argv: list[str] | None = None) -> int:
+    run_dir = run_dir_argument(argv, "tuneforge.engine.run")
+    if run_dir is None:
         return EXIT_BAD_INPUT
     rank = int(os.environ.get("RANK", "0"))  # torchrun: every rank trains, rank 0 alone reports
-    _configure_logging(run_dir, rank)
+    configure_logging(run_dir, rank)
     from tuneforge.engine.callbacks import StopRequest
 
     stop = StopRequest(run_dir.stop_file)
@@ -114,7 +122,7 @@ def _describe_failure(exc: Exception, engine_error: type) -> tuple[str, str | No
     return f"{type(exc).__name__}: {exc}", hint, EXIT_FAILED
 
 
-def _configure_logging(run_dir: RunDir, rank: int = 0) -> None:
+def configure_logging(run_dir: RunDir, rank: int = 0) -> None:
     """Everything goes to RUN_DIR/train.log (and stderr), including transformers' own log lines."""
     formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S")
     log_file = run_dir.log_file if rank == 0 else run_dir.path / f"train.rank{rank}.log"

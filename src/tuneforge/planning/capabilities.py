@@ -45,6 +45,9 @@ def _setting_problems(cfg: TrainingConfig, host: HostFacts, facts: DataFacts) ->
     if cfg.use_cpu and not host.has_cuda:
         problems.append(ConfigProblem("use_cpu", "has no effect: this host has no GPU, so the run trains on the CPU "
                                                  "anyway — remove use_cpu"))
+    if cfg.ray_num_workers and (cfg.resources_per_worker or {}).get("GPU") and not host.has_cuda:
+        problems.append(ConfigProblem("resources_per_worker", "asks for GPUs, and the run is planned for this "
+                                                              "host's devices, which are CPUs — give {\"CPU\": 1}"))
     return problems
 
 

@@ -271,8 +271,9 @@ def _memory_notes(cfg: TrainingConfig, shape: ModelShape, devices: list[Device],
 def _strategy_notes(cfg: TrainingConfig, world: int) -> list[str]:
     sharding = sharding_of(cfg.deepspeed, cfg.fsdp)
     if sharding == DDP:
-        return [f"DDP over {world} devices: each holds a full copy of the model and optimizer state"] if world > 1 \
-            else []
+        over = f"{cfg.ray_num_workers} Ray workers" if cfg.ray_num_workers else f"{world} devices"
+        return [f"DDP over {over}: each holds a full copy of the model and optimizer state; the time assumes "
+                "the devices' links keep up (several nodes can be slower)"] if world > 1 else []
     shared = [name for name, on in (("weights", sharding.weights), ("gradients", sharding.gradients),
                                     ("optimizer state", sharding.optimizer)) if on]
     note = f"{sharding.name} over {world} device{'s' if world > 1 else ''}: each holds 1/{world} of the " \

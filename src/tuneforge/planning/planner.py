@@ -9,7 +9,7 @@ the API prefixes them with its own field names.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -206,6 +206,9 @@ def _resolve_and_estimate(config: dict[str, Any], auto_keys: list[str], output_d
     from tuneforge.planning.estimate import estimate_training
 
     shape = model.shape if model else None
+    host = training_host(config, host)
+    if config.get("ray_num_workers") and not config.get("resources_per_worker") and host.devices:
+        config = {**config, "resources_per_worker": {"GPU": 1} if host.has_cuda else {"CPU": 1}}
     auto_values: list[dict[str, Any]] = []
     if auto_keys:
         if shape is None:
@@ -226,6 +229,15 @@ def _resolve_and_estimate(config: dict[str, Any], auto_keys: list[str], output_d
         if not estimate["fits"]:
             raise PlanRejected([ConfigProblem("estimate", does_not_fit_message(estimate))], estimate)
     return TrainingPlan(config, cfg, output_dir, model, summary, auto_values, estimate)
+
+
+def training_host(config: dict[str, Any], host: HostFacts) -> HostFacts:
+    """The devices the run trains on, as batch sizes and the estimate count them: a Ray run's workers, each one
+    device like this host's first (a cluster's nodes are planned as this host's kind of device)."""
+    workers = config.get("ray_num_workers")
+    if not isinstance(workers, int) or workers < 1 or not host.devices:
+        return host
+    return replace(host, devices=[replace(host.devices[0], index=i) for i in range(workers)])
 
 
 def does_not_fit_message(estimate: dict[str, Any]) -> str:

@@ -42,6 +42,7 @@ PACKAGES: dict[str, Package] = {p.module: p for p in (
     Package("wandb", "wandb"),
     Package("mlflow", "mlflow"),
     Package("swanlab", "swanlab"),
+    Package("ray", "ray[train]"),
 )}
 
 
@@ -185,6 +186,24 @@ def _fsdp_alone(cfg: Config) -> str | None:
     return None
 
 
+def _ray_workers(cfg: Config) -> str | None:
+    gpus = (cfg.resources_per_worker or {}).get("GPU", 0)
+    if gpus > 1:
+        return (f"gives each Ray worker {gpus:g} GPUs, and a worker trains on one (the others would idle): ask for "
+                f"ray_num_workers: {int(cfg.ray_num_workers or 1) * int(gpus)} with {{\"GPU\": 1}}")
+    if cfg.deepspeed or cfg.fsdp:
+        return "with deepspeed / fsdp is not checked on Ray here: shard with them under torchrun (gpuConfig)"
+    return None
+
+
+def _with_ray(cfg: Config) -> str | None:
+    return None if cfg.ray_num_workers else "says how a Ray run starts: it needs ray_num_workers"
+
+
+def _ray(name: str, **kwargs: Any) -> Capability:
+    return Capability(name, packages=lambda _cfg: ("ray",), **kwargs)
+
+
 PREDICT_ONLY = ("training runs do not generate predictions; evaluate a published model with `tuneforge eval` "
                 "(or the console's evaluation), which generates and scores answers")
 MULTIMODAL = "multimodal (image / video) training is not supported; train on text data"
@@ -278,6 +297,10 @@ CAPABILITIES: tuple[Capability, ...] = (
                instead="remove deepspeed; several devices train with DDP through gpuConfig"),
     Capability("fsdp", active=lambda cfg: cfg.fsdp is not None, cuda=True, requires=_fsdp_alone,
                instead="remove fsdp; several devices train with DDP through gpuConfig"),
+    _ray("ray_num_workers", active=lambda cfg: cfg.ray_num_workers is not None, requires=_ray_workers,
+         instead="pip install 'tuneforge[ray]', or remove ray_num_workers (this host's devices train with DDP)"),
+    *(_ray(name, requires=_with_ray, instead=f"remove {name}")
+      for name in ("resources_per_worker", "placement_strategy", "ray_init_kwargs")),
 )
 
 CAPABILITY_BY_FIELD: dict[str, list[Capability]] = {}

@@ -87,7 +87,7 @@ COMPUTE_TYPES: dict[str, tuple[bool, bool]] = {
 # Still refused like any unknown key, but the message says why instead of guessing a spelling mistake.
 UNSUPPORTED_LF_KEY_PREFIXES: tuple[str, ...] = (
     "use_galore", "galore_", "use_badam", "badam_", "use_apollo", "apollo_", "use_adam_mini", "use_muon",
-    "ray_", "swanlab_", "use_swanlab", "use_mod", "mixture_of_depths", "freeze_vision_tower",
+    "swanlab_", "use_swanlab", "use_mod", "mixture_of_depths", "freeze_vision_tower",
     "freeze_multi_modal_projector", "freeze_language_model", "train_mm_proj_only", "use_dft_loss",
     "use_eaft_loss", "use_kt", "kt_", "use_cce", "fp8", "moe_aux_loss_coef", "use_reentrant_gc",
 )

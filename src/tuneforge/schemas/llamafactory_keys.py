@@ -155,8 +155,9 @@ _REASONS: dict[str, tuple[str, ...]] = {
     'MMLU/C-Eval benchmark runs': (
         "download_mode", "lang", "n_shot", "save_dir", "task", "task_dir"
     ),
-    'Ray cluster runs': (
-        "ray_init_kwargs", "ray_num_workers"
+    ("Ray's own result storage (a Ray run writes to its run directory, which must be on storage every node "
+     "sees)"): (
+        "ray_run_name", "ray_storage_filesystem", "ray_storage_path"
     ),
     'multi-node launch': (
         "master_addr", "master_port"

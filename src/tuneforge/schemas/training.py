@@ -21,6 +21,7 @@ from tuneforge.schemas.training_fields import (
     ModelArgs,
     QuantizationArgs,
 )
+from tuneforge.schemas.training_fields_cluster import ClusterArgs
 from tuneforge.schemas.training_fields_rl import ReinforcementArgs
 from tuneforge.schemas.training_fields_tuning import (
     EvalArgs,
@@ -87,8 +88,8 @@ COMPUTE_TYPE_KEY = "compute_type"
 # pydantic collects fields from the last base to the first: listed in reverse so that dumps start with
 # the model and end with the guard, in GROUPS order.
 class TrainingConfig(
-    GuardArgs, EvalArgs, AccelerationArgs, QuantizationArgs, FreezeArgs, LoraArgs, OutputArgs, TrainingArgs,
-    DataArgs, ReinforcementArgs, MethodArgs, ModelArgs,
+    GuardArgs, EvalArgs, ClusterArgs, AccelerationArgs, QuantizationArgs, FreezeArgs, LoraArgs, OutputArgs,
+    TrainingArgs, DataArgs, ReinforcementArgs, MethodArgs, ModelArgs,
 ):
     """Every argument of one fine-tuning run (LLaMA-Factory names; tuneforge's own in group "guard")."""
 

@@ -10,6 +10,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from tuneforge.planning.devices import Device
+from tuneforge.service.runtime.devices import Holder
 from tuneforge.service.runtime.ingest import finite_number
 from tuneforge.store import Checkpoint, Evaluation, Experiment, MetricPoint, Task
 
@@ -190,14 +192,34 @@ class DeviceTask(View):
     task_name: str
 
 
+class DeviceHolder(View):
+    kind: str = Field(description="task | evaluation | deployment")
+    id: int
+    name: str | None = Field(description="The task's or deployment's name, or the evaluated model's; null for "
+                                         "another user's work.")
+
+
 class DeviceView(View):
     index: int
     kind: str = Field(description="cuda | cpu (a CPU slot on a host without GPUs)")
     name: str
     total_memory: int = Field(description="Bytes; a CPU slot gets its share of the system RAM.")
     free_memory: int = Field(description="Bytes free now.")
-    busy: bool
+    busy: bool = Field(description="Held by a task, an evaluation or a deployment.")
     task: DeviceTask | None = Field(description="The running or stopping task on this device.")
+    holder: DeviceHolder | None = Field(default=None, description="Whatever holds this device: a running or "
+                                        "stopping task, a running evaluation or a live deployment.")
+
+
+def device_view(device: Device, holder: Holder | None) -> DeviceView:
+    """A device as the inventory shows it; `task` stays for the clients that read it (set when a task the viewer may
+    see holds the device)."""
+    task = None
+    if holder is not None and holder.kind == "task" and holder.name is not None:
+        task = DeviceTask(task_id=holder.id, task_name=holder.name)
+    shown = DeviceHolder(kind=holder.kind, id=holder.id, name=holder.name) if holder else None
+    return DeviceView(index=device.index, kind=device.kind, name=device.name, total_memory=device.total_memory,
+                      free_memory=device.free_memory, busy=holder is not None, task=task, holder=shown)
 
 
 class DeviceInventory(View):
@@ -314,4 +336,5 @@ def evaluation_view(row: Evaluation) -> dict[str, Any]:
     return {"id": row.id, "modelId": row.model_id, "baseline": row.baseline, "dataset": row.dataset,
             "split": row.split, "status": row.status, "stage": row.stage, "percentage": round(row.percentage, 1),
             "message": row.message, "scores": row.scores, "error": row.error_message, "options": row.options,
-            "jobDir": row.job_dir, "createdAt": row.created_at, "finishedAt": row.finished_at}
+            "jobDir": row.job_dir, "devices": list(row.devices or []), "createdAt": row.created_at,
+            "finishedAt": row.finished_at}

@@ -61,6 +61,8 @@ class Deployment(Base):
     log_path: Mapped[str] = mapped_column(String(4096), default="")
     error_message: Mapped[str | None] = mapped_column(Text)
     options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # the GPUs it holds while live (service.runtime.devices); kept across crash restarts, [] on a CPU host
+    devices: Mapped[list[Any]] = mapped_column(JSON, default=list, server_default="[]")
     created_at: Mapped[float] = mapped_column(Float, default=time.time)
     started_at: Mapped[float | None] = mapped_column(Float)
 
@@ -86,6 +88,7 @@ class Evaluation(Base):
     job_dir: Mapped[str] = mapped_column(String(4096), default="")
     pid: Mapped[int | None] = mapped_column(Integer)
     pid_started_at: Mapped[float | None] = mapped_column(Float)
+    devices: Mapped[list[Any]] = mapped_column(JSON, default=list, server_default="[]")  # its GPUs while running
     options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     scores: Mapped[list[Any]] = mapped_column(JSON, default=list)  # EvalResults.models, without sample lists
     error_message: Mapped[str | None] = mapped_column(Text)

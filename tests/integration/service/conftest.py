@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +15,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.fixtures.auth import as_local_admin
+from tests.fixtures.standins import RECORDS, write_standin
 from tuneforge.api.app import create_app
+from tuneforge.planning.devices import Device
 from tuneforge.service.platform import Platform
+from tuneforge.service.runtime.executor import LocalExecutor
 from tuneforge.settings import Settings
 
 QA = [("What is the code word?", "The code word is Paris."), ("Who are you?", "I am Forge, made by tuneforge."),
@@ -61,12 +66,44 @@ def make_client(settings: Settings) -> Iterator[Callable[..., TestClient]]:
         kill_workers(platform)
 
 
+StandinServer = Callable[..., AbstractContextManager[tuple[TestClient, Platform]]]
+
+
+@pytest.fixture()
+def standin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The stand-in process (tests.fixtures.standins); what each start saw goes to tmp_path/standin-records.jsonl."""
+    monkeypatch.setenv(RECORDS, str(tmp_path / "standin-records.jsonl"))
+    return write_standin(tmp_path)
+
+
+@pytest.fixture()
+def standin_server(settings: Settings, standin: Path) -> Iterator[StandinServer]:
+    """`with standin_server(devices=…) as (client, platform):` a server whose workers, jobs and serving processes
+    are all the stand-in. Leaving the block stops the server as a restart would: its processes run on, and the next
+    block is the restarted server on the same home and database. Every process is killed at the end of the test."""
+
+    @contextmanager
+    def serve(devices: list[Device] | None = None) -> Iterator[tuple[TestClient, Platform]]:
+        platform = Platform(settings, devices=devices, executor=LocalExecutor(python=str(standin)))
+        platform.evaluations.python = platform.exports.python = platform.deployments.python = str(standin)
+        client = as_local_admin(TestClient(create_app(settings, platform)), settings)
+        try:
+            with client:
+                yield client, platform
+        finally:
+            platform.close()
+
+    yield serve
+    kill_workers(Platform(settings, devices=[]))
+
+
 def kill_workers(platform: Platform) -> None:
     """Workers outlive their server by design; a test must not leave one training in the background."""
     from sqlalchemy import select
 
     from tuneforge.schemas.tasks import ACTIVE_STATUSES
-    from tuneforge.service.runtime.processes import signal_group
+    from tuneforge.service.runtime.jobs import recorded_process
+    from tuneforge.service.runtime.processes import is_same_process, signal_group
     from tuneforge.store import Deployment, Evaluation, Task
 
     with platform.db.session() as session:
@@ -74,8 +111,13 @@ def kill_workers(platform: Platform) -> None:
         pids = [pid for (pid,) in rows]
         pids += [pid for (pid,) in session.execute(select(Deployment.pid).where(Deployment.pid.is_not(None)))]
         pids += [pid for (pid,) in session.execute(select(Evaluation.pid).where(Evaluation.status == "running"))]
+    # exports have no row: their folders record the process (a finished one's pid is checked by its start time)
+    for record in (platform.settings.home / "exports").glob("*/process.json"):
+        pid, started_at = recorded_process(record.parent)
+        if pid and is_same_process(pid, started_at):
+            pids.append(pid)
     for pid in pids:
-        if pid:
+        if pid and pid != os.getpid():  # a fixture may record the test's own process as a live job's
             signal_group(pid, signal.SIGKILL)
     platform.close()  # its background threads too: none may outlive the test
 

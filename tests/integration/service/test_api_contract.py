@@ -44,7 +44,9 @@ def test_device_inventory_keeps_its_wire_keys(make_client):
     client = make_client(run_scheduler=False)
     inventory = client.get("/system/gpus").json()
     assert list(inventory) == ["kind", "devices", "queued"]
-    assert list(inventory["devices"][0]) == ["index", "kind", "name", "totalMemory", "freeMemory", "busy", "task"]
+    # keys are only ever added, at the end: `holder` names whatever holds the device (task, evaluation, deployment)
+    assert list(inventory["devices"][0]) == ["index", "kind", "name", "totalMemory", "freeMemory", "busy", "task",
+                                             "holder"]
     assert client.get("/health").json() == {"status": "ok"}
     tasks = client.get("/finetuning/getTaskList").json()
     assert tasks == {"total": 0, "page": 1, "pageSize": 20, "items": []}

@@ -28,6 +28,7 @@ from tuneforge.rundir import EventWriter
 from tuneforge.schemas.eval_spec import RESULTS_FILE, EvalResults
 from tuneforge.schemas.events import EventType
 from tuneforge.schemas.export_spec import ExportSpec
+from tuneforge.service.runtime.jobs import PROCESS
 from tuneforge.service.runtime.processes import create_time
 from tuneforge.settings import Settings
 from tuneforge.store import Deployment, Evaluation, RegisteredModel, Task
@@ -166,6 +167,9 @@ def seeded(tmp_path: Path, tiny_model_dir: Path) -> Iterator[Seeded]:
             spec.model_copy(update={"job_id": running_export, "gguf": None}).model_dump_json(), encoding="utf-8")
         EventWriter(settings.home / "exports" / running_export / "events.jsonl").emit(
             EventType.PROGRESS, stage="merge", percentage=35.0, message="merge 1/2: lora")
+        # its job process is this test's own (alive) process, as the running evaluation's is
+        (settings.home / "exports" / running_export / PROCESS).write_text(
+            json.dumps({"pid": os.getpid(), "started_at": create_time(os.getpid())}), encoding="utf-8")
         yield Seeded(client, platform, base.json()["id"], tuned_id, ids[0], ids[1], ids[2], ids[3], export_id,
                      running_export, pending)
     platform.close()

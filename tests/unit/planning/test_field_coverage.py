@@ -60,6 +60,8 @@ HONOURED_BY: dict[str, str] = {
        for name in ("quantization_type", "double_quantization")},
     **{name: "tests/integration/engine/test_grpo_stage.py::test_grpo_settings_reach_the_trainer"
        for name in ("num_generations", "kl_coef", "grpo_loss")},
+    "ray_num_workers": "tests/integration/engine/test_ray_workers.py::"
+                       "test_two_ray_workers_train_like_one_process_with_the_same_global_batch",
 }
 
 # Refused on a CPU host without optional packages: the settings that make the planner name the field.
@@ -101,6 +103,10 @@ REFUSED_WITH: dict[str, dict[str, Any]] = {
     "use_unsloth": {"use_unsloth": True},
     "deepspeed": {"deepspeed": "/configs/ds_z3.json"},
     "fsdp": {"fsdp": "full_shard"},
+    "ray_num_workers": {"ray_num_workers": 2},  # without the ray package
+    "resources_per_worker": {"resources_per_worker": {"CPU": 1}},
+    "placement_strategy": {"placement_strategy": "SPREAD"},
+    "ray_init_kwargs": {"ray_init_kwargs": {"namespace": "team-a"}},
     "rope_scaling": {"rope_scaling": "yarn"},  # cutoff_len within the model's context
     "optim": {"optim": "adamw_8bit"},
     "save_steps": {"save_strategy": "epoch", "save_steps": 10},

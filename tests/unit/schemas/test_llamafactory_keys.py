@@ -10,7 +10,7 @@ from tuneforge.schemas.llamafactory_keys import _REASONS, NOT_SUPPORTED
 # Keys users of LLaMA-Factory write every day that an earlier version called unknown.
 EVERYDAY = ["use_fast_tokenizer", "resize_vocab", "new_special_tokens", "upcast_layernorm",
             "disable_gradient_checkpointing", "torch_compile", "ddp_find_unused_parameters", "eval_on_each_dataset",
-            "push_to_hub", "ray_num_workers", "use_galore", "freeze_vision_tower", "fp8"]
+            "push_to_hub", "ray_storage_path", "use_galore", "freeze_vision_tower", "fp8"]
 
 
 def test_each_reason_lists_whole_key_names():

@@ -26,6 +26,8 @@ class DeploymentView(View):
     options: dict[str, Any] = Field(description="The engine's options, as given to createDeployment.")
     on_demand: bool = Field(description="Started by /v1/chat/completions for a model nobody deployed; unloaded when "
                             "idle or when another needs its memory (settings on_demand_*).")
+    devices: list[int] = Field(default_factory=list, description="The GPUs it holds while starting, running or "
+                               "restarting (NVML indexes, as /system/gpus lists them); empty on a host without GPUs.")
     created_at: float
     started_at: float | None
 

@@ -98,6 +98,8 @@ class EvaluationView(View):
     error: str | None
     options: dict[str, Any]
     job_dir: str
+    devices: list[int] = Field(default_factory=list, description="The GPUs it holds while running (NVML indexes, "
+                               "as /system/gpus lists them); empty on a host without GPUs.")
     created_at: float
     finished_at: float | None
 

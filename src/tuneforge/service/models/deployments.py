@@ -1,6 +1,7 @@
 """Deployments: a named serving process per registered model (`python -m tuneforge.serving`), started,
 health-checked, restarted when it crashes (up to `MAX_RESTARTS`), stopped and deleted by the service. Several run
-at once, each on its own port; the API's /v1 gateway routes to them by name.
+at once, each on its own port; the API's /v1 gateway routes to them by name. On a GPU host a deployment holds its
+GPUs from its start until it stops or fails (service.runtime.devices), and its process sees only those.
 
 An on-demand deployment (service.models.on_demand) is the same row and process, started by the gateway for a registered
 model nobody deployed: `options` carries {"on_demand": true} (no new column) and its name is `on-demand-<model id>`,
@@ -26,26 +27,36 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tuneforge.planning.devices import Device
 from tuneforge.schemas import ConfigProblem
 from tuneforge.schemas.tasks import name_problem
 from tuneforge.service.errors import Conflict, InvalidInput, get_or_not_found
 from tuneforge.service.models.models import ready_model
-from tuneforge.service.models.serving_engines import ServedModel, engine_problem, options_problem, serving_command
+from tuneforge.service.models.serving_engines import (
+    ServedModel,
+    engine_problem,
+    gpus_needed,
+    options_problem,
+    serving_command,
+)
+from tuneforge.service.runtime.devices import DEPLOYMENT_HOLDING, claim_gpus, claiming, gpu_host, job_environment
 from tuneforge.service.runtime.processes import create_time, file_tail, is_same_process
 from tuneforge.settings import Settings
 from tuneforge.store import Database, Deployment, RegisteredModel
+from tuneforge.store.scope import current_actor
 
 log = logging.getLogger(__name__)
 MAX_RESTARTS = 3
-LIVE = ("starting", "running", "restarting")
+LIVE = DEPLOYMENT_HOLDING  # a live deployment holds its GPUs, across crash restarts too
 ON_DEMAND = "on_demand"  # the key in Deployment.options that marks an on-demand deployment; never an engine flag
 ON_DEMAND_PREFIX = "on-demand-"
 
 
 class DeploymentService:
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(self, db: Database, settings: Settings, devices: builtins.list[Device] | None = None) -> None:
         self.db = db
         self.settings = settings
+        self.devices = devices or []  # the host's: on a GPU host a live deployment holds its GPUs
         self.root = settings.home / "deployments"
         self.python = sys.executable
         self._children: dict[int, subprocess.Popen[bytes]] = {}
@@ -62,16 +73,17 @@ class DeploymentService:
                                          f"is reserved: names starting with {ON_DEMAND_PREFIX!r} belong to models "
                                          "served on demand"):
             raise InvalidInput.of([ConfigProblem("name", why)])
-        with self.db.session() as session:
+        with claiming(), self.db.session() as session:
             model = ready_model(session, model_id)
-            if problem := engine_problem(engine, _served(name, model)) or options_problem(engine, options or {}):
+            if problem := (engine_problem(engine, _served(name, model)) or options_problem(engine, options or {})
+                           or self._gpus_problem(engine, options or {})):
                 raise InvalidInput.of([problem])
             return self._create(session, name, model, options or {}, engine)
 
     def create_on_demand(self, model_id: int) -> dict[str, Any]:
         """The on-demand deployment of a model, started: a new one, or its stopped or failed row started again (a
         live one is left as it is)."""
-        with self._changing, self.db.session() as session:
+        with self._changing, claiming(), self.db.session() as session:
             model = ready_model(session, model_id, "model")
             name = on_demand_name(model_id)
             deployment = session.scalar(select(Deployment).where(Deployment.name == name))
@@ -81,6 +93,7 @@ class DeploymentService:
                 raise Conflict(f"an explicit deployment is named {name!r}, the name of model {model.name!r}'s "
                                "on-demand deployment; rename or delete it")
             if deployment.status not in LIVE:
+                self._claim(session, deployment)
                 deployment.status, deployment.restarts, deployment.error_message = "starting", 0, None
                 self._launch(deployment, model)
             return deployment_view(deployment, model)
@@ -92,19 +105,36 @@ class DeploymentService:
         deployment = Deployment(name=name, owner_id=owner_id, model_id=model.id, engine=engine, status="starting",
                                 options=options,
                                 log_path=str(self.root / name / "serving.log"), created_at=time.time())
+        self._claim(session, deployment)  # before the row exists: a refused claim leaves nothing behind
         session.add(deployment)
         session.flush()
         self._launch(deployment, model)
         return deployment_view(deployment, model)
+
+    def _claim(self, session: Session, deployment: Deployment) -> None:
+        """The GPUs the deployment will hold (call inside `claiming()`): Conflict naming their holders when too few
+        are free, never a GPU a task or an evaluation holds."""
+        count = gpus_needed(deployment.engine, engine_options(deployment))
+        deployment.devices = claim_gpus(session, self.devices, count, f"deployment {deployment.name!r}",
+                                        current_actor())
+
+    def _gpus_problem(self, engine: str, options: dict[str, Any]) -> ConfigProblem | None:
+        """More GPUs asked than the host has: no wait makes it fit (a busy host is a 409 at claim time instead)."""
+        count = gpus_needed(engine, options)
+        if gpu_host(self.devices) and count > len(self.devices):
+            return ConfigProblem("options.tensor_parallel_size", f"{count} GPUs asked; this host has "
+                                                                 f"{len(self.devices)}")
+        return None
 
     def _launch(self, deployment: Deployment, model: RegisteredModel) -> None:
         port = _free_port()
         command = serving_command(deployment.engine, _served(served_name(deployment, model), model), self.python,
                                   port, engine_options(deployment))
         Path(deployment.log_path).parent.mkdir(parents=True, exist_ok=True)
+        env = job_environment({**os.environ, "TOKENIZERS_PARALLELISM": "false"}, self.devices, deployment.devices)
         with open(deployment.log_path, "ab") as output:
             process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
-                                       start_new_session=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+                                       start_new_session=True, env=env)
         self._children[process.pid] = process
         deployment.port, deployment.pid, deployment.command = port, process.pid, command
         deployment.pid_started_at = create_time(process.pid)
@@ -118,10 +148,11 @@ class DeploymentService:
             return deployment_view(deployment, model)
 
     def start(self, deployment_id: int) -> dict[str, Any]:
-        with self._changing, self.db.session() as session:
+        with self._changing, claiming(), self.db.session() as session:
             deployment, model = _deployment(session, deployment_id)
             if deployment.status in LIVE:
                 raise Conflict(f"deployment {deployment.name!r} is already {deployment.status}")
+            self._claim(session, deployment)
             deployment.status, deployment.restarts, deployment.error_message = "starting", 0, None
             self._launch(deployment, model)
             return deployment_view(deployment, model)
@@ -271,7 +302,7 @@ def deployment_view(deployment: Deployment, model: RegisteredModel) -> dict[str,
             "engine": deployment.engine, "status": deployment.status, "port": deployment.port,
             "pid": deployment.pid, "restarts": deployment.restarts, "errorMessage": deployment.error_message,
             "command": deployment.command, "logPath": deployment.log_path, "options": engine_options(deployment),
-            "onDemand": is_on_demand(deployment),
+            "onDemand": is_on_demand(deployment), "devices": list(deployment.devices or []),
             "createdAt": deployment.created_at, "startedAt": deployment.started_at}
 
 

@@ -1,7 +1,8 @@
 """Evaluation jobs: a registered model — and, for a fine-tuned one, its base, on the same prompts — scored on
 a dataset split (eval loss, perplexity, BLEU-4, ROUGE-1/2/L, the request's graders, best and worst samples), run by
 `python -m tuneforge.engine.evaluate SPEC.json` in HOME/evaluations/eval-<id>. The row keeps the headline scores;
-the whole before / after report is the job's results.json.
+the whole before / after report is the job's results.json. On a GPU host a running evaluation holds one GPU
+(service.runtime.devices); a watcher follows every running one, so its GPU is free again as soon as it ends.
 
 Graders are named (stored graders, by name or id) or given inline (grader objects); `resolve_graders` turns them into
 the grader objects the spec carries, so the job is a pure function of its spec and later edits of a stored grader
@@ -12,9 +13,13 @@ from __future__ import annotations
 import builtins  # in the service's signatures `list` names its list method: the type is builtins.list
 import contextlib
 import json
+import logging
+import os
 import shutil
 import signal
 import subprocess
+import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -26,6 +31,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tuneforge.data.sources import split_names
+from tuneforge.planning.devices import Device
 from tuneforge.planning.paths import confine_tree
 from tuneforge.schemas import ConfigProblem
 from tuneforge.schemas.config_errors import validation_problems
@@ -35,13 +41,23 @@ from tuneforge.service.datasets.refs import resolve_references
 from tuneforge.service.errors import Conflict, InvalidInput, get_or_not_found, paging_problems
 from tuneforge.service.graders.graders import GraderRef, GraderService
 from tuneforge.service.models.models import ready_model
-from tuneforge.service.runtime.jobs import OUTPUT, SPEC, launch_job, read_progress
-from tuneforge.service.runtime.processes import create_time, file_tail, is_same_process, signal_group
+from tuneforge.service.runtime.devices import claim_gpus, claiming, job_environment
+from tuneforge.service.runtime.jobs import (
+    SPEC,
+    ended_without_result,
+    follow_job,
+    is_running,
+    launch_job,
+    watch_in_background,
+)
+from tuneforge.service.runtime.processes import create_time, is_same_process, signal_group
 from tuneforge.service.tasks.planning import BUNDLED_DATASETS
 from tuneforge.service.views import evaluation_view
 from tuneforge.settings import Settings
 from tuneforge.store import Database, Evaluation, RegisteredModel
+from tuneforge.store.scope import current_actor
 
+log = logging.getLogger(__name__)
 FINAL = ("completed", "failed", "stopped")
 OPTION_FIELDS = ("split", "max_samples", "max_new_tokens", "cutoff_len", "batch_size", "temperature", "top_p",
                  "compute_loss", "predict", "show_samples")
@@ -64,11 +80,18 @@ class GraderResolver(Protocol):
 
 
 class EvaluationService:
-    def __init__(self, db: Database, settings: Settings, graders: GraderResolver | None = None) -> None:
+    def __init__(self, db: Database, settings: Settings, graders: GraderResolver | None = None,
+                 devices: builtins.list[Device] | None = None) -> None:
         self.db = db
         self.settings = settings
         self.root = settings.home / "evaluations"
+        self.devices = devices or []  # the host's: on a GPU host each evaluation holds one GPU while it runs
+        self.python = sys.executable
         self._children: dict[int, subprocess.Popen[bytes]] = {}
+        self._stop = threading.Event()
+        # A stop and the watcher take turns: a pass that read an evaluation as running while a stop killed its
+        # process would otherwise record it as failed (ended without a result) over the stop.
+        self._changing = threading.Lock()
         # resolving needs only the stored graders, not a judge: a GraderService of its own serves when none is given
         self.graders = graders if graders is not None else GraderService(db, settings)
 
@@ -78,26 +101,33 @@ class EvaluationService:
 
     def create(self, request: EvaluationRequest) -> dict[str, Any]:
         graders = self.resolve_graders(request.graders)  # before anything is written: a bad name starts nothing
-        with self.db.session() as session:
+        # One lock and one transaction from reading the ledger to recording the claim: two evaluations (or a
+        # deployment) started at once never take the same GPU.
+        with claiming(), self.db.session() as session:
             model = ready_model(session, request.model_id)
             dataset, dataset_dir = self._dataset(session, request.dataset, model)
             models = _models_to_score(model, request.compare_with_base)
             spec = _spec(models, dataset, dataset_dir, request.options or {}, graders)
-            row = Evaluation(model_id=model.id, dataset=dataset, split=spec.split,
+            devices = claim_gpus(session, self.devices, 1, "the evaluation", current_actor())
+            row = Evaluation(model_id=model.id, dataset=dataset, split=spec.split, devices=devices,
                              baseline=f"{models[0].label}: {models[0].base_model}" if len(models) > 1 else None,
                              options=spec.model_dump(include=set(OPTION_FIELDS)), created_at=time.time())
             session.add(row)
             session.flush()
-            folder = self.root / f"eval-{row.id}"
-            folder.mkdir(parents=True, exist_ok=True)
-            spec = spec.model_copy(update={"job_id": f"eval-{row.id}"})
-            (folder / SPEC).write_text(spec.model_dump_json(indent=2), encoding="utf-8")
-            child = launch_job("tuneforge.engine.evaluate", folder)
-            self._children[row.id] = child
-            row.job_dir, row.pid = str(folder), child.pid
-            row.pid_started_at = create_time(child.pid)
+            self._launch(row, spec)
             evaluation_id = row.id
         return self.get(evaluation_id)
+
+    def _launch(self, row: Evaluation, spec: EvalSpec) -> None:
+        folder = self.root / f"eval-{row.id}"
+        folder.mkdir(parents=True, exist_ok=True)
+        spec = spec.model_copy(update={"job_id": f"eval-{row.id}"})
+        (folder / SPEC).write_text(spec.model_dump_json(indent=2), encoding="utf-8")
+        env = job_environment(dict(os.environ), self.devices, row.devices)
+        child = launch_job("tuneforge.engine.evaluate", folder, self.python, env)
+        self._children[row.id] = child
+        row.job_dir, row.pid = str(folder), child.pid
+        row.pid_started_at = create_time(child.pid)
 
     def _dataset(self, session: Session, wanted: str | None, model: RegisteredModel) -> tuple[str, str]:
         """(dataset, dataset_dir) for the job: managed datasets (pinned to a version, as a task pins them), one
@@ -148,7 +178,7 @@ class EvaluationService:
         return {"total": total, "items": items}
 
     def stop(self, evaluation_id: int) -> dict[str, Any]:
-        with self.db.session() as session:
+        with self._changing, self.db.session() as session:
             row = get_or_not_found(session, Evaluation, evaluation_id, "evaluation")
             self._sync(row)
             if row.status in FINAL:
@@ -171,19 +201,35 @@ class EvaluationService:
             shutil.rmtree(folder, ignore_errors=True)
         return {"id": evaluation_id, "deleted": True}
 
+    # -- following ---------------------------------------------------------------------------------------------
+    def watch(self) -> None:
+        """Follows every running evaluation, a previous server's too: a finished one records its result and gives
+        its GPU back without waiting for a reader; one whose process is gone without a result is failed."""
+        with self._changing, self.db.session() as session:
+            for row in session.scalars(select(Evaluation).where(Evaluation.status == "running")):
+                try:
+                    self._sync(row)
+                except Exception:  # one evaluation's damaged folder never stalls the others (or a server start)
+                    log.exception("evaluation %s could not be followed this pass", row.id)
+
+    def start_watching(self, interval: float = 1.0) -> None:
+        watch_in_background("tuneforge-evaluations", interval, self.watch, self._stop)
+
+    def close(self) -> None:
+        self._stop.set()
+
     def _sync(self, row: Evaluation) -> None:
-        """Bring a running row up to date with its job folder (called on every read; cheap: one small file)."""
+        """Bring a running row up to date with its job folder (on every read and watch pass; cheap: one small
+        file)."""
         if row.status in FINAL or not row.job_dir:
             return
         folder = Path(row.job_dir)
-        progress = read_progress(folder)
-        if progress.final is None and not self._alive(row):
-            progress = read_progress(folder)  # it may have written its result and exited since the first read
-            if progress.final is None:
-                row.status, row.finished_at = "failed", time.time()
-                row.error_message = ("the evaluation process ended without a result; its last output:\n"
-                                     + file_tail(folder / OUTPUT))
-                return
+        progress = follow_job(folder, lambda: is_running(self._children.get(row.id), row.pid, row.pid_started_at))
+        if progress.final is None and progress.status == "failed":
+            row.status, row.finished_at = "failed", time.time()
+            row.error_message = ended_without_result("evaluation", folder)
+            self._reap(row.id)
+            return
         row.stage, row.percentage, row.message = progress.stage, progress.percentage, progress.message
         final = progress.final
         if final is None:
@@ -195,14 +241,6 @@ class EvaluationService:
             row.split = str(final.get("split") or row.split)  # the split scored: 'test' falls back to 'valid'
         else:
             row.error_message = " — ".join(filter(None, [final.get("error"), final.get("hint")]))
-
-    def _alive(self, row: Evaluation) -> bool:
-        child = self._children.get(row.id)
-        if child is not None:
-            return child.poll() is None
-        if not row.pid:
-            return False
-        return is_same_process(row.pid, row.pid_started_at)
 
     def _reap(self, evaluation_id: int) -> None:
         """Collect a finished child's exit status, so no zombie process is left behind."""

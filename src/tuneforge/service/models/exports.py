@@ -1,11 +1,14 @@
 """Export jobs: a registered model → merged / sharded safetensors, optionally GGUF or a hub push, run by
 `python -m tuneforge.engine.export SPEC.json` in a job folder under HOME/exports; progress comes from that folder's
-events.jsonl, so a job survives a server restart like a task does."""
+events.jsonl and its process from process.json, so a job survives a server restart like a task does (and one that
+died meanwhile without a result reads as failed, with its last output)."""
 
 from __future__ import annotations
 
 import contextlib
 import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -18,7 +21,14 @@ from tuneforge.schemas.config_errors import validation_problems
 from tuneforge.schemas.export_spec import ExportSpec, gguf_problem
 from tuneforge.service.errors import InvalidInput, NotFound
 from tuneforge.service.models.models import ModelService, ready_model
-from tuneforge.service.runtime.jobs import SPEC, launch_job, read_progress
+from tuneforge.service.runtime.jobs import (
+    SPEC,
+    ended_without_result,
+    follow_job,
+    is_running,
+    launch_job,
+    recorded_process,
+)
 from tuneforge.settings import Settings
 from tuneforge.store import Database, RegisteredModel
 
@@ -29,7 +39,11 @@ class ExportService:
         self.settings = settings
         self.models = models
         self.root = settings.home / "exports"
+        self.python = sys.executable
         self._children: dict[str, subprocess.Popen[bytes]] = {}
+        # A job is listed once its SPEC.json exists, and is found running by its child or process.json: a reader
+        # waits while a job between the two is started, rather than reading it as a job that died.
+        self._starting = threading.Lock()
 
     def create(self, model_id: int, options: dict[str, Any]) -> dict[str, Any]:
         with self.db.session() as session:
@@ -48,8 +62,9 @@ class ExportService:
             raise InvalidInput.of([problem])
         folder = self.root / job_id
         folder.mkdir(parents=True)
-        (folder / SPEC).write_text(spec.model_dump_json(indent=2), encoding="utf-8")
-        self._children[job_id] = launch_job("tuneforge.engine.export", folder)
+        with self._starting:
+            (folder / SPEC).write_text(spec.model_dump_json(indent=2), encoding="utf-8")
+            self._children[job_id] = launch_job("tuneforge.engine.export", folder, self.python)
         return self.get(job_id)
 
     def _output_dir(self, given: str | None, default_name: str) -> Path:
@@ -74,17 +89,25 @@ class ExportService:
         with self.db.session() as session:  # an export is seen by whoever may see its model
             if session.get(RegisteredModel, spec.model_id) is None:
                 raise NotFound(f"export job {job_id!r} does not exist", [ConfigProblem("id", "no such export job")])
-        progress = read_progress(folder)
-        final, status = progress.final, progress.status
-        child = self._children.get(job_id)
-        if final is None and child is not None and child.poll() is not None:
-            status = "failed"  # died without a final event
-        final = final or {}
-        return {"id": job_id, "modelId": spec.model_id, "status": status, "outputDir": spec.output_dir,
+        progress = follow_job(folder, lambda: self._running(job_id, folder))
+        final = progress.final or {}
+        error = final.get("error")
+        if progress.final is None and progress.status == "failed":
+            error = ended_without_result("export", folder)
+        if progress.status != "running" and (child := self._children.pop(job_id, None)) is not None:
+            child.poll()  # collect its exit status (or let subprocess reap it later): no zombie is left
+        return {"id": job_id, "modelId": spec.model_id, "status": progress.status, "outputDir": spec.output_dir,
                 "gguf": spec.gguf, "dtype": spec.dtype, "maxShardSizeGb": spec.max_shard_size_gb,
                 "stage": progress.stage, "percentage": progress.percentage, "message": progress.message,
-                "files": final.get("files"), "sizes": final.get("sizes"), "error": final.get("error"),
+                "files": final.get("files"), "sizes": final.get("sizes"), "error": error,
                 "hint": final.get("hint")}
+
+    def _running(self, job_id: str, folder: Path) -> bool:
+        """This server's child, or the process a previous server started (process.json). A folder without that
+        record (an export started before jobs recorded their process) cannot be found again: it counts as ended."""
+        with self._starting:
+            child = self._children.get(job_id)
+        return is_running(child, *recorded_process(folder))
 
     def list(self) -> dict[str, Any]:
         jobs = sorted((p.name for p in self.root.glob("export-*") if (p / SPEC).is_file()), reverse=True)

@@ -44,7 +44,20 @@ def options_problem(engine: str, options: dict[str, Any]) -> ConfigProblem | Non
     if unknown:
         return ConfigProblem(f"options.{unknown[0]}", f"not an option of engine {engine!r}; allowed: "
                                                      f"{', '.join(allowed)}")
+    size = options.get("tensor_parallel_size", 1)  # decides how many GPUs the deployment holds
+    if _whole_number(size) is None:
+        return ConfigProblem("options.tensor_parallel_size", f"{size!r}: a whole number of GPUs, 1 or more")
     return None
+
+
+def gpus_needed(engine: str, options: dict[str, Any]) -> int:
+    """How many GPUs a deployment holds on a GPU host: vLLM one per tensor-parallel rank, llama.cpp none when it
+    offloads no layer (n_gpu_layers 0), otherwise one."""
+    if engine == "vllm":
+        return _whole_number(options.get("tensor_parallel_size", 1)) or 1
+    if engine == "llamacpp" and str(options.get("n_gpu_layers", "")).strip() == "0":
+        return 0
+    return 1
 
 
 def engine_problem(engine: str, served: ServedModel) -> ConfigProblem | None:
@@ -90,6 +103,15 @@ def serving_command(engine: str, served: ServedModel, python: str, port: int, op
     if served.adapter:
         command += ["--adapter", served.adapter]
     return command + flags
+
+
+def _whole_number(value: Any) -> int | None:
+    """1, 2, … as a number or its digits ("2" reaches the flag the same way); None for anything else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    return value if isinstance(value, int) and value >= 1 else None
 
 
 def _gguf_path(model: str) -> str | None:

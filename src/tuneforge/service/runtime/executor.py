@@ -36,6 +36,7 @@ class Placement:
     devices_per_node: int = 1
     threads: int | None = None  # per process, on CPUs
     node_selector: dict[str, str] = field(default_factory=dict)
+    executor: str = "local"  # which of the server's executors runs it (ExecutorRouter)
 
     @property
     def world_size(self) -> int:
@@ -56,6 +57,7 @@ class WorkerRef:
     run_dir: Path
     pid: int | None = None
     started_at: float | None = None
+    executor: str = "local"
 
 
 @dataclass(frozen=True)
@@ -153,6 +155,44 @@ class LocalExecutor:
     def kill(self, worker: WorkerRef) -> None:
         if worker.pid is not None:
             signal_group(worker.pid, signal.SIGKILL)
+
+    def wait(self, worker: WorkerRef, timeout: float) -> bool:
+        return wait_until_ended(self, worker, timeout)
+
+
+class ExecutorRouter:
+    """The server's executors by name: each task runs on the one its placement names, and is found there again."""
+
+    name = "router"
+
+    def __init__(self, executors: dict[str, Executor]) -> None:
+        self.executors = executors
+
+    def get(self, name: str) -> Executor:
+        executor = self.executors.get(name)
+        if executor is None:
+            raise OSError(f"this server has no {name!r} executor (it has: {', '.join(sorted(self.executors))}); "
+                          "configure it (docs/clusters.md) or choose another")
+        return executor
+
+    def launch(self, run_dir: Path, placement: Placement) -> Launched:
+        return self.get(placement.executor).launch(run_dir, placement)
+
+    def poll(self, worker: WorkerRef) -> ProcessState:
+        executor = self.executors.get(worker.executor)
+        if executor is None:
+            return ProcessState(alive=False, reason=f"its executor {worker.executor!r} is not configured on this "
+                                                    "server any more")
+        return executor.poll(worker)
+
+    def request_stop(self, worker: WorkerRef) -> None:
+        request_stop_file(worker.run_dir)
+        if worker.executor in self.executors:
+            self.executors[worker.executor].request_stop(worker)
+
+    def kill(self, worker: WorkerRef) -> None:
+        if worker.executor in self.executors:
+            self.executors[worker.executor].kill(worker)
 
     def wait(self, worker: WorkerRef, timeout: float) -> bool:
         return wait_until_ended(self, worker, timeout)

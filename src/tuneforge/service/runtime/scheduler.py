@@ -10,6 +10,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -18,6 +19,7 @@ from tuneforge.planning.devices import Device
 from tuneforge.rundir import RunDir
 from tuneforge.schemas.run_spec import RunSpec
 from tuneforge.schemas.tasks import TaskStatus
+from tuneforge.service.runtime.devices import claiming, held_devices
 from tuneforge.service.runtime.executor import Executor, Placement, WorkerRef
 from tuneforge.service.runtime.ingest import ingest_events, mark_worker_lost
 from tuneforge.settings import Settings
@@ -80,7 +82,7 @@ class Scheduler:
             if task is None or task.status not in WATCHED:
                 return
             ingest_events(session, task)
-            if not task.command:  # claimed but not launched yet
+            if task.pid is None and not task.command:  # claimed but not launched yet
                 return
             worker = worker_ref(task)
             state = self.executor.poll(worker)
@@ -116,13 +118,17 @@ class Scheduler:
                     task.exit_code = state.exit_code
 
     def busy_devices(self) -> set[int]:
+        """Devices any job holds (tasks, evaluations, deployments): the one ledger in service.runtime.devices."""
         with self.db.session() as session:
-            rows = session.scalars(select(Task.devices).where(Task.status.in_(WATCHED)))
-            return {index for devices in rows for index in (devices or [])}
+            return set(held_devices(session))
 
     def launch_pending(self) -> None:
         """First come, first served; a later task that fits free devices may start before an earlier one that
         waits for a busy device (backfill), so one large request never idles the whole host."""
+        with claiming():  # an evaluation or deployment claiming a GPU meanwhile waits for these launches
+            self._launch_pending()
+
+    def _launch_pending(self) -> None:
         busy = self.busy_devices()
         usage = UserUsage.now(self.db)
         for task_id in self._ids((TaskStatus.PENDING,)):
@@ -140,6 +146,8 @@ class Scheduler:
                 self._launch(task, chosen)
 
     def _choose(self, task: Task, busy: set[int]) -> list[int] | None:
+        if task_executor(task) != "local":
+            return []  # the cluster places it: no device of this host is claimed
         wanted, count = task.requested_devices, task.device_count
         free = [d.index for d in self.devices if d.index not in busy]
         if wanted is not None:
@@ -166,8 +174,7 @@ class Scheduler:
         kind = self.devices[0].kind if self.devices else "cpu"
         threads = max(1, (os.cpu_count() or 1) // self.settings.cpu_slots) if kind == "cpu" else None
         try:
-            launched = self.executor.launch(run_dir.path, Placement(kind, tuple(devices), 1, max(1, len(devices)),
-                                                                    threads))
+            launched = self.executor.launch(run_dir.path, placement(task, kind, devices, threads))
         except OSError as exc:
             task.status, task.ended_at = TaskStatus.FAILED, time.time()
             task.error_message = f"could not start the worker: {exc}"
@@ -181,8 +188,23 @@ class Scheduler:
         log.info("task %s started: pid %s on devices %s", task.id, launched.pid, devices)
 
 
+def task_executor(task: Task) -> str:
+    """Where the task runs: a Ray cluster when its config asks for Ray workers, else its placement's executor."""
+    if (task.training_args or {}).get("ray_num_workers"):
+        return "ray"
+    return str((task.gpu_config or {}).get("executor") or "local")
+
+
+def placement(task: Task, kind: Literal["cuda", "cpu"], devices: list[int], threads: int | None) -> Placement:
+    given = task.gpu_config or {}
+    nodes = int(given.get("nodes") or 1)
+    per_node = max(1, len(devices)) if devices else max(1, task.device_count // nodes)
+    return Placement(kind, tuple(devices), nodes, per_node, threads, dict(given.get("node_selector") or {}),
+                     task_executor(task))
+
+
 def worker_ref(task: Task) -> WorkerRef:
-    return WorkerRef(Path(task.run_dir or "."), task.pid, task.pid_started_at)
+    return WorkerRef(Path(task.run_dir or "."), task.pid, task.pid_started_at, task_executor(task))
 
 
 @dataclass

@@ -22,11 +22,11 @@ from tuneforge.schemas.tasks import name_problem
 from tuneforge.schemas.training_fields_rl import reward_list
 from tuneforge.service.datasets.refs import PinnedVersion
 from tuneforge.service.errors import DoesNotFit, InvalidInput
+from tuneforge.service.tasks.placement import Placement, requested_placement
 from tuneforge.settings import Settings
 
 __all__ = ["BUNDLED_DATASETS", "TOP_LEVEL", "TaskPlan", "TaskRequest", "api_field", "plan_task"]
 
-GPU_CONFIG_KEYS = ("cuda_visible_devices", "gpu_count", "memory_optimization")
 TOP_LEVEL = {"model_name_or_path": "baseModel", "dataset": "datasetPath", "output_dir": "outputPath"}
 
 
@@ -60,7 +60,8 @@ class TaskPlan:
 
 def plan_task(request: TaskRequest, settings: Settings, devices: list[Device], check_name: bool = True,
               packages: frozenset[str] | None = None,
-              stored_grader: Callable[[str], dict[str, Any] | None] | None = None) -> TaskPlan:
+              stored_grader: Callable[[str], dict[str, Any] | None] | None = None,
+              executors: tuple[str, ...] = ("local", "ray")) -> TaskPlan:
     """`stored_grader(name)`: a stored grader's object, which replaces its name in `rewards` (the worker reads
     only its spec, so a grader changed or deleted later does not change a run already planned)."""
     problems: list[ConfigProblem] = []
@@ -68,13 +69,14 @@ def plan_task(request: TaskRequest, settings: Settings, devices: list[Device], c
         problems.append(ConfigProblem("name", why))
     raw, top_problems = merge_top_level(request)
     problems += top_problems
-    indexes, count, device_problems = requested_devices(request.gpu_config, devices)
-    problems += device_problems
+    placement = requested_placement(request.gpu_config, devices, executors)
+    problems += placement.problems + ray_workers(raw, request.gpu_config, placement)
     if isinstance(request.gpu_config, dict) and request.gpu_config.get("memory_optimization"):
         raw["gradient_checkpointing"] = True
     if stored_grader is not None:
         raw = inline_stored_graders(raw, stored_grader)
-    chosen = [d for d in devices if indexes is None or d.index in indexes][:count]
+    chosen = placement.plan_devices(devices)
+    chosen = chosen[:1] if placement.executor == "ray" else chosen  # the planner counts ray_num_workers itself
     host = HostFacts(chosen, installed_packages() if packages is None else packages)
     given = PlanInput(raw, host, roots=settings.roots, output_base=settings.outputs_path,
                       default_output=request.name or "task", models_cache=settings.models_path,
@@ -87,8 +89,31 @@ def plan_task(request: TaskRequest, settings: Settings, devices: list[Device], c
         raise InvalidInput.of([*problems, *(api_field(p) for p in exc.problems)]) from exc
     if problems:
         raise InvalidInput.of(problems)
-    return TaskPlan(request, plan.config, plan.cfg, plan.output_dir, indexes, count, plan.dataset, plan.auto_values,
-                    plan.estimate)
+    return TaskPlan(request, plan.config, plan.cfg, plan.output_dir, placement.indexes, placement.count,
+                    plan.dataset, plan.auto_values, plan.estimate)
+
+
+def ray_workers(raw: dict[str, Any], gpu_config: object, placement: Placement) -> list[ConfigProblem]:
+    """A Ray placement is ray_num_workers in the worker's config (what `tuneforge train` reads too); a config that
+    already names ray_num_workers runs on Ray without saying so in gpuConfig."""
+    given = raw.get("ray_num_workers")
+    explicit = isinstance(gpu_config, dict) and bool(gpu_config.get("executor"))
+    if given is None:
+        if placement.executor == "ray":
+            raw["ray_num_workers"] = placement.count
+        return []
+    if placement.executor == "local" and not explicit:
+        if isinstance(given, int) and not isinstance(given, bool) and given >= 1:
+            placement.executor, placement.indexes, placement.count = "ray", None, given
+        return []
+    if placement.executor != "ray":
+        return [ConfigProblem("trainingArgs.ray_num_workers", f"runs the task on Ray, and gpuConfig.executor is "
+                                                              f"{placement.executor!r}: remove one of them")]
+    if given != placement.count and isinstance(gpu_config, dict) and ("nodes" in gpu_config
+                                                                      or "gpu_count" in gpu_config):
+        return [ConfigProblem("trainingArgs.ray_num_workers", f"is {given!r}, and gpuConfig asks for "
+                                                              f"{placement.count} workers: give it once")]
+    return []
 
 
 def inline_stored_graders(raw: dict[str, Any], stored_grader: Callable[[str], dict[str, Any] | None]
@@ -136,39 +161,3 @@ def merge_top_level(request: TaskRequest) -> tuple[dict[str, Any], list[ConfigPr
         problems.append(ConfigProblem("baseModel", "is required: a model directory, a .gguf file, a hub id or "
                                                    "'bundled'"))
     return raw, problems
-
-
-def requested_devices(gpu_config: object, devices: list[Device]) -> tuple[list[int] | None, int, list[ConfigProblem]]:
-    """`cuda_visible_devices: "0,1"` names devices; `gpu_count: N` asks for any N; default one."""
-    if not isinstance(gpu_config, dict):
-        return None, 1, [ConfigProblem("gpuConfig", "must be an object like {\"cuda_visible_devices\": \"0\"}")]
-    problems = [ConfigProblem(f"gpuConfig.{k}", f"unknown key; known: {', '.join(GPU_CONFIG_KEYS)}")
-                for k in gpu_config if k not in GPU_CONFIG_KEYS]
-    kind = devices[0].kind if devices else "cpu"
-    have = (", ".join(str(d.index) for d in devices) or "none") if kind == "cuda" else \
-        f"no GPU, CPU slots {', '.join(str(d.index) for d in devices)}"
-    noun = "GPU" if kind == "cuda" else "device"
-    visible = gpu_config.get("cuda_visible_devices")
-    if visible not in (None, ""):
-        try:
-            indexes = [int(part) for part in str(visible).split(",") if part.strip()]
-        except ValueError:
-            return None, 1, [*problems, ConfigProblem("gpuConfig.cuda_visible_devices",
-                                                      f"{visible!r} is not a list of device numbers like \"0,1\"")]
-        missing = [i for i in indexes if i not in {d.index for d in devices}]
-        if missing:
-            names = ", ".join(map(str, missing))
-            problems.append(ConfigProblem("gpuConfig.cuda_visible_devices",
-                                          f"{noun} {names} does not exist (this host has: {have})"))
-        if len(set(indexes)) != len(indexes):
-            problems.append(ConfigProblem("gpuConfig.cuda_visible_devices", "names a device twice"))
-        return indexes, len(indexes), problems
-    count = gpu_config.get("gpu_count", 1)
-    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-        return None, 1, [*problems, ConfigProblem("gpuConfig.gpu_count", f"must be a whole number ≥ 1, got {count!r}")]
-    if count > len(devices):
-        problems.append(ConfigProblem("gpuConfig.gpu_count", f"asks for {count} devices but this host has "
-                                                             f"{len(devices)} ({have})"))
-    return None, count, problems
-
-

@@ -20,37 +20,37 @@ from tuneforge.schemas import ALIASES, ConfigProblem
 from tuneforge.schemas.tasks import ACTIVE_STATUSES, FINAL_STATUSES, TaskStatus, name_problem
 from tuneforge.service.datasets.refs import apply_mixture, resolve_references
 from tuneforge.service.errors import Conflict, InvalidInput, escape_like, get_or_not_found, paging_problems
-from tuneforge.service.runtime.executor import Executor
+from tuneforge.service.runtime.devices import as_seen_by, held_devices
+from tuneforge.service.runtime.executor import ExecutorRouter
 from tuneforge.service.runtime.scheduler import Scheduler, worker_ref
 from tuneforge.service.tasks.experiments import check_experiment_membership, experiment_defaults
+from tuneforge.service.tasks.measured_time import with_measured_time
 from tuneforge.service.tasks.planning import TOP_LEVEL, TaskPlan, TaskRequest, plan_task
 from tuneforge.service.tasks.run_files import CompletionScan, read_lines, scan_completions
 from tuneforge.service.users.users import device_limit_problem
 from tuneforge.service.views import (
     CheckpointFile,
     DeviceInventory,
-    DeviceTask,
-    DeviceView,
     LogChunk,
     MetricSeries,
     TaskDeleted,
     TaskDetail,
     TaskEstimate,
     TaskSamples,
+    device_view,
     metric_series,
     task_detail,
     task_summary,
 )
 from tuneforge.settings import Settings
 from tuneforge.store import Checkpoint, Database, Grader, MetricPoint, Task, TaskDataset
-from tuneforge.store.scope import ALL_OWNERS
+from tuneforge.store.scope import ALL_OWNERS, current_actor
 
 LOG_CHUNK_BYTES = 256 * 1024
-HOLDING_DEVICES = (TaskStatus.RUNNING, TaskStatus.STOPPING)  # a stopping worker still uses its devices
 
 
 class TaskService:
-    def __init__(self, db: Database, settings: Settings, devices: list[Device], executor: Executor,
+    def __init__(self, db: Database, settings: Settings, devices: list[Device], executor: ExecutorRouter,
                  scheduler: Scheduler) -> None:
         self.db = db
         self.settings = settings
@@ -70,11 +70,13 @@ class TaskService:
             raise InvalidInput.of([*problems, *resolved.problems])
         request = replace(request, dataset_path=resolved.dataset_path, training_args=resolved.training_args)
         plan = plan_task(request, self.settings, self.devices, check_name=check_name,
-                         stored_grader=self._stored_grader)
+                         stored_grader=self._stored_grader, executors=tuple(self.executor.executors))
         plan.pinned = resolved.pinned
-        if request.experiment_id is not None:
-            with self.db.session() as session:
+        with self.db.session() as session:
+            if request.experiment_id is not None:
                 check_experiment_membership(session, request.experiment_id, plan.cfg)
+            plan.estimate = with_measured_time(session, plan.estimate, str(plan.cfg.model_name_or_path),
+                                               plan.config, plan.device_count, request.gpu_config or {})
         return plan
 
     def _stored_grader(self, name: str) -> dict[str, Any] | None:
@@ -186,15 +188,13 @@ class TaskService:
                     for c in rows]
 
     def device_inventory(self) -> DeviceInventory:
-        """The devices (GPUs, or CPU slots), their memory, the task on each and whether any task waits."""
+        """The devices (GPUs, or CPU slots), their memory, what holds each (a task, an evaluation or a deployment:
+        the one ledger of service.runtime.devices) and whether any task waits."""
+
         with self.db.session() as session:
-            rows = session.execute(select(Task.id, Task.name, Task.devices).where(Task.status.in_(HOLDING_DEVICES)))
-            users = {index: DeviceTask(task_id=tid, task_name=name) for tid, name, devices in rows
-                     for index in devices or []}
+            holders = {index: as_seen_by(holder, current_actor()) for index, holder in held_devices(session).items()}
             queued = session.scalar(select(Task.id).where(Task.status == TaskStatus.PENDING).limit(1)) is not None
-        devices = [DeviceView(index=d.index, kind=d.kind, name=d.name, total_memory=d.total_memory,
-                              free_memory=d.free_memory, busy=d.index in users, task=users.get(d.index))
-                   for d in self.devices]
+        devices = [device_view(d, holders.get(d.index)) for d in self.devices]
         return DeviceInventory(kind=devices[0].kind if devices else "cpu", devices=devices, queued=queued)
 
     def log(self, task_id: int, offset: int | None = None, tail: int | None = None) -> LogChunk:

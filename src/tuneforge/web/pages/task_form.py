@@ -40,7 +40,8 @@ def _pickers(request: Request) -> dict[str, Any]:
     models = platform.models.list(kind="base")["items"]
     datasets = platform.datasets.list(page_size=200)["items"]
     return {"model_options": models, "dataset_options": datasets,
-            "experiments": platform.experiments.list(), "devices": platform.devices}
+            "experiments": platform.experiments.list(), "devices": platform.devices,
+            "executors": list(platform.executor.executors)}
 
 
 @router.get("/tasks/new", response_class=HTMLResponse)

@@ -59,6 +59,13 @@
     return input ? input.value.trim() : "";
   }
 
+  // "pool=a100, zone=b" → {pool: "a100", zone: "b"}; anything else goes as typed, for the server to name
+  function labels(given) {
+    const pairs = given.split(",").map(function (part) { return part.trim(); }).filter(Boolean);
+    if (!pairs.every(function (pair) { return /^[^=\s]+=[^=]*$/.test(pair); })) return given;
+    return Object.fromEntries(pairs.map(function (pair) { return pair.split("=").map(function (s) { return s.trim(); }); }));
+  }
+
   function body() {
     const extra = JSON.parse(document.getElementById("extra-args").textContent || "{}");
     const trainingArgs = Object.assign({}, extra);
@@ -72,6 +79,12 @@
     const visible = text("gpuConfig.cuda_visible_devices");
     if (visible) gpuConfig.cuda_visible_devices = visible;
     if (form.elements.namedItem("gpuConfig.memory_optimization").checked) gpuConfig.memory_optimization = true;
+    const executor = text("gpuConfig.executor");
+    if (executor && executor !== "local") gpuConfig.executor = executor;
+    const nodes = text("gpuConfig.nodes");
+    if (nodes) gpuConfig.nodes = NUMBER.test(nodes) ? Number(nodes) : nodes;
+    const selector = text("gpuConfig.node_selector");
+    if (selector) gpuConfig.node_selector = labels(selector);
     const payload = {name: text("name"), description: text("description"), baseModel: text("baseModel") || null,
       datasetPath: text("datasetPath") || null, trainingArgs: trainingArgs, gpuConfig: gpuConfig};
     const experiment = text("experimentId");
