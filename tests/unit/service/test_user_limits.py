@@ -59,3 +59,20 @@ def test_a_user_at_their_limit_waits_and_others_start_past_them(queue: tuple) ->
         running = {t.name for t in session.query(Task).filter(Task.status == "running")}
     assert running == {"limited-1", "small-1", "free-1"}
     assert len(executor.launched) == 3
+
+
+def test_devices_a_cluster_places_count_against_max_gpus(queue: tuple) -> None:
+    """A Ray task holds none of this host's devices, but its workers' devices are the user's all the same."""
+    db, scheduler, executor = queue
+    with db.session() as session:
+        session.add(User(id=1, name="two-gpus", role="member", max_gpus=2))
+    user = Actor(1, "two-gpus", False)
+    for name in ("ray-1", "ray-2"):
+        with acting_as(user), db.session() as session:
+            session.add(Task(name=name, base_model="m", dataset="d", output_path=f"/o/{name}", stage="sft",
+                             finetuning_type="lora", training_args={"ray_num_workers": 2}, device_count=2))
+    scheduler.launch_pending()
+    scheduler.launch_pending()
+    with db.session() as session:
+        running = {t.name: t.devices for t in session.query(Task).filter(Task.status == "running")}
+    assert running == {"ray-1": []} and executor.launched == ["task-1"]

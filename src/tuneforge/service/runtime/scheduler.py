@@ -137,12 +137,13 @@ class Scheduler:
                 if task is None or task.status != TaskStatus.PENDING:
                     continue
                 chosen = self._choose(task, busy)
-                if chosen is None or not usage.allows(task.owner_id, len(chosen)):
+                held = len(chosen) if chosen else task.device_count  # a cluster's devices count against max_gpus
+                if chosen is None or not usage.allows(task.owner_id, held):
                     continue
                 if not self._claim(session, task.id):
                     continue
                 busy |= set(chosen)
-                usage.add(task.owner_id, len(chosen))
+                usage.add(task.owner_id, held)
                 self._launch(task, chosen)
 
     def _choose(self, task: Task, busy: set[int]) -> list[int] | None:
@@ -223,9 +224,9 @@ class UserUsage:
                 select(User.id, User.max_running_tasks, User.max_gpus).where(
                     User.max_running_tasks.is_not(None) | User.max_gpus.is_not(None)))}
             usage = cls(limits)
-            for owner_id, devices in session.execute(select(Task.owner_id, Task.devices)
-                                                     .where(Task.status.in_(WATCHED))):
-                usage.add(owner_id, len(devices or []))
+            for owner_id, devices, count in session.execute(select(Task.owner_id, Task.devices, Task.device_count)
+                                                            .where(Task.status.in_(WATCHED))):
+                usage.add(owner_id, len(devices or []) or count)
         return usage
 
     def allows(self, owner_id: int | None, device_count: int) -> bool:
