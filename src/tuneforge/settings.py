@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     kubernetes_pvc: str | None = Field(
         default=None, description="The PersistentVolumeClaim holding the tuneforge home; every pod mounts it at the "
         "home's path, so run directories and outputs mean the same files on the server and on every node.")
+    kubernetes_gpus: bool = Field(
+        default=True, description="The cluster's training nodes have NVIDIA GPUs: each pod asks for gpu_count of "
+        "them (nvidia.com/gpu). Off: gpu_count CPU processes per pod.")
     kubernetes_namespace: str = Field(default="default", description="Namespace TrainJobs are created in.")
     kubernetes_runtime: str = Field(
         default="torch-distributed", description="The ClusterTrainingRuntime TrainJobs use (one with "

@@ -107,6 +107,7 @@ def launch(plan: Any, config_dir: Path | None, verbose: bool, console: Console, 
             stale.unlink(missing_ok=True)
         shutil.rmtree(run_dir.checkpoints_dir, ignore_errors=True)
     run_dir.create(RunSpec(config=plan.config, config_dir=str(config_dir) if config_dir else None))
+    run_dir.stop_file.unlink(missing_ok=True)  # the last run's stop request (Ctrl-C under Ray leaves one)
     console.print(f"training {cfg.model_name_or_path} ({cfg.stage}, {cfg.finetuning_type}) → {output_dir}")
     if plan.dataset is not None and plan.dataset.samples_cut:
         console.print(f"[yellow]note:[/yellow] {plan.dataset.samples_cut} samples are longer than cutoff_len "

@@ -25,21 +25,25 @@ LOST = "a Ray worker was lost"
 RESUME_HINT = "resume the task: it continues from its last checkpoint"
 HELD_FAILURE_FILE = "rank0-failure.json"  # rank 0's own failure report, held back for the driver
 CONTROLLER_REPORT_FILE = "ray-failure.json"  # what Ray Train's controller saw fail
+# How Ray says a worker's process or node is gone (ActorDiedError, NodeDiedError), as opposed to an error it raised.
+LOST_SIGNS = ("The actor died", "The actor is dead", "ActorDiedError", "NodeDiedError", "node was terminated",
+              "node died")
 RANK_SNIPPET = re.compile(r"\[Rank (\d+) Error Snippet\]:\n(.*?)(?=\n\[Rank \d+ Error Snippet\]|\Z)", re.S)
 
 
 def describe(text: str, fallback: str = "Ray Train failed") -> tuple[str, str]:
     """Ray's report as (error, hint) a user can act on: which worker was lost, where and why, not the report."""
-    for rank, snippet in RANK_SNIPPET.findall(text):
-        if "actor died" in snippet.lower():
+    snippets = RANK_SNIPPET.findall(text) or [("?", text)]
+    for rank, snippet in snippets:
+        if any(sign in snippet for sign in LOST_SIGNS):
             pid, ip = _field(snippet, "pid"), _field(snippet, "node_ip") or _field(snippet, "ip")
             detail = (_field(snippet, "Worker exit detail", ":") or "its process died").split(". ")[0][:300]
             return f"{LOST}: rank {rank} (pid {pid} on {ip}) died — Ray: {detail}", RESUME_HINT
-    lost = [line.strip() for line in text.splitlines() if "died" in line.lower() or "lost" in line.lower()]
-    if lost:
-        return f"{LOST}: {lost[0][:400]}", RESUME_HINT
-    first = next((line.strip() for line in text.splitlines() if line.strip()), fallback)
-    return f"{fallback}: {first[:400]}", f"see train.log and train.rank*.log; {RESUME_HINT}"
+    rank, snippet = snippets[0]
+    lines = [line.strip() for line in snippet.splitlines() if line.strip()]
+    last = lines[-1] if lines else fallback  # a traceback ends with the exception itself
+    who = f"rank {rank}: " if rank != "?" else ""
+    return f"{fallback}: {who}{last[:400]}", f"see train.log and train.rank*.log; {RESUME_HINT}"
 
 
 def _field(snippet: str, name: str, separator: str = "=") -> str | None:

@@ -17,9 +17,13 @@ import os
 import signal
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tuneforge.rundir import RunDir, final_event
+from tuneforge.rundir import RunDir, read_events
+from tuneforge.schemas.events import FINAL_EVENT_TYPES
+
+if TYPE_CHECKING:
+    from tuneforge.schemas import TrainingConfig
 
 log = logging.getLogger("tuneforge.ray")
 
@@ -36,13 +40,18 @@ def main(argv: list[str] | None = None) -> int:
     if run_dir is None:
         return EXIT_BAD_INPUT
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = run_dir.read_spec().config
+    from tuneforge.schemas import parse_training_config
+
+    cfg = parse_training_config(run_dir.read_spec().config)  # the values as the schema reads them
+    earlier = read_events(run_dir.events_file)  # a resumed run's: their final event is not this attempt's
+    after_seq = earlier[-1]["seq"] if earlier else 0
     try:
-        failure = _fit(run_dir, config)
+        failure = _fit(run_dir, cfg)
     except Exception as exc:  # Ray could not start or reach the cluster: the run never began
         failure = (f"Ray could not run the workers: {type(exc).__name__}: {exc}",
                    "check TUNEFORGE_RAY_ADDRESS and that the cluster has the resources_per_worker asked for")
-    final = final_event(run_dir.events_file)
+    final = next((e for e in reversed(read_events(run_dir.events_file, after_seq=after_seq))
+                  if e["type"] in FINAL_EVENT_TYPES), None)
     if final is not None:
         return EXIT_FAILED if final["type"] == "failed" else EXIT_OK
     from tuneforge.engine.ray_failures import write_failure
@@ -57,7 +66,7 @@ def _ask_workers_to_stop(run_dir: RunDir) -> None:
     run_dir.stop_file.write_text("stop\n", encoding="utf-8")
 
 
-def _fit(run_dir: RunDir, config: dict[str, Any]) -> tuple[str, str] | None:
+def _fit(run_dir: RunDir, cfg: TrainingConfig) -> tuple[str, str] | None:
     """Train; None when every worker returned, else (error, hint) of the failure."""
     import ray
     from ray.train import FailureConfig, RunConfig, ScalingConfig
@@ -67,13 +76,12 @@ def _fit(run_dir: RunDir, config: dict[str, Any]) -> tuple[str, str] | None:
 
     clear_reports(run_dir)
     address = os.environ.get("TUNEFORGE_RAY_ADDRESS") or os.environ.get("RAY_ADDRESS") or None
-    ray.init(address=address, log_to_driver=False, **(config.get("ray_init_kwargs") or {}))
+    ray.init(address=address, log_to_driver=False, **(cfg.ray_init_kwargs or {}))
     for signum in (signal.SIGTERM, signal.SIGINT):  # after ray.init, which installs handlers that exit at once
         signal.signal(signum, lambda *_: _ask_workers_to_stop(run_dir))
-    resources = _resources(config)
-    scaling = ScalingConfig(num_workers=int(config.get("ray_num_workers") or 1), use_gpu=bool(resources.get("GPU")),
-                            resources_per_worker=resources,
-                            placement_strategy=config.get("placement_strategy") or "PACK")
+    resources = dict(cfg.resources_per_worker or {"CPU": 1.0})  # the planner fills {"GPU": 1} on GPU hosts
+    scaling = ScalingConfig(num_workers=cfg.ray_num_workers or 1, use_gpu=bool(resources.get("GPU")),
+                            resources_per_worker=resources, placement_strategy=cfg.placement_strategy)
     # max_failures 0: a restarted worker group would start the run over; the service resumes it from a checkpoint
     trainer = TorchTrainer(_train_worker, train_loop_config={"run_dir": str(run_dir.path)}, scaling_config=scaling,
                            run_config=RunConfig(name=f"tuneforge-{run_dir.path.name}",
@@ -108,13 +116,6 @@ def _fit_until_reported(trainer: Any, run_dir: RunDir) -> tuple[str, str] | None
             thread.join(REPORT_GRACE_S)
             return outcome[0] if outcome else report
     return outcome[0]
-
-
-def _resources(config: dict[str, Any]) -> dict[str, float]:
-    given = config.get("resources_per_worker")
-    if isinstance(given, dict) and given:
-        return {str(k): float(v) for k, v in given.items()}
-    return {"CPU": 1.0}  # the planner fills {"GPU": 1} on GPU hosts
 
 
 def _train_worker(loop_config: dict[str, Any]) -> None:

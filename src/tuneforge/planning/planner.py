@@ -95,6 +95,10 @@ def plan_training(given: PlanInput) -> TrainingPlan:
         problems += reward_problems(probe, given.config_dir, served=given.roots is not None)
     if problems:
         raise PlanRejected(_unique(problems))
+    if probe is not None and probe.ray_num_workers:  # stored as the schema reads them ("8" → 8, JSON text → dict)
+        raw["ray_num_workers"] = probe.ray_num_workers
+        if probe.resources_per_worker is not None:
+            raw["resources_per_worker"] = probe.resources_per_worker
     config = {**raw, "output_dir": str(output_dir)}
     plan = _resolve_and_estimate(config, auto_keys, output_dir, model, summary, given.host)
     plan.auto_values[:0] = [choice.model_dump(mode="json") for choice in precision_choices]

@@ -11,6 +11,11 @@ from pydantic import field_validator
 from tuneforge.schemas.training_fields import ArgsBase, arg
 
 RAY_RESOURCE_KEYS = ("GPU", "CPU", "memory")
+# ray.init arguments a run may set (the driver sets address and log_to_driver itself). A server takes `namespace`
+# alone: a runtime environment runs code on the cluster, which is its administrator's to choose.
+RAY_INIT_KEYS = ("namespace", "runtime_env", "num_cpus", "num_gpus", "resources", "object_store_memory",
+                 "logging_level")
+SERVER_RAY_INIT_KEYS = ("namespace",)
 
 
 class ClusterArgs(ArgsBase):
@@ -58,8 +63,19 @@ class ClusterArgs(ArgsBase):
 
     @field_validator("ray_init_kwargs")
     @classmethod
-    def _no_address(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+    def _init_arguments(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         if value and "address" in value:
             raise ValueError("the cluster address is TUNEFORGE_RAY_ADDRESS (or RAY_ADDRESS) on the host that "
                              "starts the run, so one config runs on any cluster: remove address")
+        unknown = sorted(set(value or {}) - set(RAY_INIT_KEYS))
+        if unknown:
+            raise ValueError(f"{unknown[0]!r} is not taken here; ray.init arguments taken: {', '.join(RAY_INIT_KEYS)}")
+        return value
+
+    @field_validator("resources_per_worker")
+    @classmethod
+    def _whole_gpus(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        gpus = (value or {}).get("GPU", 0)
+        if gpus and gpus != int(gpus):
+            raise ValueError(f"GPU {gpus:g}: a worker trains on whole GPUs (two ranks on one GPU break NCCL)")
         return value

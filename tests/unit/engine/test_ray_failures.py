@@ -45,9 +45,12 @@ def test_the_lost_worker_is_named_with_its_rank_pid_node_and_ray_s_reason():
     assert "resume" in hint
 
 
-def test_an_error_a_worker_raised_is_reported_by_its_first_line():
-    error, hint = describe("ValueError: bad batch\nTraceback ...")
-    assert error == "Ray Train failed: ValueError: bad batch" and "train.log" in hint
+def test_an_error_a_worker_raised_is_reported_by_its_exception_line_not_as_a_lost_worker():
+    raised = ("Training failed due to worker errors:\n[Rank 1 Error Snippet]:\nTraceback (most recent call last):\n"
+              "  File \"train.py\", line 3, in step\ntorch.OutOfMemoryError: the process lost 2 GiB and died")
+    error, hint = describe(raised)
+    assert error == "Ray Train failed: rank 1: torch.OutOfMemoryError: the process lost 2 GiB and died"
+    assert "train.log" in hint
 
 
 def test_a_lost_worker_wins_over_the_broken_collective_rank_0_saw(tmp_path):

@@ -149,12 +149,15 @@ def test_poll_reads_the_trainjob_and_its_pods_by_label(tmp_path, run_dir):
     assert cluster.calls[1][1] == {"label_selector": "tuneforge.io/trainjob=tuneforge-task-12"}
 
 
+DELETED = {"name": "tuneforge-task-12", "propagation_policy": "Foreground", "_request_timeout": (5.0, 30.0)}
+
+
 def test_a_failed_worker_ends_the_run_and_its_trainjob_is_deleted_before_kubernetes_retries_it(tmp_path, run_dir):
     cluster = _cluster("oom")
     state = _executor(cluster, tmp_path, clock=lambda: T0).poll(WorkerRef(run_dir))
     assert (state.alive, state.exit_code) == (False, 137)
     assert cluster.calls[-1] == (("delete", "trainer.kubeflow.org", "v1alpha1", "ml", "trainjobs"),
-                                 {"name": "tuneforge-task-12", "propagation_policy": "Foreground"})
+                                 DELETED)
     finished = _cluster("complete")  # a finished TrainJob is kept for inspection
     assert _executor(finished, tmp_path).poll(WorkerRef(run_dir)).exit_code == 0
     assert "tuneforge-task-12" in finished.trainjobs
@@ -177,7 +180,7 @@ def test_stop_asks_through_the_run_directory_and_kill_deletes_the_trainjob(tmp_p
     executor.request_stop(WorkerRef(run_dir))
     assert RunDir(run_dir).stop_file.is_file() and len(cluster.calls) == 0  # the worker reads it at every step
     executor.kill(WorkerRef(run_dir))
-    assert cluster.calls[-1][1] == {"name": "tuneforge-task-12", "propagation_policy": "Foreground"}
+    assert cluster.calls[-1][1] == DELETED
     assert executor.wait(WorkerRef(run_dir), 1.0)
     assert "no longer exists" in executor.poll(WorkerRef(run_dir)).reason
     executor.kill(WorkerRef(run_dir))  # killing what is gone is no error

@@ -18,6 +18,8 @@ ALL = ("local", "ray", "kubernetes")
     ({"executor": "ray", "nodes": 0}, ALL, "gpuConfig.nodes", "from 1 to"),
     ({"executor": "ray", "node_selector": {"pool": "a"}}, ALL, "gpuConfig.node_selector", "executor kubernetes"),
     ({"executor": "kubernetes", "node_selector": "pool=a"}, ALL, "gpuConfig.node_selector", "label names"),
+    ({"executor": "kubernetes", "node_selector": {"a b/c?": "x y"}}, ALL, "gpuConfig.node_selector", "label names"),
+    ({"executor": "kubernetes", "node_selector": {"pool": "x" * 64}}, ALL, "gpuConfig.node_selector", "≤ 63"),
     ({"executor": "kubernetes", "cuda_visible_devices": "0"}, ALL, "gpuConfig.cuda_visible_devices",
      "gpu_count per node"),
     ({"executor": "ray", "gpu_count": 0}, ALL, "gpuConfig.gpu_count", "from 1 to"),
@@ -50,3 +52,34 @@ def test_ray_num_workers_disagreeing_with_the_placement_is_named():
     (problem,) = ray_workers({"ray_num_workers": 3}, {"executor": "kubernetes"},
                              requested_placement({"executor": "kubernetes"}, CPUS, ALL))
     assert "remove one of them" in problem.message
+
+
+def test_ray_num_workers_is_counted_as_the_schema_reads_it_and_cannot_share_local_devices():
+    raw = {"ray_num_workers": "8"}
+    placement = requested_placement({"executor": "ray"}, CPUS, ALL)
+    assert ray_workers(raw, {"executor": "ray"}, placement) == [] and placement.count == 8  # max_gpus sees 8
+    (problem,) = ray_workers({"ray_num_workers": 2}, {"gpu_count": 2}, requested_placement({"gpu_count": 2}, CPUS,
+                                                                                           ALL))
+    assert problem.field == "trainingArgs.ray_num_workers" and "this host's devices" in problem.message
+
+
+def test_a_server_takes_only_a_namespace_for_ray_init():
+    raw = {"ray_num_workers": 2, "ray_init_kwargs": {"namespace": "a", "runtime_env": {"pip": ["x"]}}}
+    (problem,) = ray_workers(raw, {}, requested_placement({}, CPUS, ALL))
+    assert problem.field == "trainingArgs.ray_init_kwargs" and "'runtime_env'" in problem.message
+    assert ray_workers({"ray_num_workers": 2, "ray_init_kwargs": {"namespace": "a"}}, {},
+                       requested_placement({}, CPUS, ALL)) == []
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    ({"ray_init_kwargs": {"_system_config": {}}}, "not taken here"),
+    ({"ray_init_kwargs": {"address": "auto"}}, "TUNEFORGE_RAY_ADDRESS"),
+    ({"resources_per_worker": {"GPU": 0.5}}, "whole GPUs"),
+    ({"resources_per_worker": "{\"TPU\": 1}"}, "unknown resource 'TPU'"),
+])
+def test_ray_settings_the_run_cannot_honour_are_refused(args, says):
+    from tuneforge.schemas import ConfigError, parse_training_config
+
+    with pytest.raises(ConfigError) as caught:
+        parse_training_config({"model_name_or_path": "m", "ray_num_workers": 2, **args})
+    assert says in str(caught.value)

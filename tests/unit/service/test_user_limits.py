@@ -62,8 +62,10 @@ def test_a_user_at_their_limit_waits_and_others_start_past_them(queue: tuple) ->
 
 
 def test_devices_a_cluster_places_count_against_max_gpus(queue: tuple) -> None:
-    """A Ray task holds none of this host's devices, but its workers' devices are the user's all the same."""
+    """A task on a Ray cluster holds none of this host's devices, but its workers' devices are the user's all the
+    same; a Ray of the task's own on this host claims them here like a local task."""
     db, scheduler, executor = queue
+    scheduler.settings = scheduler.settings.model_copy(update={"ray_address": "10.0.0.5:6379"})
     with db.session() as session:
         session.add(User(id=1, name="two-gpus", role="member", max_gpus=2))
     user = Actor(1, "two-gpus", False)
@@ -76,3 +78,11 @@ def test_devices_a_cluster_places_count_against_max_gpus(queue: tuple) -> None:
     with db.session() as session:
         running = {t.name: t.devices for t in session.query(Task).filter(Task.status == "running")}
     assert running == {"ray-1": []} and executor.launched == ["task-1"]
+
+    scheduler.settings = scheduler.settings.model_copy(update={"ray_address": None})
+    with db.session() as session:
+        session.query(Task).filter(Task.name == "ray-1").update({"status": "completed"})
+    scheduler.launch_pending()
+    with db.session() as session:
+        running = {t.name: t.devices for t in session.query(Task).filter(Task.status == "running")}
+    assert running == {"ray-2": [0, 1]}  # without a cluster address: on this host's devices, claimed

@@ -48,6 +48,8 @@ T = TypeVar("T")
 FIELD_MANAGER = "tuneforge"
 # A relaunch of the same run directory (a resumed task) first removes its finished TrainJob, whose name it reuses.
 REPLACE_WAIT_S = 30.0
+# (connect, read) seconds of every API call: an unreachable API server must not hold the scheduler's queue.
+REQUEST_TIMEOUT = (5.0, 30.0)
 
 
 class CustomObjects(Protocol):
@@ -55,20 +57,23 @@ class CustomObjects(Protocol):
 
     def create_namespaced_custom_object(self, group: str, version: str, namespace: str, plural: str,
                                         body: dict[str, Any], *, field_manager: str | None = None,
-                                        field_validation: str | None = None) -> object: ...
+                                        field_validation: str | None = None,
+                                        _request_timeout: tuple[float, float] | None = None) -> object: ...
 
     def get_namespaced_custom_object(self, group: str, version: str, namespace: str, plural: str,
-                                     name: str) -> object: ...
+                                     name: str, *, _request_timeout: tuple[float, float] | None = None) -> object: ...
 
     def delete_namespaced_custom_object(self, group: str, version: str, namespace: str, plural: str, name: str, *,
-                                        propagation_policy: str | None = None) -> object: ...
+                                        propagation_policy: str | None = None,
+                                        _request_timeout: tuple[float, float] | None = None) -> object: ...
 
 
 class CoreV1(Protocol):
     """The part of kubernetes.client.CoreV1Api this executor uses."""
 
     def list_namespaced_pod(self, namespace: str, *, label_selector: str | None = None,
-                            _preload_content: bool = True) -> Any: ...
+                            _preload_content: bool = True,
+                            _request_timeout: tuple[float, float] | None = None) -> Any: ...
 
 
 class KubernetesError(OSError):
@@ -156,13 +161,14 @@ class KubernetesExecutor:
         ns = self.options.namespace
         # Strict: a field this cluster's TrainJob CRD does not know (an older Trainer) is an error, not dropped.
         self._request("create a TrainJob", lambda: self._custom_api().create_namespaced_custom_object(
-            GROUP, VERSION, ns, PLURAL, body, field_manager=FIELD_MANAGER, field_validation="Strict"))
+            GROUP, VERSION, ns, PLURAL, body, field_manager=FIELD_MANAGER, field_validation="Strict",
+            _request_timeout=REQUEST_TIMEOUT))
 
     def _get(self, name: str) -> dict[str, Any] | None:
         ns = self.options.namespace
         try:
             found = self._request("read a TrainJob", lambda: self._custom_api().get_namespaced_custom_object(
-                GROUP, VERSION, ns, PLURAL, name))
+                GROUP, VERSION, ns, PLURAL, name, _request_timeout=REQUEST_TIMEOUT))
         except KubernetesError as exc:
             if exc.status == 404:
                 return None
@@ -173,14 +179,15 @@ class KubernetesExecutor:
         ns = self.options.namespace
         # The raw JSON, as the API server sends it: what k8s_status reads, and cheaper than building models.
         response = self._request("list pods", lambda: self._core_api().list_namespaced_pod(
-            ns, label_selector=f"{TRAINJOB_LABEL}={name}", _preload_content=False))
+            ns, label_selector=f"{TRAINJOB_LABEL}={name}", _preload_content=False, _request_timeout=REQUEST_TIMEOUT))
         return list(json.loads(response.data).get("items") or [])
 
     def _delete(self, name: str) -> None:
         ns = self.options.namespace
         try:
             self._request("delete a TrainJob", lambda: self._custom_api().delete_namespaced_custom_object(
-                GROUP, VERSION, ns, PLURAL, name, propagation_policy="Foreground"))
+                GROUP, VERSION, ns, PLURAL, name, propagation_policy="Foreground",
+                _request_timeout=REQUEST_TIMEOUT))
         except KubernetesError as exc:
             if exc.status != 404:
                 log.error("TrainJob %s could not be deleted: %s", name, exc)
@@ -195,7 +202,8 @@ class KubernetesExecutor:
             if labels.get(MANAGED_BY_LABEL) != MANAGED_BY:
                 raise KubernetesError(f"a TrainJob named {name} already exists in namespace {ns} and tuneforge did "
                                       "not create it; delete or rename it, or use another namespace", 409)
-            if not is_finished(existing):
+            being_deleted = bool((existing.get("metadata") or {}).get("deletionTimestamp"))
+            if not is_finished(existing) and not being_deleted:
                 raise KubernetesError(f"TrainJob {name} of this run directory is still running in namespace {ns}; "
                                       f"stop it first (kubectl delete trainjob {name} -n {ns})", 409)
             self._delete(name)

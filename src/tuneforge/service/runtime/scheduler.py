@@ -147,13 +147,19 @@ class Scheduler:
                 self._launch(task, chosen)
 
     def _choose(self, task: Task, busy: set[int]) -> list[int] | None:
-        if task_executor(task) != "local":
+        if self._on_a_cluster(task):
             return []  # the cluster places it: no device of this host is claimed
         wanted, count = task.requested_devices, task.device_count
         free = [d.index for d in self.devices if d.index not in busy]
         if wanted is not None:
             return list(wanted) if all(i in free for i in wanted) else None
         return free[:count] if len(free) >= count else None
+
+    def _on_a_cluster(self, task: Task) -> bool:
+        """Kubernetes, or Ray at TUNEFORGE_RAY_ADDRESS. Without an address a Ray task starts a Ray of its own on
+        this host, on devices the queue claims for it like for a local task."""
+        executor = task_executor(task)
+        return executor == "kubernetes" or (executor == "ray" and bool(self.settings.ray_address))
 
     @staticmethod
     def _claim(session: Session, task_id: int) -> bool:
@@ -174,6 +180,8 @@ class Scheduler:
         run_dir.stop_file.unlink(missing_ok=True)  # a resumed run's old stop request
         kind = self.devices[0].kind if self.devices else "cpu"
         threads = max(1, (os.cpu_count() or 1) // self.settings.cpu_slots) if kind == "cpu" else None
+        if task_executor(task) == "kubernetes":  # the cluster's nodes, not this server, say what a device is
+            kind, threads = ("cuda" if self.settings.kubernetes_gpus else "cpu"), None
         try:
             launched = self.executor.launch(run_dir.path, placement(task, kind, devices, threads))
         except OSError as exc:

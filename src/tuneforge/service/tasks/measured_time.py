@@ -15,7 +15,8 @@ from tuneforge.store import Task
 # Settings that change tokens/s besides model, stage, method and devices; a task must agree on each to be similar.
 SPEED_SETTINGS = ("cutoff_len", "per_device_train_batch_size", "gradient_checkpointing", "bf16", "fp16",
                   "pure_bf16", "quantization_bit", "deepspeed", "fsdp", "flash_attn", "enable_liger_kernel",
-                  "ray_num_workers", "lora_rank", "lora_target", "packing", "neat_packing")
+                  "torch_compile", "optim", "ray_num_workers", "resources_per_worker", "placement_strategy",
+                  "lora_rank", "lora_target", "use_dora", "freeze_trainable_layers", "packing", "neat_packing")
 RECENT = 50
 
 
@@ -51,5 +52,9 @@ def _similar_task(session: Session, base_model: str, config: dict[str, Any], dev
 
 
 def _same_place(task: Task, gpu_config: dict[str, Any]) -> bool:
+    """The same executor and layout (an unset executor is the local one, unset nodes one, no selector empty)."""
     given = task.gpu_config or {}
-    return all(given.get(key) == gpu_config.get(key) for key in ("executor", "nodes", "node_selector"))
+    return ((given.get("executor") or "local") == (gpu_config.get("executor") or "local")
+            and (given.get("nodes") or 1) == (gpu_config.get("nodes") or 1)
+            and (given.get("node_selector") or {}) == (gpu_config.get("node_selector") or {})
+            and given.get("cuda_visible_devices") == gpu_config.get("cuda_visible_devices"))

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -15,11 +16,13 @@ from tuneforge.schemas import ConfigProblem
 
 GPU_CONFIG_KEYS = ("cuda_visible_devices", "gpu_count", "memory_optimization", "executor", "nodes", "node_selector")
 REMOTE = ("ray", "kubernetes")
+LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$")
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 MAX_NODES = 1024
 
 
 @dataclass
-class Placement:
+class RequestedPlacement:
     executor: str = "local"
     indexes: list[int] | None = None  # explicit local devices, or None for any `count` free ones
     count: int = 1  # devices in all (nodes × per node)
@@ -34,10 +37,10 @@ class Placement:
         return [replace(devices[0], index=i) for i in range(self.count)] if devices else []
 
 
-def requested_placement(gpu_config: object, devices: list[Device], executors: tuple[str, ...]) -> Placement:
+def requested_placement(gpu_config: object, devices: list[Device], executors: tuple[str, ...]) -> RequestedPlacement:
     if not isinstance(gpu_config, dict):
-        return Placement(problems=[ConfigProblem("gpuConfig", "must be an object like {\"cuda_visible_devices\": "
-                                                              "\"0\"} or {\"executor\": \"ray\", \"nodes\": 2}")])
+        why = "must be an object like {\"cuda_visible_devices\": \"0\"} or {\"executor\": \"ray\", \"nodes\": 2}"
+        return RequestedPlacement(problems=[ConfigProblem("gpuConfig", why)])
     problems = [ConfigProblem(f"gpuConfig.{k}", f"unknown key; known: {', '.join(GPU_CONFIG_KEYS)}")
                 for k in gpu_config if k not in GPU_CONFIG_KEYS]
     executor = gpu_config.get("executor") or "local"
@@ -58,9 +61,9 @@ def requested_placement(gpu_config: object, devices: list[Device], executors: tu
                                                                             f"{executor} cluster places the run: "
                                                                             "give gpu_count per node instead"))
         per_node = _whole(gpu_config, "gpu_count", 1, 64, problems)
-        return Placement(executor, None, nodes * per_node, nodes, problems)
+        return RequestedPlacement(executor, None, nodes * per_node, nodes, problems)
     indexes, count, device_problems = local_devices(gpu_config, devices)
-    return Placement("local", indexes, count, 1, problems + device_problems)
+    return RequestedPlacement("local", indexes, count, 1, problems + device_problems)
 
 
 def _whole(gpu_config: dict[str, Any], key: str, default: int, most: int, problems: list[ConfigProblem]) -> int:
@@ -76,11 +79,20 @@ def _node_selector_problems(selector: object, executor: str) -> list[ConfigProbl
         return []
     if executor != "kubernetes":
         return [ConfigProblem("gpuConfig.node_selector", "chooses Kubernetes nodes: it needs executor kubernetes")]
-    if not isinstance(selector, dict) or not all(isinstance(k, str) and isinstance(v, str) and k and len(k) <= 317
-                                                 and len(v) <= 63 for k, v in selector.items()):
-        return [ConfigProblem("gpuConfig.node_selector", "must map label names to values, both strings, like "
+    if not isinstance(selector, dict) or len(selector) > 32 or not all(
+            isinstance(k, str) and isinstance(v, str) and _label_name(k) and LABEL_VALUE.match(v)
+            for k, v in selector.items()):
+        return [ConfigProblem("gpuConfig.node_selector", "must map Kubernetes label names to label values (letters, "
+                                                         "digits, '-', '_', '.'; ≤ 63 characters), like "
                                                          "{\"nvidia.com/gpu.product\": \"NVIDIA-H100-80GB-HBM3\"}")]
     return []
+
+
+def _label_name(key: str) -> bool:
+    """A qualified label name: an optional DNS subdomain prefix and '/', then a name of ≤ 63 characters."""
+    prefix, _, name = key.rpartition("/")
+    return bool(name) and len(name) <= 63 and bool(LABEL_VALUE.match(name)) and (
+        not prefix or (len(prefix) <= 253 and bool(DNS_SUBDOMAIN.match(prefix))))
 
 
 def local_devices(gpu_config: dict[str, Any], devices: list[Device]) -> tuple[list[int] | None, int,

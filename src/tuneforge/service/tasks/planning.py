@@ -19,10 +19,11 @@ from tuneforge.planning.devices import Device
 from tuneforge.planning.planner import BUNDLED_DATASETS
 from tuneforge.schemas import ALIASES, ConfigProblem, TrainingConfig
 from tuneforge.schemas.tasks import name_problem
+from tuneforge.schemas.training_fields_cluster import SERVER_RAY_INIT_KEYS
 from tuneforge.schemas.training_fields_rl import reward_list
 from tuneforge.service.datasets.refs import PinnedVersion
 from tuneforge.service.errors import DoesNotFit, InvalidInput
-from tuneforge.service.tasks.placement import Placement, requested_placement
+from tuneforge.service.tasks.placement import RequestedPlacement, requested_placement
 from tuneforge.settings import Settings
 
 __all__ = ["BUNDLED_DATASETS", "TOP_LEVEL", "TaskPlan", "TaskRequest", "api_field", "plan_task"]
@@ -71,6 +72,10 @@ def plan_task(request: TaskRequest, settings: Settings, devices: list[Device], c
     problems += top_problems
     placement = requested_placement(request.gpu_config, devices, executors)
     problems += placement.problems + ray_workers(raw, request.gpu_config, placement)
+    if placement.executor == "ray" and not settings.ray_address and placement.count > len(devices):
+        problems.append(ConfigProblem("trainingArgs.ray_num_workers", f"asks for {placement.count} Ray workers, and "
+                                      "without TUNEFORGE_RAY_ADDRESS they run on this host, which has "
+                                      f"{len(devices)} device(s): ask for fewer, or give the server a Ray cluster"))
     if isinstance(request.gpu_config, dict) and request.gpu_config.get("memory_optimization"):
         raw["gradient_checkpointing"] = True
     if stored_grader is not None:
@@ -93,27 +98,52 @@ def plan_task(request: TaskRequest, settings: Settings, devices: list[Device], c
                     plan.dataset, plan.auto_values, plan.estimate)
 
 
-def ray_workers(raw: dict[str, Any], gpu_config: object, placement: Placement) -> list[ConfigProblem]:
+def ray_workers(raw: dict[str, Any], gpu_config: object, placement: RequestedPlacement) -> list[ConfigProblem]:
     """A Ray placement is ray_num_workers in the worker's config (what `tuneforge train` reads too); a config that
-    already names ray_num_workers runs on Ray without saying so in gpuConfig."""
-    given = raw.get("ray_num_workers")
-    explicit = isinstance(gpu_config, dict) and bool(gpu_config.get("executor"))
+    already names ray_num_workers runs on Ray without saying so in gpuConfig. Updates `raw` and `placement`."""
+    given = _worker_count(raw.get("ray_num_workers"))
+    asked = gpu_config if isinstance(gpu_config, dict) else {}
+    problems = _server_ray_init_problems(raw.get("ray_init_kwargs"))
     if given is None:
         if placement.executor == "ray":
             raw["ray_num_workers"] = placement.count
+        return problems
+    if placement.executor == "local" and not asked.get("executor"):
+        if asked.get("cuda_visible_devices") not in (None, "") or "gpu_count" in asked:
+            return [*problems, ConfigProblem("trainingArgs.ray_num_workers", "runs the task on Ray workers, and "
+                                                                             "gpuConfig names this host's devices: "
+                                                                             "remove one of them")]
+        placement.executor, placement.indexes = "ray", None
+    elif placement.executor != "ray":
+        return [*problems, ConfigProblem("trainingArgs.ray_num_workers", f"runs the task on Ray, and "
+                                                                         f"gpuConfig.executor is "
+                                                                         f"{placement.executor!r}: remove one of "
+                                                                         "them")]
+    elif given != placement.count and ("nodes" in asked or "gpu_count" in asked):
+        return [*problems, ConfigProblem("trainingArgs.ray_num_workers", f"is {given}, and gpuConfig asks for "
+                                                                         f"{placement.count} workers: give it once")]
+    placement.count = given
+    return problems
+
+
+def _worker_count(value: object) -> int | None:
+    """ray_num_workers as the schema reads it ("8" and 8.0 are 8); None when absent or not a count (the planner
+    names it)."""
+    try:
+        count = float(value) if isinstance(value, int | float | str) and not isinstance(value, bool) else None
+    except ValueError:
+        return None
+    return int(count) if count is not None and count.is_integer() and count >= 1 else None
+
+
+def _server_ray_init_problems(kwargs: object) -> list[ConfigProblem]:
+    extra = sorted(set(kwargs) - set(SERVER_RAY_INIT_KEYS)) if isinstance(kwargs, dict) else []
+    if not extra:
         return []
-    if placement.executor == "local" and not explicit:
-        if isinstance(given, int) and not isinstance(given, bool) and given >= 1:
-            placement.executor, placement.indexes, placement.count = "ray", None, given
-        return []
-    if placement.executor != "ray":
-        return [ConfigProblem("trainingArgs.ray_num_workers", f"runs the task on Ray, and gpuConfig.executor is "
-                                                              f"{placement.executor!r}: remove one of them")]
-    if given != placement.count and isinstance(gpu_config, dict) and ("nodes" in gpu_config
-                                                                      or "gpu_count" in gpu_config):
-        return [ConfigProblem("trainingArgs.ray_num_workers", f"is {given!r}, and gpuConfig asks for "
-                                                              f"{placement.count} workers: give it once")]
-    return []
+    return [ConfigProblem("trainingArgs.ray_init_kwargs", f"{extra[0]!r}: on the server a task sets only "
+                                                          f"{', '.join(SERVER_RAY_INIT_KEYS)}; a runtime "
+                                                          "environment or the cluster's resources are its "
+                                                          "administrator's to set (TUNEFORGE_RAY_ADDRESS)")]
 
 
 def inline_stored_graders(raw: dict[str, Any], stored_grader: Callable[[str], dict[str, Any] | None]
