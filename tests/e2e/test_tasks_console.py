@@ -406,9 +406,15 @@ def test_the_placement_fields_reach_the_planner_and_its_verdict_shows_at_them(co
     shoot("1-node-selector-needs-kubernetes")
     page.fill("[id='f-gpuConfig.node_selector']", "")
     open_section(page, "confirm")
+    # This server has no Ray cluster: its own Ray would run on its one CPU slot, too few for 2 machines.
+    nodes_error = page.locator("[data-field='gpuConfig.nodes'] .field-error")
+    nodes_error.wait_for()
+    assert "TUNEFORGE_RAY_ADDRESS" in nodes_error.inner_text()
+    shoot("2-too-many-workers-for-this-host")
+    page.fill("[id='f-gpuConfig.nodes']", "1")
+    open_section(page, "confirm")
     page.locator("#estimate-table").wait_for()
-    assert "DDP over 2 Ray workers" in page.locator("#estimate-box").inner_text()
-    shoot("2-two-ray-workers")
+    shoot("3-one-ray-worker")
     assert console_server.platform.tasks.list()["total"] == 0
     unexpected = [e for e in page_errors if "status of 422" not in e]  # the refused estimate, as the browser logs it
     assert not unexpected, "\n".join(unexpected)

@@ -73,9 +73,12 @@ def plan_task(request: TaskRequest, settings: Settings, devices: list[Device], c
     placement = requested_placement(request.gpu_config, devices, executors)
     problems += placement.problems + ray_workers(raw, request.gpu_config, placement)
     if placement.executor == "ray" and not settings.ray_address and placement.count > len(devices):
-        problems.append(ConfigProblem("trainingArgs.ray_num_workers", f"asks for {placement.count} Ray workers, and "
-                                      "without TUNEFORGE_RAY_ADDRESS they run on this host, which has "
-                                      f"{len(devices)} device(s): ask for fewer, or give the server a Ray cluster"))
+        field = "gpuConfig.nodes" if isinstance(request.gpu_config, dict) and request.gpu_config.get("executor") \
+            else "trainingArgs.ray_num_workers"
+        problems.append(ConfigProblem(field, f"asks for {placement.count} Ray workers, and without "
+                                             "TUNEFORGE_RAY_ADDRESS they run on this host, which has "
+                                             f"{len(devices)} device(s): ask for fewer, or give the server a Ray "
+                                             "cluster"))
     if isinstance(request.gpu_config, dict) and request.gpu_config.get("memory_optimization"):
         raw["gradient_checkpointing"] = True
     if stored_grader is not None:
