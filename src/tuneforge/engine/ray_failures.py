@@ -94,7 +94,7 @@ def write_failure(run_dir: RunDir, failure: tuple[str, str] | None) -> None:
         fields: dict[str, Any] = {"step": None, "checkpoint": None}
     else:
         fields = {k: v for k, v in held.items() if k not in ("error", "hint")}
-        error, hint = str(held["error"]), held.get("hint")
+        error, hint = str(held["error"]), "; ".join(filter(None, [held.get("hint"), RESUME_HINT]))
     log.error("%s — %s", error, hint)
     EventWriter(run_dir.events_file).emit(EventType.FAILED, **{**fields, "error": error, "hint": hint})
 

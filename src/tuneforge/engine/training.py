@@ -310,7 +310,10 @@ def _final_eval(trainer: Any) -> dict[str, Any]:
 
 
 def _last_checkpoint(directory: Path) -> str | None:
-    checkpoints = [p for p in directory.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
+    # A whole checkpoint only: the Trainer writes trainer_state.json last, and a worker killed mid-save (a lost
+    # node) leaves a folder without it.
+    checkpoints = [p for p in directory.glob("checkpoint-*")
+                   if p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").is_file()]
     if not checkpoints:
         return None
     return str(max(checkpoints, key=lambda p: int(p.name.split("-")[-1])))

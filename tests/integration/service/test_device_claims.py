@@ -35,7 +35,8 @@ def test_jobs_hold_gpus_in_one_ledger_and_a_full_host_refuses_or_queues(standin_
         deployment = client.post("/deployments/createDeployment", json={"name": "chat", "modelId": model["id"]})
         assert deployment.status_code == 201, deployment.text
         assert deployment.json()["devices"] == [1]
-        until(lambda: _started(started, "tuneforge.serving"), "the serving process started", timeout=60)
+        until(lambda: _started(started, "tuneforge.serving") and _started(started, "tuneforge.engine.evaluate"),
+              "the serving and evaluation processes started", timeout=60)
         assert _started(started, "tuneforge.engine.evaluate") == ["0"] and _started(started, "tuneforge.serving") == [
             "1"]  # each process sees only the GPU it holds
         assert _holders(client) == [{"kind": "evaluation", "id": evaluation["id"], "name": "tiny"},
@@ -83,8 +84,12 @@ def test_a_vllm_deployment_larger_than_the_host_is_refused_naming_the_field(stan
         assert client.get("/deployments/getDeploymentList").json()["total"] == 0
 
 
-def test_a_model_served_on_demand_takes_no_gpu_someone_holds(standin_server, tmp_path, tiny_model_dir):
-    with standin_server(devices=GPUS[:1]) as (client, _):
+def test_a_model_served_on_demand_takes_no_gpu_someone_holds(standin_server, tmp_path, tiny_model_dir, monkeypatch):
+    with standin_server(devices=GPUS[:1]) as (client, platform):
+        launched: list[int] = []
+        original = platform.deployments._launch
+        monkeypatch.setattr(platform.deployments, "_launch",
+                            lambda deployment, model: (launched.append(deployment.id), original(deployment, model)))
         model = client.post("/models/registerModel", json={"name": "tiny", "source": str(tiny_model_dir)}).json()
         evaluation = client.post("/evaluations/createEvaluation", json={
             "modelId": model["id"], "dataset": "identity", "compareWithBase": False}).json()
@@ -93,4 +98,4 @@ def test_a_model_served_on_demand_takes_no_gpu_someone_holds(standin_server, tmp
         assert answer.status_code == 409, answer.text
         assert f"GPU 0 is held by evaluation {evaluation['id']} of model 'tiny'" in answer.json()["error"]["message"]
         assert client.get("/deployments/getDeploymentList").json()["total"] == 0  # nothing half-started is left
-        assert _started(tmp_path / "standin-records.jsonl", "tuneforge.serving") == []
+        assert launched == []  # no serving process was started for it

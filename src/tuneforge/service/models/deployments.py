@@ -40,6 +40,7 @@ from tuneforge.service.models.serving_engines import (
     serving_command,
 )
 from tuneforge.service.runtime.devices import DEPLOYMENT_HOLDING, claim_gpus, claiming, gpu_host, job_environment
+from tuneforge.service.runtime.jobs import watch_in_background
 from tuneforge.service.runtime.processes import create_time, file_tail, is_same_process
 from tuneforge.settings import Settings
 from tuneforge.store import Database, Deployment, RegisteredModel
@@ -196,18 +197,13 @@ class DeploymentService:
 
     # -- watching ----------------------------------------------------------------------------------------------
     def start_watching(self, interval: float = 1.0) -> None:
-        def loop() -> None:
-            while not self._stop.wait(interval):
-                try:
-                    self.watch()
-                except Exception:  # keep watching the others
-                    log.exception("deployment watch failed")
-
-        self._thread = threading.Thread(target=loop, name="tuneforge-deployments", daemon=True)
-        self._thread.start()
+        self._thread = watch_in_background("tuneforge-deployments", interval, self.watch, self._stop)
 
     def close(self) -> None:
+        """Stops the watcher and waits for a pass in progress: nothing of this server acts after it is closed."""
         self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
 
     def watch(self) -> None:
         """starting → running once /health answers; a dead process is restarted (the status says so) up to

@@ -89,6 +89,7 @@ class EvaluationService:
         self.python = sys.executable
         self._children: dict[int, subprocess.Popen[bytes]] = {}
         self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
         # A stop and the watcher take turns: a pass that read an evaluation as running while a stop killed its
         # process would otherwise record it as failed (ended without a result) over the stop.
         self._changing = threading.Lock()
@@ -213,10 +214,13 @@ class EvaluationService:
                     log.exception("evaluation %s could not be followed this pass", row.id)
 
     def start_watching(self, interval: float = 1.0) -> None:
-        watch_in_background("tuneforge-evaluations", interval, self.watch, self._stop)
+        self._thread = watch_in_background("tuneforge-evaluations", interval, self.watch, self._stop)
 
     def close(self) -> None:
+        """Stops the watcher and waits for a pass in progress: nothing of this server acts after it is closed."""
         self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
 
     def _sync(self, row: Evaluation) -> None:
         """Bring a running row up to date with its job folder (on every read and watch pass; cheap: one small

@@ -107,6 +107,7 @@ class OnDemandModels:
         self._admission = threading.RLock()
         self._starting: dict[int, asyncio.Future[None]] = {}  # model id → its load (event loop only)
         self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
     # -- /v1/models ----------------------------------------------------------------------------------------------
     def models(self) -> list[ModelEntry]:
@@ -310,10 +311,14 @@ class OnDemandModels:
                 except Exception:  # keep watching
                     log.exception("unloading idle on-demand models failed")
 
-        threading.Thread(target=loop, name="tuneforge-on-demand", daemon=True).start()
+        self._thread = threading.Thread(target=loop, name="tuneforge-on-demand", daemon=True)
+        self._thread.start()
 
     def close(self) -> None:
+        """Stops the unloader and waits for a pass in progress."""
         self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
 
     def unload_idle(self) -> list[str]:
         """Unloads the running on-demand models without a request for `on_demand_idle_s`; returns their names. One
