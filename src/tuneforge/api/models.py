@@ -37,13 +37,26 @@ class ExportModelBody(Body):
     merge: bool | None = Field(default=None, description="Merge the LoRA adapter (default: yes when there is one).")
     gguf: str | None = Field(default=None, description="Also write GGUF for llama.cpp: f16 | q8_0 | q4_K_M | q5_K_M "
                              "(the K-quants need llama-cpp-python on the server: pip install 'tuneforge[gguf]').")
+    quantization_bit: int | None = Field(
+        default=None, description="4 | 8: quantize the weights with GPTQ, saved in the compressed-tensors format "
+                                  "vLLM serves (needs compressed-tensors on the server: pip install 'tuneforge[gptq]')."
+    )
+    quantization_dataset: str | None = Field(
+        default=None, description="Calibration data for quantizationBit: a managed dataset (name or name@version), a "
+                                  "bundled one, or a file / folder in the allowed folders."
+    )
+    quantization_nsamples: int | None = Field(default=None, description="Calibration samples (default 128).")
+    quantization_maxlen: int | None = Field(default=None, description="Tokens per calibration sample (default 1024).")
+    quantization_group_size: int | None = Field(
+        default=None, description="Input columns per scale: 32 | 64 | 128 (default) | 256, or -1 for one per row."
+    )
     hub_repo_id: str | None = Field(default=None, description="Push to this Hugging Face Hub repo (owner/name).")
     output_dir: str | None = Field(default=None, description="Default: HOME/exported/<model>-<job>.")
 
 
 @router.post("/exportModel", response_model=ExportJob, status_code=201,
-             summary="Export a model in the background (merge, shards, dtype, GGUF, hub push); follow it with "
-             "getExport")
+             summary="Export a model in the background (merge, shards, dtype, GPTQ, GGUF, hub push); follow it "
+             "with getExport")
 def export_model(exports: ExportsDep, body: ExportModelBody) -> ExportJob:
     options = body.model_dump(exclude={"id"}, exclude_none=True)
     return ExportJob.model_validate(exports.create(body.id, options))

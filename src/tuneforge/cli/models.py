@@ -1,20 +1,36 @@
-"""`tuneforge models …` (registry, publish) and `tuneforge deploy …` (serving processes) over HTTP."""
+"""`tuneforge models …` (registry, publish, export) and `tuneforge deploy …` (serving processes) over HTTP."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import typer
+from pydantic.alias_generators import to_camel
+from rich.markup import escape
 from rich.table import Table
 
-from tuneforge.cli.remote import SERVER_ENV, ApiClient, server_url
-from tuneforge.cli.tasks import JSON_HELP, SERVER_HELP, call_server, console, print_result
+from tuneforge.cli.dataset_views import size
+from tuneforge.cli.remote import SERVER_ENV, ApiClient, absolute_if_local, server_url
+from tuneforge.cli.tasks import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    JSON_HELP,
+    SERVER_HELP,
+    call_server,
+    console,
+    err_console,
+    print_json,
+    print_result,
+)
 
 models_app = typer.Typer(no_args_is_help=True, help="The model registry: base models and published fine-tunes.")
 deploy_app = typer.Typer(no_args_is_help=True, help="Deployments: serve a registered model behind the OpenAI-"
                          "compatible /v1 API of the server.")
 STATUS_STYLE = {"running": "green", "starting": "yellow", "restarting": "yellow", "failed": "red", "stopped": "dim"}
+EXPORT_STYLE = {"running": "yellow", "completed": "green", "failed": "red", "stopped": "dim"}
+EXPORT_POLL_S = 2.0
 
 
 @models_app.callback()
@@ -106,6 +122,135 @@ def delete_model(ctx: typer.Context, model_id: int = typer.Argument(..., metavar
     call_server(ctx.obj, action)
 
 
+# -- export ----------------------------------------------------------------------------------------------------------
+@models_app.command("export")
+def export_model(
+    ctx: typer.Context,
+    model_id: int = typer.Argument(..., metavar="ID"),
+    dtype: str | None = typer.Option(None, "--dtype", help="auto (default) | float32 | float16 | bfloat16"),
+    max_shard_size_gb: float | None = typer.Option(None, "--max-shard-size-gb",
+                                                   help="Largest safetensors file, in GB (default 5)."),
+    no_merge: bool = typer.Option(False, "--no-merge", help="Export the LoRA adapter as it is, not merged."),
+    gguf: str | None = typer.Option(None, "--gguf", help="Also write GGUF for llama.cpp: f16 | q8_0 | q4_K_M | "
+                                    "q5_K_M."),
+    quantization_bit: int | None = typer.Option(None, "--quantization-bit",
+                                                help="4 | 8: quantize the weights with GPTQ (for vLLM)."),
+    quantization_dataset: str | None = typer.Option(
+        None, "--quantization-dataset", help="Calibration data, required with --quantization-bit: a managed dataset "
+        "(name or name@version), a bundled one such as identity, or a file / folder on the server."),
+    quantization_nsamples: int | None = typer.Option(None, "--quantization-nsamples",
+                                                     help="Calibration samples (default 128)."),
+    quantization_maxlen: int | None = typer.Option(None, "--quantization-maxlen",
+                                                   help="Tokens per calibration sample (default 1024)."),
+    quantization_group_size: int | None = typer.Option(
+        None, "--quantization-group-size", help="Input columns per scale: 32 | 64 | 128 (default) | 256, or -1 for "
+        "one per row."),
+    hub_repo_id: str | None = typer.Option(None, "--hub-repo-id", help="Push to this Hugging Face Hub repo."),
+    output_dir: str | None = typer.Option(None, "--output-dir",
+                                          help="Default: the server's HOME/exported/<model>-<job>."),
+    wait: bool = typer.Option(False, "--wait", help="Follow the export until it ends (exit 1 when it fails)."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Export a model in the background: merged / sharded safetensors, optionally GPTQ or GGUF, a hub push."""
+    # Only what the user gave is sent: the server's defaults apply to the rest, as in the console's dialog.
+    body = {"id": model_id} | given(
+        dtype=dtype, max_shard_size_gb=max_shard_size_gb, merge=False if no_merge else None, gguf=gguf,
+        quantization_bit=quantization_bit, quantization_nsamples=quantization_nsamples,
+        quantization_dataset=absolute_if_local(quantization_dataset, Path.cwd()) if quantization_dataset else None,
+        quantization_maxlen=quantization_maxlen, quantization_group_size=quantization_group_size,
+        hub_repo_id=hub_repo_id, output_dir=str(Path(output_dir).expanduser().resolve()) if output_dir else None)
+
+    def action(client: ApiClient) -> int:
+        job = client.post("/models/exportModel", body)
+        if not wait:
+            if as_json:
+                print_json(job)
+            else:
+                console.print(f"export {job['id']} started into {job['outputDir']}; follow it with: tuneforge models "
+                              "exports", highlight=False)
+            return 0
+        return follow_export(client, job, as_json)
+
+    call_server(ctx.obj, action)
+
+
+def given(**options: Any) -> dict[str, Any]:
+    """The options that are set, under the API's camelCase names."""
+    return {to_camel(key): value for key, value in options.items() if value is not None}
+
+
+def follow_export(client: ApiClient, job: dict[str, Any], as_json: bool) -> int:
+    """Poll getExport until the job ends, printing each new progress line; then its files, or its error."""
+    shown = None
+    try:
+        while job["status"] == "running":
+            if not as_json and (line := progress_line(job)) != shown:
+                console.print(line, highlight=False, markup=False)
+                shown = line
+            time.sleep(EXPORT_POLL_S)
+            job = client.get("/models/getExport", id=job["id"])
+    except KeyboardInterrupt:
+        console.print(f"stopped waiting; export {job['id']} goes on on the server. See it with: tuneforge models "
+                      "exports", highlight=False)
+        return EXIT_INTERRUPTED
+    if as_json:
+        print_json(job)
+    else:
+        print_outcome(job)
+    return 0 if job["status"] == "completed" else EXIT_FAILED
+
+
+def progress_line(job: dict[str, Any]) -> str:
+    parts = [f"{job['percentage']:5.1f} %", job.get("stage") or "starting"]
+    return " ".join(parts) + (f" — {job['message']}" if job.get("message") else "")
+
+
+def print_outcome(job: dict[str, Any]) -> None:
+    if job["status"] != "completed":
+        error = escape(job.get("error") or "no error reported")  # a traceback's [brackets] are not markup
+        err_console.print(f"[red]error:[/red] export {job['id']} {job['status']}: {error}", highlight=False)
+        if job.get("hint"):
+            err_console.print(f"  hint: {job['hint']}", highlight=False, markup=False)
+        return
+    console.print(f"export {job['id']} completed into {job['outputDir']}", highlight=False)
+    table = Table("file", "size")
+    sizes = job.get("sizes") or {}
+    for name in job.get("files") or []:
+        table.add_row(name, size(sizes.get(name)))
+    console.print(table)
+
+
+@models_app.command("exports")
+def list_exports(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+    """Export jobs, newest first."""
+    def action(client: ApiClient) -> None:
+        data = client.get("/models/getExportList")
+        names = {m["id"]: m["name"] for m in client.get("/models/getModelList")["items"]} if data["items"] else {}
+        print_result(data, _export_table(data["items"], names), as_json)
+
+    call_server(ctx.obj, action)
+
+
+def _export_table(items: list[dict[str, Any]], names: dict[int, str]) -> Table:
+    table = Table("id", "model", "status", "progress", "dtype", "quantization", "output")
+    for job in items:
+        style = EXPORT_STYLE.get(job["status"], "")
+        table.add_row(job["id"], names.get(job["modelId"], str(job["modelId"])),
+                      f"[{style}]{job['status']}[/{style}]", f"{job['percentage']:.0f} %", job["dtype"],
+                      quantization_text(job), job["outputDir"])
+    return table
+
+
+def quantization_text(job: dict[str, Any]) -> str:
+    """"GGUF q8_0", "GPTQ int4 · g128", both, or "—"."""
+    parts = [f"GGUF {job['gguf']}"] if job.get("gguf") else []
+    if gptq := job.get("quantization"):
+        group = f"g{gptq['groupSize']}" if gptq["groupSize"] > 0 else "one per row"
+        parts.append(f"GPTQ int{gptq['bits']} · {group}")
+    return ", ".join(parts) or "—"
+
+
+# -- deploy ----------------------------------------------------------------------------------------------------------
 def _deploy_table(items: list[dict[str, Any]]) -> Table:
     table = Table("id", "name", "model", "status", "port", "restarts", "error")
     for d in items:

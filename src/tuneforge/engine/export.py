@@ -1,8 +1,9 @@
 """Model export, run as a background job: `python -m tuneforge.engine.export SPEC.json`.
 
-Merges a LoRA adapter into its base (in float32, then cast), saves sharded safetensors with the tokenizer, chat
-template, generation config and a model card, optionally a GGUF file (export_gguf; the K-quants through llama.cpp's
-quantizer), and pushes to the Hugging Face Hub. Writes events.jsonl and export.log next to SPEC.json: started,
+Merges a LoRA adapter into its base (in float32, then cast), optionally quantizes the weights with GPTQ
+(export_gptq), saves sharded safetensors with the tokenizer, chat template, generation config and a model card,
+optionally a GGUF file (export_gguf; the K-quants through llama.cpp's quantizer), and pushes to the Hugging Face Hub.
+Writes events.jsonl and export.log next to SPEC.json: started,
 progress (percentage, message), then one final completed (output_dir, files, sizes) or failed (error, hint).
 """
 
@@ -25,7 +26,13 @@ from tuneforge.engine.errors import EngineError
 from tuneforge.engine.export_gguf import LLAMA_CPP_FTYPES, gguf_file_name, quantize_gguf, write_gguf
 from tuneforge.rundir import EventWriter
 from tuneforge.schemas.events import EventType
-from tuneforge.schemas.export_spec import GGUF_EXTRA_INSTALL, ExportSpec, gguf_problem
+from tuneforge.schemas.export_spec import (
+    GGUF_EXTRA_INSTALL,
+    GPTQ_EXTRA_INSTALL,
+    ExportSpec,
+    gguf_problem,
+    gptq_problem,
+)
 
 log = logging.getLogger("tuneforge.export")
 
@@ -60,15 +67,21 @@ def run_export(spec: ExportSpec, events: Any, hub_api: Any = None) -> ExportResu
     progress = ExportProgress(events)
     if problem := gguf_problem(spec.gguf):  # before loading: a missing quantizer would waste the whole merge
         raise EngineError(f"{problem.field}: {problem.message}", hint=GGUF_EXTRA_INSTALL)
+    if problem := gptq_problem(spec.quantization_bit):
+        raise EngineError(f"{problem.field}: {problem.message}", hint=GPTQ_EXTRA_INSTALL)
     output_dir = _prepare_output_dir(Path(spec.output_dir))
     progress.report(0, f"loading {spec.base_model}", "loading")
     model, tokenizer, base_dtype = load_for_export(spec)
     if spec.merges:
         progress.report(25, f"merging {spec.adapter_dir} into the base weights", "merging")
         model = model.merge_and_unload()
-    model = model.to(_target_dtype(spec.dtype, base_dtype))
-    progress.report(30, f"saving to {output_dir}", "saving")
-    save_model_dir(model, tokenizer, output_dir, spec)
+    target = _target_dtype(spec.dtype, base_dtype)
+    if spec.quantization_bit:
+        quantize_and_save(model, tokenizer, output_dir, spec, target, progress)
+    else:
+        model = model.to(target)
+        progress.report(30, f"saving to {output_dir}", "saving")
+        save_model_dir(model, tokenizer, output_dir, spec)
     shards = _weight_files(output_dir)
     for k, name in enumerate(shards, start=1):
         progress.report(30 + 30 * k / len(shards), f"saved shard {k}/{len(shards)}: {name}", "saving")
@@ -80,6 +93,31 @@ def run_export(spec: ExportSpec, events: Any, hub_api: Any = None) -> ExportResu
         push_to_hub(output_dir, spec, hub_api)
     files = sorted(p.name for p in output_dir.iterdir() if p.is_file())
     return ExportResult(output_dir, files, {name: (output_dir / name).stat().st_size for name in files})
+
+
+def quantize_and_save(model: Any, tokenizer: Any, output_dir: Path, spec: ExportSpec, dtype: Any,
+                      progress: ExportProgress) -> None:
+    """GPTQ at 25-55% (the float32 weights, calibrated on the spec's dataset), then the packed model is saved."""
+    from tuneforge.engine import export_gptq
+
+    bits, nsamples, maxlen = spec.quantization_bit, spec.quantization_nsamples, spec.quantization_maxlen
+    assert bits is not None and spec.quantization_dataset is not None  # the spec's validator saw to both
+    export_gptq.check_group_size(model, spec.quantization_group_size)
+    progress.report(25, f"reading calibration samples from {spec.quantization_dataset}", "calibrating")
+    texts = export_gptq.calibration_texts(spec.quantization_dataset, spec.quantization_dataset_dir, tokenizer,
+                                          nsamples)
+    samples = export_gptq.calibration_samples(texts, tokenizer, nsamples, maxlen)
+    if not samples:
+        raise EngineError(f"quantization_dataset: {spec.quantization_dataset} holds no text to calibrate on",
+                          hint="choose a dataset with conversations or documents like the model's real inputs")
+    tokens = sum(int(s.numel()) for s in samples)
+    progress.report(27, f"GPTQ int{bits}: calibrating on {len(samples)} samples ({tokens} tokens, at most "
+                        f"{maxlen} each)", "quantizing")
+    settings = export_gptq.GptqSettings(bits, spec.quantization_group_size, dtype)
+    quantized = export_gptq.quantize_model(model, samples, settings, progress.within(27, 55, "GPTQ layer"))
+    progress.report(55, f"packing int{bits} weights and saving to {output_dir}", "saving")
+    export_gptq.save_compressed(model.to(dtype), quantized, settings,
+                                lambda packed: save_model_dir(packed, tokenizer, output_dir, spec), output_dir)
 
 
 def export_gguf(model: Any, tokenizer: Any, output_dir: Path, gguf_type: str, progress: ExportProgress) -> Path:
@@ -184,7 +222,8 @@ def model_card(spec: ExportSpec, output_dir: Path) -> str:
     merged = bool(spec.adapter_dir) and spec.merges
     front = {"base_model": str(spec.lineage.get("base_model", spec.base_model)),
              "library_name": "peft" if spec.adapter_dir and not merged else "transformers",
-             "tags": ["tuneforge", *(["merged-lora"] if merged else []), *(["gguf"] if spec.gguf else [])]}
+             "tags": ["tuneforge", *(["merged-lora"] if merged else []), *(["gguf"] if spec.gguf else []),
+                      *(["gptq", "compressed-tensors"] if spec.quantization_bit else [])]}
     lineage = {"base_model": spec.base_model, **({"adapter": spec.adapter_dir} if spec.adapter_dir else {}),
                **spec.lineage}
     what = f"`{spec.base_model}` with the LoRA adapter merged into its weights" if merged else f"`{spec.base_model}`"
@@ -193,12 +232,24 @@ def model_card(spec: ExportSpec, output_dir: Path) -> str:
     return (
         f"---\n{yaml.safe_dump(front, sort_keys=False)}---\n\n# {output_dir.name}\n\n"
         f"{what}, exported by tuneforge ({spec.dtype}, shards of at most {spec.max_shard_size_gb:g} GB).\n\n"
+        f"{_quantization_note(spec)}"
         f"## Lineage\n\n| field | value |\n|---|---|\n{_rows(lineage)}\n\n"
         f"## Final metrics\n\n| metric | value |\n|---|---|\n{_rows(metrics) or '| (none recorded) | |'}\n\n"
         f"## Files\n\n{files}\n- `README.md`\n\n## Use\n\n```python\nfrom transformers import "
         f"AutoModelForCausalLM, AutoTokenizer\nmodel = AutoModelForCausalLM.from_pretrained(\"{output_dir.name}\")\n"
         f"tokenizer = AutoTokenizer.from_pretrained(\"{output_dir.name}\")\n```\n{gguf_line}"
     )
+
+
+def _quantization_note(spec: ExportSpec) -> str:
+    if not spec.quantization_bit:
+        return ""
+    groups = ("one scale per output row" if spec.quantization_group_size == -1
+              else f"one scale per {spec.quantization_group_size} input columns")
+    return (f"The decoder layers' linear weights are quantized to int{spec.quantization_bit} with GPTQ ({groups}), "
+            f"calibrated on up to {spec.quantization_nsamples} samples of `{spec.quantization_dataset}` of at most "
+            f"{spec.quantization_maxlen} tokens each, and saved in the compressed-tensors format: vLLM serves it as "
+            "it is; transformers loads it with `pip install compressed-tensors`.\n\n")
 
 
 def push_to_hub(output_dir: Path, spec: ExportSpec, hub_api: Any = None) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +43,17 @@ class ConfigError(ValueError):
         return [{"field": p.field, "message": p.message} for p in self.problems]
 
 
+# A model validator's "field: what is wrong", which pydantic reports without a location as "Value error, …"
+_NAMED_MODEL_ERROR = re.compile(r"(?:Value error, )?([a-z_][a-z0-9_]*): (.+)", re.DOTALL)
+
+
 def validation_problems(exc: Any, default_field: str = "spec") -> list[ConfigProblem]:
-    """A pydantic ValidationError as ConfigProblems, each naming its field path (e.g. `models.0.label`)."""
-    return [ConfigProblem(".".join(map(str, e["loc"])) or default_field, e["msg"]) for e in exc.errors()]
+    """A pydantic ValidationError as ConfigProblems, each naming its field path (e.g. `models.0.label`); a model
+    validator's error that starts with a field's name is reported at that field."""
+    problems = []
+    for error in exc.errors():
+        field, message = ".".join(map(str, error["loc"])), error["msg"]
+        if not field and (named := _NAMED_MODEL_ERROR.fullmatch(message)):
+            field, message = named.groups()
+        problems.append(ConfigProblem(field or default_field, message))
+    return problems

@@ -1,5 +1,6 @@
 """SPEC.json of an export job (`python -m tuneforge.engine.export SPEC.json`): merge an adapter into its base, save
-sharded safetensors with a model card, optionally write a GGUF file and push to the Hugging Face Hub."""
+sharded safetensors with a model card, optionally quantize the weights with GPTQ or write a GGUF file, and push to
+the Hugging Face Hub."""
 
 from __future__ import annotations
 
@@ -17,6 +18,10 @@ GgufType = Literal["f16", "q8_0", "q4_K_M", "q5_K_M"]
 # The `gguf` package writes f16 and q8_0 itself; the K-quants need llama.cpp's own quantizer (llama-cpp-python).
 LLAMA_CPP_GGUF_TYPES = ("q4_K_M", "q5_K_M")
 GGUF_EXTRA_INSTALL = "pip install 'tuneforge[gguf]'"
+GPTQ_EXTRA_INSTALL = "pip install 'tuneforge[gptq]'"
+# One scale per this many input columns of a weight (-1: one per output row). 128 is what GPTQ exports and vLLM's
+# Marlin kernels use; smaller groups are more accurate and a little larger.
+GptqGroupSize = Literal[-1, 32, 64, 128, 256]
 
 
 class ExportSpec(BaseModel):
@@ -43,6 +48,23 @@ class ExportSpec(BaseModel):
         default=None, description="Also write a GGUF file for llama.cpp: f16, q8_0, or q4_K_M / q5_K_M (these need "
                                   f"llama-cpp-python: {GGUF_EXTRA_INSTALL})."
     )
+    quantization_bit: Literal[4, 8] | None = Field(
+        default=None, description="Quantize the linear layers' weights to 4 or 8 bits with GPTQ, calibrated on "
+                                  "quantization_dataset (saved in the compressed-tensors format that transformers and "
+                                  f"vLLM load; needs {GPTQ_EXTRA_INSTALL})."
+    )
+    quantization_dataset: str | None = Field(
+        default=None, description="Calibration data for quantization_bit: a dataset_info.json key, a .json/.jsonl file "
+                                  "or a dataset folder (its train split); chat samples are rendered with the model's "
+                                  "chat template."
+    )
+    quantization_dataset_dir: str = Field(default="data", description="Folder holding dataset_info.json.")
+    quantization_nsamples: int = Field(default=128, ge=1, le=4096, description="Calibration samples used.")
+    quantization_maxlen: int = Field(default=1024, ge=16, le=32768,
+                                     description="Longest calibration sample, in tokens (longer ones are cut).")
+    quantization_group_size: GptqGroupSize = Field(
+        default=128, description="Input columns sharing one scale; -1: one scale per output row."
+    )
     hub_repo_id: str | None = Field(default=None, description="Push the export to this Hugging Face Hub repo.")
     hub_private: bool = Field(default=True, description="Create the hub repo as private.")
     hub_token_env: str = Field(default="HF_TOKEN", description="Environment variable holding the hub token.")
@@ -63,17 +85,44 @@ class ExportSpec(BaseModel):
             raise ValueError("merge: true needs adapter_dir (the LoRA adapter to merge into base_model)")
         if self.gguf and self.adapter_dir and not self.merges:
             raise ValueError("gguf: a GGUF file holds full weights; set merge: true (or leave it unset) to use it")
+        if self.quantization_bit is not None:
+            self._check_quantization()
         if self.hub_repo_id is not None and len(self.hub_repo_id.split("/")) != 2:
             raise ValueError(f"hub_repo_id: '{self.hub_repo_id}' is not 'owner/name'")
         return self
 
+    def _check_quantization(self) -> None:
+        if not self.quantization_dataset:
+            raise ValueError("quantization_dataset: required with quantization_bit (GPTQ calibrates each layer on "
+                             "samples of it; a few hundred samples like the model's real inputs are enough)")
+        if self.gguf:
+            raise ValueError("gguf: llama.cpp quantizes GGUF files itself; leave quantization_bit empty for a GGUF "
+                             "export, or export GGUF and GPTQ separately")
+        if self.adapter_dir and not self.merges:
+            raise ValueError("merge: GPTQ quantizes full weights; set merge: true (or leave it unset)")
+        if not self.safe_serialization:
+            raise ValueError("safe_serialization: a GPTQ export is written as safetensors only")
+
 
 def llama_cpp_installed() -> bool:
     """Whether llama-cpp-python can be imported; finding it does not load llama.cpp's library."""
+    return installed("llama_cpp")
+
+
+def installed(module: str) -> bool:
+    """Whether a module can be imported; finding it does not import it."""
     try:
-        return importlib.util.find_spec("llama_cpp") is not None
+        return importlib.util.find_spec(module) is not None
     except (ImportError, ValueError):  # a broken install counts as absent
         return False
+
+
+def gptq_problem(quantization_bit: int | None) -> ConfigProblem | None:
+    """Why this host cannot write a GPTQ export, or None: compressed-tensors writes (and transformers reads) it."""
+    if quantization_bit is not None and not installed("compressed_tensors"):
+        return ConfigProblem("quantization_bit", "a GPTQ export is saved in the compressed-tensors format, which is "
+                                                 f"not installed on this host: {GPTQ_EXTRA_INSTALL}")
+    return None
 
 
 def gguf_problem(gguf: str | None) -> ConfigProblem | None:

@@ -79,7 +79,8 @@ _REASONS: dict[str, tuple[str, ...]] = {
     'export step, not training': (
         "export_device", "export_dir", "export_legacy_format", "export_size"
     ),
-    'GPTQ export quantization': (
+    ('GPTQ export quantization (an export setting: export the model with quantization_bit, '
+     'quantization_dataset, quantization_nsamples and quantization_maxlen)'): (
         "export_quantization_bit", "export_quantization_dataset", "export_quantization_maxlen",
         "export_quantization_nsamples"
     ),

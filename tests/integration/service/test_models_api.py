@@ -77,6 +77,64 @@ def test_a_k_quant_export_is_refused_without_llama_cpp(make_client, tiny_model_d
     assert client.get("/models/getExportList").json()["total"] == 0
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_gptq_export_settings_are_checked_before_any_job_starts(make_client, tiny_model_dir, dataset_dir,
+                                                                monkeypatch):
+    """Every wrong GPTQ setting is a 422 naming its field, and no export job is created."""
+    from tuneforge.schemas import export_spec
+
+    client = make_client(run_scheduler=False)
+    model = client.post("/models/registerModel", json={"name": "tiny-base", "source": str(tiny_model_dir)}).json()
+    cases = [
+        ({"quantizationBit": 4}, "quantization_dataset", "required with quantization_bit"),
+        ({"quantizationBit": 3, "quantizationDataset": "identity"}, "quantization_bit", "4 or 8"),
+        ({"quantizationBit": 4, "quantizationDataset": "no-such-dataset"}, "quantization_dataset", "no-such-dataset"),
+        ({"quantizationBit": 4, "quantizationDataset": "/etc/passwd"}, "quantization_dataset", ""),
+        ({"quantizationBit": 4, "quantizationDataset": "identity", "gguf": "f16"}, "gguf", "llama.cpp"),
+        ({"quantizationBit": 4, "quantizationDataset": "identity", "quantizationGroupSize": 100},
+         "quantization_group_size", ""),
+        ({"quantizationBit": 8, "quantizationDataset": str(dataset_dir), "quantizationNsamples": 0},
+         "quantization_nsamples", ""),
+        ({"quantizationBit": 8, "quantizationDataset": "identity", "safeSerialization": False},
+         "safe_serialization", "safetensors"),
+    ]
+    for body, field, words in cases:
+        refused = client.post("/models/exportModel", json={"id": model["id"], **body})
+        assert refused.status_code == 422, (body, refused.text)
+        details = refused.json()["error"]["details"]
+        assert any(d["field"] == field and words in d["message"] for d in details), (body, details)
+    monkeypatch.setattr(export_spec, "installed", lambda module: module != "compressed_tensors")
+    refused = client.post("/models/exportModel", json={"id": model["id"], "quantizationBit": 4,
+                                                       "quantizationDataset": "identity"})
+    (detail,) = refused.json()["error"]["details"]
+    assert detail["field"] == "quantization_bit" and "pip install 'tuneforge[gptq]'" in detail["message"]
+    assert client.get("/models/getExportList").json()["total"] == 0
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_gptq_export_calibrates_on_a_registered_dataset(make_client, tiny_model_dir, dataset_dir):
+    """The calibration dataset is named as a task names one (here a folder in the allowed folders: its train split);
+    the job's view carries the GPTQ settings and the export loads back through transformers."""
+    import json
+    import time
+
+    client = make_client(run_scheduler=False)
+    model = client.post("/models/registerModel", json={"name": "tiny-base", "source": str(tiny_model_dir)}).json()
+    job = client.post("/models/exportModel", json={
+        "id": model["id"], "quantizationBit": 4, "quantizationDataset": str(dataset_dir), "quantizationNsamples": 8,
+        "quantizationMaxlen": 32, "quantizationGroupSize": 32})
+    assert job.status_code == 201, job.text
+    assert job.json()["quantization"] == {"method": "gptq", "bits": 4, "groupSize": 32, "dataset": str(dataset_dir),
+                                          "nsamples": 8, "maxlen": 32}
+    deadline = time.monotonic() + 300  # a generous bound for a loaded machine; the job takes a few seconds here
+    while (state := client.get("/models/getExport", params={"id": job.json()["id"]}).json())["status"] == "running":
+        assert time.monotonic() < deadline, state
+        time.sleep(0.3)
+    assert state["status"] == "completed", state
+    config = json.loads((Path(state["outputDir"]) / "config.json").read_text())
+    assert config["quantization_config"]["config_groups"]["group_0"]["weights"]["num_bits"] == 4
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_export_a_published_model_in_the_background(make_client, tiny_model_dir, dataset_dir):

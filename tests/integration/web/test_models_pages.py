@@ -334,3 +334,42 @@ def test_pages_are_in_chinese_for_a_chinese_browser(seeded):
     assert "评估损失" in report and "更好" in report and "更差" in report
     assert "血缘" in seeded.client.get(f"/console/models/{seeded.tuned_id}", headers=headers).text
     assert "设备清单" in seeded.client.get("/console/system", headers=headers).text
+
+
+def test_the_export_dialog_offers_gptq_quantization_in_both_languages(seeded):
+    labels = {"en": ("Quantization", "Calibration dataset", "Calibration samples", "Group size", "one per row"),
+              "zh": ("量化", "校准数据集", "校准样本数", "分组大小", "每行一组")}
+    for language, headers in (("en", {}), ("zh", {"Accept-Language": "zh-CN,zh;q=0.9"})):
+        html = seeded.client.get(f"/console/models/{seeded.tuned_id}", headers=headers).text
+        dialog = re.search(r'<template id="export-template">.*?</template>', html, re.S).group(0)
+        bits = re.search(r'<select id="export-quantization" name="quantizationBit">(.*?)</select>', dialog, re.S)
+        # "none" is the empty first option: the form leaves it out and the export is not quantized
+        assert bits and re.findall(r'<option value="(\d*)">', bits.group(1)) == ["", "4", "8"]
+        assert "GPTQ int4" in bits.group(1) and "GPTQ int8" in bits.group(1)
+        assert re.search(r'<input[^>]*name="quantizationDataset"', dialog)
+        for name, placeholder in (("quantizationNsamples", "128"), ("quantizationMaxlen", "1024")):
+            field = re.search(rf'<input[^>]*name="{name}"[^>]*>', dialog).group(0)
+            assert 'type="number"' in field and f'placeholder="{placeholder}"' in field and "value=" not in field
+        groups = re.search(r'name="quantizationGroupSize">(.*?)</select>', dialog, re.S).group(1)
+        assert re.findall(r'<option value="(-?\d*)">', groups) == ["", "32", "64", "256", "-1"]
+        text = text_of(dialog)
+        assert all(label in text for label in labels[language]), (language, text)
+        assert "128" in text_of(groups.split("</option>")[0])  # the empty choice names the default
+
+
+def test_a_quantized_export_job_shows_its_bits_and_group_size(seeded):
+    exports = seeded.platform.settings.home / "exports"
+    job_id = f"export-20250101-140000-{seeded.tuned_id}-000003"
+    spec = ExportSpec.model_validate_json((exports / seeded.export_id / "SPEC.json").read_text(encoding="utf-8"))
+    spec = spec.model_copy(update={"job_id": job_id, "gguf": None, "quantization_bit": 4,
+                                   "quantization_dataset": "identity", "quantization_group_size": 64})
+    (exports / job_id).mkdir()
+    (exports / job_id / "SPEC.json").write_text(spec.model_dump_json(), encoding="utf-8")
+    EventWriter(exports / job_id / "events.jsonl").emit(EventType.COMPLETED, output_dir=spec.output_dir,
+                                                        files=["model.safetensors"],
+                                                        sizes={"model.safetensors": 90_000_000})
+    html = seeded.client.get(f"/console/models/{seeded.tuned_id}/jobs").text
+    row = re.search(rf'data-export-id="{job_id}".*?</p>', html, re.S)
+    assert row and "GPTQ int4 · g64" in text_of(row.group(0))
+    finished = re.search(rf'data-export-id="{seeded.export_id}".*?</p>', html, re.S).group(0)
+    assert "GGUF q8_0" in text_of(finished) and "GPTQ" not in finished  # not quantized: no GPTQ label

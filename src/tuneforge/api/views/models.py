@@ -69,6 +69,9 @@ class ExportJob(View):
     gguf: str | None
     dtype: str
     max_shard_size_gb: float
+    quantization: dict[str, Any] | None = Field(
+        description="GPTQ settings (method, bits, groupSize, dataset, nsamples, maxlen), or null when not quantized."
+    )
     stage: str | None
     percentage: float
     message: str | None

@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -32,14 +32,13 @@ from sqlalchemy.orm import Session
 
 from tuneforge.data.sources import split_names
 from tuneforge.planning.devices import Device
-from tuneforge.planning.paths import confine_tree
 from tuneforge.schemas import ConfigProblem
 from tuneforge.schemas.config_errors import validation_problems
 from tuneforge.schemas.eval_spec import RESULTS_FILE, EvalModel, EvalSpec
 from tuneforge.schemas.graders import Grader
-from tuneforge.service.datasets.refs import resolve_references
 from tuneforge.service.errors import Conflict, InvalidInput, get_or_not_found, paging_problems
 from tuneforge.service.graders.graders import GraderRef, GraderService
+from tuneforge.service.models.job_datasets import job_dataset
 from tuneforge.service.models.models import ready_model
 from tuneforge.service.runtime.devices import claim_gpus, claiming, job_environment
 from tuneforge.service.runtime.jobs import (
@@ -51,7 +50,6 @@ from tuneforge.service.runtime.jobs import (
     watch_in_background,
 )
 from tuneforge.service.runtime.processes import create_time, is_same_process, signal_group
-from tuneforge.service.tasks.planning import BUNDLED_DATASETS
 from tuneforge.service.views import evaluation_view
 from tuneforge.settings import Settings
 from tuneforge.store import Database, Evaluation, RegisteredModel
@@ -131,29 +129,12 @@ class EvaluationService:
         row.pid_started_at = create_time(child.pid)
 
     def _dataset(self, session: Session, wanted: str | None, model: RegisteredModel) -> tuple[str, str]:
-        """(dataset, dataset_dir) for the job: managed datasets (pinned to a version, as a task pins them), one
-        bundled dataset, or files inside the allowed folders. Default: what the model was trained on."""
+        """(dataset, dataset_dir) for the job; default: what the model was trained on."""
         names = split_names(wanted) if wanted else list(model.datasets or [])
         if not names:
             raise InvalidInput.of([ConfigProblem("dataset", "required: this model has no training dataset on record "
                                                             "to evaluate on")])
-        if len(names) == 1 and names[0] in _bundled_names():
-            return names[0], str(BUNDLED_DATASETS)
-        managed_root = self.settings.home / "datasets"
-        references = resolve_references(session, ",".join(names), {}, managed_root)
-        if references.problems:
-            raise InvalidInput.of([replace(p, field="dataset") for p in references.problems])
-        managed = {p.reference for p in references.pinned}
-        resolved = []
-        for name in split_names(references.dataset_path):
-            if name not in managed:
-                path, problem = confine_tree(name, self.settings.roots, "dataset")  # and every file it holds
-                if problem or path is None or not path.exists():
-                    raise InvalidInput.of([problem or ConfigProblem("dataset", f"{name}: no managed dataset, bundled "
-                                                                               "dataset or file of that name")])
-                name = str(path)
-            resolved.append(name)
-        return ",".join(resolved), str(managed_root)
+        return job_dataset(session, self.settings, names, "dataset")
 
     def get(self, evaluation_id: int, with_samples: bool = True) -> dict[str, Any]:
         with self.db.session() as session:
@@ -266,10 +247,6 @@ class EvaluationService:
     def job_folders(self, session: Session, model_id: int) -> builtins.list[Path]:
         rows = session.scalars(select(Evaluation.job_dir).where(Evaluation.model_id == model_id))
         return [Path(d) for d in rows if d and Path(d).resolve().is_relative_to(self.root.resolve())]
-
-
-def _bundled_names() -> set[str]:
-    return set(json.loads((BUNDLED_DATASETS / "dataset_info.json").read_text(encoding="utf-8")))
 
 
 def _models_to_score(model: RegisteredModel, compare_with_base: bool) -> list[EvalModel]:

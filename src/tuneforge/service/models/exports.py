@@ -1,4 +1,4 @@
-"""Export jobs: a registered model → merged / sharded safetensors, optionally GGUF or a hub push, run by
+"""Export jobs: a registered model → merged / sharded safetensors, optionally GPTQ-quantized, GGUF or a hub push, run by
 `python -m tuneforge.engine.export SPEC.json` in a job folder under HOME/exports; progress comes from that folder's
 events.jsonl and its process from process.json, so a job survives a server restart like a task does (and one that
 died meanwhile without a result reads as failed, with its last output)."""
@@ -15,11 +15,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from tuneforge.data.sources import split_names
 from tuneforge.planning.paths import confine, output_problem
 from tuneforge.schemas import ConfigProblem
 from tuneforge.schemas.config_errors import validation_problems
-from tuneforge.schemas.export_spec import ExportSpec, gguf_problem
+from tuneforge.schemas.export_spec import ExportSpec, gguf_problem, gptq_problem
 from tuneforge.service.errors import InvalidInput, NotFound
+from tuneforge.service.models.job_datasets import job_dataset
 from tuneforge.service.models.models import ModelService, ready_model
 from tuneforge.service.runtime.jobs import (
     SPEC,
@@ -48,6 +50,9 @@ class ExportService:
     def create(self, model_id: int, options: dict[str, Any]) -> dict[str, Any]:
         with self.db.session() as session:
             ready_model(session, model_id, "id")  # an import still copying cannot be exported yet
+            if calibration := options.get("quantization_dataset"):  # pinned and confined like a task's dataset
+                options["quantization_dataset"], options["quantization_dataset_dir"] = job_dataset(
+                    session, self.settings, split_names(calibration), "quantization_dataset")
         model = self.models.get(model_id)
         job_id = f"export-{time.strftime('%Y%m%d-%H%M%S')}-{model_id}-{time.time_ns() % 10**6:06d}"
         path = self._output_dir(options.pop("output_dir", None), f"{model['name']}-{job_id}")
@@ -58,8 +63,8 @@ class ExportService:
                               model_id=model_id, lineage=model.get("lineage") or {}, **options)
         except ValidationError as exc:
             raise InvalidInput.of(validation_problems(exc)) from exc
-        if problem := gguf_problem(spec.gguf):
-            raise InvalidInput.of([problem])
+        if problems := [p for p in (gguf_problem(spec.gguf), gptq_problem(spec.quantization_bit)) if p]:
+            raise InvalidInput.of(problems)
         folder = self.root / job_id
         folder.mkdir(parents=True)
         with self._starting:
@@ -98,6 +103,7 @@ class ExportService:
             child.poll()  # collect its exit status (or let subprocess reap it later): no zombie is left
         return {"id": job_id, "modelId": spec.model_id, "status": progress.status, "outputDir": spec.output_dir,
                 "gguf": spec.gguf, "dtype": spec.dtype, "maxShardSizeGb": spec.max_shard_size_gb,
+                "quantization": _quantization(spec),
                 "stage": progress.stage, "percentage": progress.percentage, "message": progress.message,
                 "files": final.get("files"), "sizes": final.get("sizes"), "error": error,
                 "hint": final.get("hint")}
@@ -118,3 +124,11 @@ class ExportService:
         return {"total": len(items), "items": items}
 
 
+
+
+def _quantization(spec: ExportSpec) -> dict[str, Any] | None:
+    if spec.quantization_bit is None:
+        return None
+    return {"method": "gptq", "bits": spec.quantization_bit, "groupSize": spec.quantization_group_size,
+            "dataset": spec.quantization_dataset, "nsamples": spec.quantization_nsamples,
+            "maxlen": spec.quantization_maxlen}

@@ -9,7 +9,7 @@ from typing import Any, get_args
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from tuneforge.schemas.export_spec import GgufType
+from tuneforge.schemas.export_spec import ExportSpec, GgufType, GptqGroupSize
 from tuneforge.service.errors import ServiceError
 from tuneforge.service.models.serving_engines import ENGINES
 from tuneforge.web.rendering import CONSOLE, HTMX_STOP_POLLING, render
@@ -22,6 +22,12 @@ KINDS = ("base", "finetuned")
 EXPORT_DTYPES = ("auto", "float32", "float16", "bfloat16")
 # All of them, also where llama-cpp-python is missing: choosing a K-quant then says how to install it.
 GGUF_TYPES: tuple[str, ...] = get_args(GgufType)
+GPTQ_BITS = (4, 8)
+# The dialog's empty choice leaves the group size to the server's default; the others follow it, -1 (one per row) last.
+GPTQ_DEFAULT_GROUP_SIZE: int = ExportSpec.model_fields["quantization_group_size"].default
+GPTQ_GROUP_SIZES: tuple[int, ...] = tuple(sorted((size for size in get_args(GptqGroupSize)
+                                                  if size != GPTQ_DEFAULT_GROUP_SIZE),
+                                                 key=lambda size: (size < 0, size)))
 EVAL_SPLITS = ("test", "valid", "train")
 # The metrics a model's page shows first; the rest of what training reported is folded below them.
 HEADLINE_METRICS = ("train_loss", "eval_loss", "perplexity", "eval_perplexity", "epoch", "trained_tokens",
@@ -96,8 +102,9 @@ def model_detail(request: Request, model_id: int) -> HTMLResponse:
         return _not_found(request, model_id)
     deployments = [d for d in platform.deployments.list()["items"] if d["modelId"] == model_id]
     return render(request, "models/detail.html", model=model, deployments=deployments, engines=ENGINES,
-                  dtypes=EXPORT_DTYPES, gguf_types=GGUF_TYPES, splits=EVAL_SPLITS,
-                  headline_metrics=HEADLINE_METRICS, **_jobs(request, model))
+                  dtypes=EXPORT_DTYPES, gguf_types=GGUF_TYPES, gptq_bits=GPTQ_BITS,
+                  gptq_group_sizes=GPTQ_GROUP_SIZES, gptq_default_group_size=GPTQ_DEFAULT_GROUP_SIZE,
+                  splits=EVAL_SPLITS, headline_metrics=HEADLINE_METRICS, **_jobs(request, model))
 
 
 @router.get("/models/{model_id:int}/jobs", response_class=HTMLResponse)
