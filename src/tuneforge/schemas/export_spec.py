@@ -22,6 +22,8 @@ GPTQ_EXTRA_INSTALL = "pip install 'tuneforge[gptq]'"
 # One scale per this many input columns of a weight (-1: one per output row). 128 is what GPTQ exports and vLLM's
 # Marlin kernels use; smaller groups are more accurate and a little larger.
 GptqGroupSize = Literal[-1, 32, 64, 128, 256]
+# What a GPTQ export reads besides quantization_bit: without it, a value other than the default is refused
+GPTQ_SETTINGS = ("quantization_dataset", "quantization_nsamples", "quantization_maxlen", "quantization_group_size")
 
 
 class ExportSpec(BaseModel):
@@ -87,6 +89,9 @@ class ExportSpec(BaseModel):
             raise ValueError("gguf: a GGUF file holds full weights; set merge: true (or leave it unset) to use it")
         if self.quantization_bit is not None:
             self._check_quantization()
+        elif given := [name for name in GPTQ_SETTINGS if getattr(self, name) != type(self).model_fields[name].default]:
+            raise ValueError(f"{given[0]}: only used by a GPTQ export; set quantization_bit (4 or 8) or leave "
+                             f"{', '.join(given)} out")
         if self.hub_repo_id is not None and len(self.hub_repo_id.split("/")) != 2:
             raise ValueError(f"hub_repo_id: '{self.hub_repo_id}' is not 'owner/name'")
         return self

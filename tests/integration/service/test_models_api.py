@@ -87,6 +87,8 @@ def test_gptq_export_settings_are_checked_before_any_job_starts(make_client, tin
     model = client.post("/models/registerModel", json={"name": "tiny-base", "source": str(tiny_model_dir)}).json()
     cases = [
         ({"quantizationBit": 4}, "quantization_dataset", "required with quantization_bit"),
+        ({"quantizationDataset": "identity"}, "quantization_dataset", "set quantization_bit"),
+        ({"quantizationGroupSize": 64}, "quantization_group_size", "set quantization_bit"),
         ({"quantizationBit": 3, "quantizationDataset": "identity"}, "quantization_bit", "4 or 8"),
         ({"quantizationBit": 4, "quantizationDataset": "no-such-dataset"}, "quantization_dataset", "no-such-dataset"),
         ({"quantizationBit": 4, "quantizationDataset": "/etc/passwd"}, "quantization_dataset", ""),
