@@ -2,9 +2,9 @@
 plain round-to-nearest (RTN) on the same grid and scales.
 
 Each GPTQ row is a real export job (`run_export`: calibration, GPTQ, packing, saving) loaded back through
-transformers; the RTN row rounds the same layers in memory. Quality is measured on held-out text: the 151
-instruction samples after the 64 used for calibration (rendered with the chat template): mean loss per token and
-top-1 agreement with the unquantized model's next-token prediction. Prints one table and one JSON line.
+transformers; the RTN row rounds the same layers in memory. Quality is measured on held-out text: instruction
+samples the export did not calibrate on (rendered with the chat template): mean loss per token and top-1 agreement
+with the unquantized model's next-token prediction. Prints one table and one JSON line.
 
     .venv/bin/python bench/gptq_export.py            # ~6 min on 2 cores
 """
@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO / "src"))
 CALIBRATION_SAMPLES = 64
 MAXLEN = 256
 GROUP = 64  # SmolLM2's 576-wide layers take 64 or 32, not 128
-HELD_OUT = 40  # held-out samples scored (of the 151): enough for a stable mean, a minute per model on 2 cores
+HELD_OUT = 40  # held-out samples scored (of the 151 not calibrated on): a stable mean, a minute a model
 
 
 def main() -> None:
@@ -33,15 +33,17 @@ def main() -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from tuneforge.engine.bundled import bundled_model_dir
-    from tuneforge.engine.export_gptq import GptqSettings, calibration_samples, calibration_texts
+    from tuneforge.engine.export_calibration import calibration_samples, calibration_texts
+    from tuneforge.engine.export_gptq import GptqSettings
     from tuneforge.planning.planner import BUNDLED_DATASETS
 
     torch.manual_seed(0)
     model_dir = bundled_model_dir()
     reference = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    texts = calibration_texts("instructions", str(BUNDLED_DATASETS), tokenizer, 1000)
-    held_out = calibration_samples(texts[CALIBRATION_SAMPLES:], tokenizer, HELD_OUT, MAXLEN)
+    every, _ = calibration_texts("instructions", str(BUNDLED_DATASETS), tokenizer, 10_000)
+    used, _ = calibration_texts("instructions", str(BUNDLED_DATASETS), tokenizer, CALIBRATION_SAMPLES)  # the job's
+    held_out = calibration_samples([t for t in every if t not in set(used)], tokenizer, HELD_OUT, MAXLEN)
     rows = [_row("float32 (not quantized)", reference, reference, held_out, _size(Path(model_dir)), 0.0)]
     with tempfile.TemporaryDirectory() as work:
         for bits in (4, 8):

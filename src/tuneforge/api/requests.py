@@ -15,7 +15,7 @@ from tuneforge.service.errors import InvalidInput
 
 # Body fields that name a file, folder or model on the server: each must be a path the OS could open.
 PATH_FIELDS = frozenset({"base_model", "dataset_path", "output_path", "path", "model_path", "adapter_path", "source",
-                         "dataset", "baseline", "output_dir"})
+                         "dataset", "baseline", "output_dir", "quantization_dataset"})
 MAPPING_FIELDS = frozenset({"training_args", "gpu_config", "overrides", "options", "datasets"})
 
 

@@ -137,7 +137,7 @@ def export_model(
                                                 help="4 | 8: quantize the weights with GPTQ (for vLLM)."),
     quantization_dataset: str | None = typer.Option(
         None, "--quantization-dataset", help="Calibration data, required with --quantization-bit: a managed dataset "
-        "(name or name@version), a bundled one such as identity, or a file / folder on the server."),
+        "(name or name@version), a bundled one such as instructions, or a file / folder on the server."),
     quantization_nsamples: int | None = typer.Option(None, "--quantization-nsamples",
                                                      help="Calibration samples (default 128)."),
     quantization_maxlen: int | None = typer.Option(None, "--quantization-maxlen",
@@ -153,11 +153,13 @@ def export_model(
 ) -> None:
     """Export a model in the background: merged / sharded safetensors, optionally GPTQ or GGUF, a hub push."""
     # Only what the user gave is sent: the server's defaults apply to the rest, as in the console's dialog.
+    calibration = (",".join(absolute_if_local(d, Path.cwd()) for d in quantization_dataset.split(","))
+                   if quantization_dataset else None)  # each local file or folder made absolute, as tasks do
     body = {"id": model_id} | given(
         dtype=dtype, max_shard_size_gb=max_shard_size_gb, merge=False if no_merge else None, gguf=gguf,
         quantization_bit=quantization_bit, quantization_nsamples=quantization_nsamples,
-        quantization_dataset=absolute_if_local(quantization_dataset, Path.cwd()) if quantization_dataset else None,
-        quantization_maxlen=quantization_maxlen, quantization_group_size=quantization_group_size,
+        quantization_dataset=calibration, quantization_maxlen=quantization_maxlen,
+        quantization_group_size=quantization_group_size,
         hub_repo_id=hub_repo_id, output_dir=str(Path(output_dir).expanduser().resolve()) if output_dir else None)
 
     def action(client: ApiClient) -> int:

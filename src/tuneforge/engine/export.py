@@ -83,8 +83,10 @@ def run_export(spec: ExportSpec, events: Any, hub_api: Any = None) -> ExportResu
         progress.report(30, f"saving to {output_dir}", "saving")
         save_model_dir(model, tokenizer, output_dir, spec)
     shards = _weight_files(output_dir)
+    saved_from = 55 if spec.quantization_bit else 30  # where saving started: progress never goes back
     for k, name in enumerate(shards, start=1):
-        progress.report(30 + 30 * k / len(shards), f"saved shard {k}/{len(shards)}: {name}", "saving")
+        progress.report(saved_from + (60 - saved_from) * k / len(shards), f"saved shard {k}/{len(shards)}: {name}",
+                        "saving")
     if spec.gguf:
         export_gguf(model, tokenizer, output_dir, spec.gguf, progress)
     (output_dir / "README.md").write_text(model_card(spec, output_dir), encoding="utf-8")
@@ -98,23 +100,30 @@ def run_export(spec: ExportSpec, events: Any, hub_api: Any = None) -> ExportResu
 def quantize_and_save(model: Any, tokenizer: Any, output_dir: Path, spec: ExportSpec, dtype: Any,
                       progress: ExportProgress) -> None:
     """GPTQ at 25-55% (the float32 weights, calibrated on the spec's dataset), then the packed model is saved."""
+    import torch
+
     from tuneforge.engine import export_gptq
+    from tuneforge.engine.export_calibration import calibration_samples, calibration_texts
 
     bits, nsamples, maxlen = spec.quantization_bit, spec.quantization_nsamples, spec.quantization_maxlen
     assert bits is not None and spec.quantization_dataset is not None  # the spec's validator saw to both
-    export_gptq.check_group_size(model, spec.quantization_group_size)
+    export_gptq.check_quantizable(model, spec.quantization_group_size)
     progress.report(25, f"reading calibration samples from {spec.quantization_dataset}", "calibrating")
-    texts = export_gptq.calibration_texts(spec.quantization_dataset, spec.quantization_dataset_dir, tokenizer,
-                                          nsamples)
-    samples = export_gptq.calibration_samples(texts, tokenizer, nsamples, maxlen)
+    texts, reading = calibration_texts(spec.quantization_dataset, spec.quantization_dataset_dir, tokenizer, nsamples)
+    samples = calibration_samples(texts, tokenizer, nsamples, maxlen)
     if not samples:
         raise EngineError(f"quantization_dataset: {spec.quantization_dataset} holds no text to calibrate on",
                           hint="choose a dataset with conversations or documents like the model's real inputs")
     tokens = sum(int(s.numel()) for s in samples)
     progress.report(27, f"GPTQ int{bits}: calibrating on {len(samples)} samples ({tokens} tokens, at most "
-                        f"{maxlen} each)", "quantizing")
+                        f"{maxlen} each; {reading})", "quantizing")
     settings = export_gptq.GptqSettings(bits, spec.quantization_group_size, dtype)
-    quantized = export_gptq.quantize_model(model, samples, settings, progress.within(27, 55, "GPTQ layer"))
+    try:
+        quantized = export_gptq.quantize_model(model, samples, settings, progress.within(27, 55, "GPTQ layer"))
+    except torch.OutOfMemoryError as exc:
+        raise EngineError(f"quantization_nsamples: the calibration activations ({len(samples)} samples, {tokens} "
+                          "tokens) do not fit in memory", hint="lower quantization_nsamples or "
+                                                               "quantization_maxlen") from exc
     progress.report(55, f"packing int{bits} weights and saving to {output_dir}", "saving")
     export_gptq.save_compressed(model.to(dtype), quantized, settings,
                                 lambda packed: save_model_dir(packed, tokenizer, output_dir, spec), output_dir)

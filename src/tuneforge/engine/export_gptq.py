@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 # inputs are (nearly) constant over the calibration tokens. GPTQ's reference value.
 DAMPING = 0.01
 BLOCK = 128  # columns whose errors are applied to the rest of the matrix at once
+ROUTERS = ("gate", "router", "shared_expert_gate")  # MoE routers' names in transformers' models
 LayerProgress = Callable[[int, int, str], None]
 QuantParams = dict[str, tuple[Any, Any]]  # module name -> (scales, zero points), as compressed-tensors stores them
 
@@ -49,19 +50,6 @@ class GptqSettings:
 
 class _Captured(Exception):
     """Not an error: the first decoder layer's inputs were caught, the rest of the forward is not needed."""
-
-
-def calibration_samples(texts: list[str], tokenizer: Any, nsamples: int, maxlen: int) -> list[Any]:
-    """Token ids of the first `nsamples` non-empty texts, each cut to `maxlen` tokens."""
-    samples = []
-    for text in texts:
-        ids = tokenizer(text, add_special_tokens=True, truncation=True, max_length=maxlen,
-                        return_tensors="pt")["input_ids"][0]
-        if ids.numel() > 1:
-            samples.append(ids)
-        if len(samples) == nsamples:
-            break
-    return samples
 
 
 def quantize_model(model: Any, samples: list[Any], settings: GptqSettings,
@@ -87,7 +75,8 @@ def decoder_layers(model: Any) -> Any:
     """The model's stack of decoder layers: the module list as long as config.num_hidden_layers."""
     import torch
 
-    count = getattr(model.config, "num_hidden_layers", None)
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    count = getattr(config, "num_hidden_layers", None)
     for module in model.modules():
         if isinstance(module, torch.nn.ModuleList) and len(module) == count:
             return module
@@ -95,14 +84,32 @@ def decoder_layers(model: Any) -> Any:
                       f"{type(model).__name__}", hint="export without quantization_bit")
 
 
-def check_group_size(model: Any, group_size: int) -> None:
-    """Every quantized matrix's input width must be a whole number of groups: refused before calibrating."""
+def quantized_linears(layer: Any) -> dict[str, Any]:
+    """The linear layers GPTQ quantizes in a decoder layer, by name within it: all but MoE routers, which pick
+    experts from small logits (and which quantization recipes leave out)."""
     import torch
 
-    if group_size == -1:
-        return
+    return {name: module for name, module in layer.named_modules()
+            if isinstance(module, torch.nn.Linear) and name.rsplit(".", 1)[-1] not in ROUTERS}
+
+
+def check_quantizable(model: Any, group_size: int) -> None:
+    """Refused before calibrating: weights GPTQ would leave in full precision inside the decoder layers (experts
+    kept as fused 3-D tensors), and input widths that are not a whole number of groups."""
+    import torch
+
     layers = decoder_layers(model)
     names = {id(module): name for name, module in model.named_modules()}
+    linear = {id(p) for m in layers.modules() if isinstance(m, torch.nn.Linear) for p in m.parameters()}
+    other = [(name, p) for name, p in layers.named_parameters() if p.ndim >= 2 and id(p) not in linear]
+    if other:
+        name, parameter = other[0]
+        raise EngineError(f"quantization_bit: {len(other)} weights of the decoder layers are not linear layers (e.g. "
+                          f"{name}, {tuple(parameter.shape)}: fused MoE experts), and GPTQ here quantizes linear "
+                          "layers only", hint="export this model without quantization_bit, or quantize it with "
+                                              "llm-compressor")
+    if group_size == -1:
+        return
     for module in layers.modules():
         if isinstance(module, torch.nn.Linear) and module.in_features % group_size:
             name = names[id(module)]
@@ -144,9 +151,8 @@ def _with_hidden(args: tuple, kwargs: dict, hidden: Any) -> tuple[tuple, dict]:
 
 def _quantize_layer(layer: Any, prefix: str, inputs: list[tuple[tuple, dict]], settings: GptqSettings) -> QuantParams:
     """Hessians of every linear layer's inputs over all samples, then GPTQ on each weight."""
-    import torch
 
-    linears = {f"{prefix}.{name}": m for name, m in layer.named_modules() if isinstance(m, torch.nn.Linear)}
+    linears = {f"{prefix}.{name}": m for name, m in quantized_linears(layer).items()}
     hessians = {name: _Hessian(module) for name, module in linears.items()}
     for args, kwargs in inputs:
         layer(*args, **kwargs)
@@ -283,43 +289,3 @@ def save_compressed(model: Any, quantized: QuantParams, settings: GptqSettings,
     compressor.compress_model(model)
     save(model)
     compressor.update_config(str(output_dir))
-
-
-def calibration_texts(dataset: str, dataset_dir: str, tokenizer: Any, limit: int) -> list[str]:
-    """Up to `limit` texts of the dataset's train split: conversations rendered with the model's chat template
-    (the text the deployed model will read), pre-training documents as they are."""
-    from tuneforge.data.prepare import load_files
-    from tuneforge.data.records import ChatRecord, DatasetError, TextRecord
-    from tuneforge.data.sources import DatasetConfigError, DatasetNotFound, resolve_dataset_sources
-
-    try:
-        sources = resolve_dataset_sources(dataset, dataset_dir)
-    except (DatasetNotFound, DatasetConfigError) as exc:
-        raise EngineError(f"quantization_dataset: {exc}", hint="name a registered dataset, or a file or folder "
-                                                               "that exists") from exc
-    texts: list[str] = []
-    for source in sources:
-        if len(texts) >= limit:
-            break
-        try:
-            records = load_files(source, source.files, "chat", limit - len(texts))
-        except DatasetError:
-            try:  # pre-training text has no answers to read as conversations
-                records = load_files(source, source.files, "text", limit - len(texts))
-            except DatasetError as exc:
-                raise EngineError(f"quantization_dataset: {source.name}: {exc}",
-                                  hint="calibrate on conversations or pre-training text the model will see") from exc
-        texts += [_render(r, tokenizer) if isinstance(r, ChatRecord) else r.text
-                  for r in records if isinstance(r, ChatRecord | TextRecord)]
-    return texts
-
-
-def _render(record: Any, tokenizer: Any) -> str:
-    messages = ([{"role": "system", "content": record.system}] if record.system else []) + [
-        {"role": m.role, "content": m.content} for m in record.messages]
-    if getattr(tokenizer, "chat_template", None):
-        try:
-            return str(tokenizer.apply_chat_template(messages, tokenize=False))
-        except Exception:  # a role the template rejects (tool calls…): the words still calibrate
-            log.debug("chat template failed on %s; using its plain text", record.origin)
-    return "\n".join(m["content"] for m in messages)

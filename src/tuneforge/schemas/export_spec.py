@@ -24,6 +24,9 @@ GPTQ_EXTRA_INSTALL = "pip install 'tuneforge[gptq]'"
 GptqGroupSize = Literal[-1, 32, 64, 128, 256]
 # What a GPTQ export reads besides quantization_bit: without it, a value other than the default is refused
 GPTQ_SETTINGS = ("quantization_dataset", "quantization_nsamples", "quantization_maxlen", "quantization_group_size")
+# Calibration tokens at most: every layer's inputs for all of them are held at once (twice while the next layer's
+# are computed), 2^20 tokens × 4096 hidden × 4 bytes = 16 GiB on an 8B model. GPTQ's usual 128 × 2048 is 2^18.
+MAX_CALIBRATION_TOKENS = 2**20
 
 
 class ExportSpec(BaseModel):
@@ -107,6 +110,11 @@ class ExportSpec(BaseModel):
             raise ValueError("merge: GPTQ quantizes full weights; set merge: true (or leave it unset)")
         if not self.safe_serialization:
             raise ValueError("safe_serialization: a GPTQ export is written as safetensors only")
+        if (tokens := self.quantization_nsamples * self.quantization_maxlen) > MAX_CALIBRATION_TOKENS:
+            raise ValueError(f"quantization_nsamples: {self.quantization_nsamples} samples × "
+                             f"{self.quantization_maxlen} tokens = {tokens} calibration tokens, over the "
+                             f"{MAX_CALIBRATION_TOKENS} whose activations are held at once; lower "
+                             "quantization_nsamples or quantization_maxlen")
 
 
 def llama_cpp_installed() -> bool:
@@ -128,6 +136,17 @@ def gptq_problem(quantization_bit: int | None) -> ConfigProblem | None:
         return ConfigProblem("quantization_bit", "a GPTQ export is saved in the compressed-tensors format, which is "
                                                  f"not installed on this host: {GPTQ_EXTRA_INSTALL}")
     return None
+
+
+def group_size_problem(group_size: int, input_widths: set[int]) -> ConfigProblem | None:
+    """Why a model whose linear layers take these input widths cannot use this GPTQ group size, or None: every
+    width must be a whole number of groups."""
+    if group_size == -1 or all(w % group_size == 0 for w in input_widths):
+        return None
+    fits = " or ".join(str(g) for g in (256, 128, 64, 32) if all(w % g == 0 for w in input_widths))
+    return ConfigProblem("quantization_group_size", f"{group_size} does not divide this model's layer widths "
+                                                    f"({', '.join(map(str, sorted(input_widths)))}); choose "
+                                                    f"{fits or '-1 (one scale per row)'}")
 
 
 def gguf_problem(gguf: str | None) -> ConfigProblem | None:

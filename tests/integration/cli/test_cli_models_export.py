@@ -76,10 +76,13 @@ def test_an_export_with_wait_follows_the_job_and_lists_its_files(server, model_i
 
 
 @pytest.mark.timeout(300)
-def test_an_export_that_fails_prints_its_error_and_hint_and_exits_1(server, model_id):
-    # the tiny model's layers have 64 input columns: GPTQ's default group of 128 cannot split them
-    failed = cli(server, "export", str(model_id), "--quantization-bit", "4", "--quantization-dataset", "identity",
-                 "--quantization-nsamples", "4", "--quantization-maxlen", "32", "--wait")
+def test_an_export_that_fails_prints_its_error_and_hint_and_exits_1(server, model_id, tmp_path: Path):
+    # a conversation without its answer: the job refuses to calibrate on data it cannot read as conversations
+    calibration = tmp_path / "calibration.jsonl"
+    calibration.write_text('{"instruction": "Hi?", "output": "Hello."}\n{"instruction": "No answer"}\n')
+    failed = cli(server, "export", str(model_id), "--quantization-bit", "4", "--quantization-dataset",
+                 str(calibration), "--quantization-group-size", "64", "--quantization-nsamples", "4",
+                 "--quantization-maxlen", "32", "--wait")
     assert failed.exit_code == 1, failed.output
     output = " ".join(failed.output.split())
     (job,) = api_get(f"{server}/models/getExportList").json()["items"]
@@ -87,4 +90,5 @@ def test_an_export_that_fails_prints_its_error_and_hint_and_exits_1(server, mode
     assert f"error: export {job['id']} failed: {' '.join(job['error'].split())}" in output
     assert job["hint"] and f"hint: {' '.join(job['hint'].split())}" in output
     listed = cli(server, "exports").output
-    assert "GPTQ int4 · g128" in next(line for line in listed.splitlines() if job["id"] in line)
+    assert "GPTQ int4 · g64" in next(line for line in listed.splitlines() if job["id"] in line)
+    assert job["error"].startswith("quantization_dataset: ") and "calibration.jsonl:2" in job["error"]

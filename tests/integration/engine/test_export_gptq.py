@@ -22,7 +22,7 @@ pytest.importorskip("compressed_tensors")
 
 GROUP = 32  # the tiny model's layers are 64 and 128 columns wide
 # Teacher-forced top-1 agreement with the unquantized export over every position of the FACTS conversations.
-# Measured on the tiny model: int4 0.987, int8 1.000 (and greedy answers equal on 6/6 prompts for both).
+# Measured on the tiny model: int4 0.974, int8 1.000 (and greedy answers equal on 6/6 prompts for both).
 INT4_AGREEMENT = 0.9
 INT8_AGREEMENT = 0.98
 
@@ -121,7 +121,8 @@ def test_gptq_beats_plain_rounding_on_the_same_grid(tiny_model_dir: Path) -> Non
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from tests.fixtures.tiny import CORPUS
-    from tuneforge.engine.export_gptq import GptqSettings, calibration_samples, quantize_model
+    from tuneforge.engine.export_calibration import calibration_samples
+    from tuneforge.engine.export_gptq import GptqSettings, quantize_model
 
     reference = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
@@ -146,7 +147,7 @@ def test_calibration_samples_take_nsamples_and_cut_at_maxlen(tiny_model_dir: Pat
     from transformers import AutoTokenizer
 
     from tests.fixtures.tiny import CORPUS
-    from tuneforge.engine.export_gptq import calibration_samples
+    from tuneforge.engine.export_calibration import calibration_samples
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     samples = calibration_samples(["", *CORPUS], tokenizer, 4, 16)

@@ -99,6 +99,13 @@ def test_gptq_export_settings_are_checked_before_any_job_starts(make_client, tin
          "quantization_nsamples", ""),
         ({"quantizationBit": 8, "quantizationDataset": "identity", "safeSerialization": False},
          "safe_serialization", "safetensors"),
+        ({"quantizationBit": 8, "quantizationDataset": "identity", "quantizationNsamples": 4096},
+         "quantization_nsamples", "calibration tokens"),
+        ({"quantizationBit": 4, "quantizationDataset": "identity"}, "quantization_group_size",
+         "does not divide this model's layer widths (64, 128); choose 64 or 32"),
+        ({"quantizationBit": 4, "quantizationDataset": "identity,instructions", "quantizationGroupSize": 32},
+         "quantization_dataset", "is a bundled dataset, which is used on its own"),
+        ({"quantizationGroupSize": 128}, "quantization_group_size", "set quantization_bit"),
     ]
     for body, field, words in cases:
         refused = client.post("/models/exportModel", json={"id": model["id"], **body})
@@ -107,7 +114,7 @@ def test_gptq_export_settings_are_checked_before_any_job_starts(make_client, tin
         assert any(d["field"] == field and words in d["message"] for d in details), (body, details)
     monkeypatch.setattr(export_spec, "installed", lambda module: module != "compressed_tensors")
     refused = client.post("/models/exportModel", json={"id": model["id"], "quantizationBit": 4,
-                                                       "quantizationDataset": "identity"})
+                                                       "quantizationDataset": "identity", "quantizationGroupSize": 32})
     (detail,) = refused.json()["error"]["details"]
     assert detail["field"] == "quantization_bit" and "pip install 'tuneforge[gptq]'" in detail["message"]
     assert client.get("/models/getExportList").json()["total"] == 0

@@ -16,10 +16,18 @@ from typing import Any
 from pydantic import ValidationError
 
 from tuneforge.data.sources import split_names
+from tuneforge.modelref import ModelNotFound, locate_model
+from tuneforge.modelref.shape import ModelShapeError, read_model_shape
 from tuneforge.planning.paths import confine, output_problem
 from tuneforge.schemas import ConfigProblem
 from tuneforge.schemas.config_errors import validation_problems
-from tuneforge.schemas.export_spec import ExportSpec, gguf_problem, gptq_problem
+from tuneforge.schemas.export_spec import (
+    GPTQ_SETTINGS,
+    ExportSpec,
+    gguf_problem,
+    gptq_problem,
+    group_size_problem,
+)
 from tuneforge.service.errors import InvalidInput, NotFound
 from tuneforge.service.models.job_datasets import job_dataset
 from tuneforge.service.models.models import ModelService, ready_model
@@ -50,6 +58,9 @@ class ExportService:
     def create(self, model_id: int, options: dict[str, Any]) -> dict[str, Any]:
         with self.db.session() as session:
             ready_model(session, model_id, "id")  # an import still copying cannot be exported yet
+            if options.get("quantization_bit") is None and (given := [k for k in GPTQ_SETTINGS if k in options]):
+                raise InvalidInput.of([ConfigProblem(given[0], "only used by a GPTQ export: set quantization_bit "
+                                                               f"(4 or 8) or leave {', '.join(given)} out")])
             if calibration := options.get("quantization_dataset"):  # pinned and confined like a task's dataset
                 options["quantization_dataset"], options["quantization_dataset_dir"] = job_dataset(
                     session, self.settings, split_names(calibration), "quantization_dataset")
@@ -63,8 +74,10 @@ class ExportService:
                               model_id=model_id, lineage=model.get("lineage") or {}, **options)
         except ValidationError as exc:
             raise InvalidInput.of(validation_problems(exc)) from exc
-        if problems := [p for p in (gguf_problem(spec.gguf), gptq_problem(spec.quantization_bit)) if p]:
-            raise InvalidInput.of(problems)
+        problems = [gguf_problem(spec.gguf), gptq_problem(spec.quantization_bit),
+                    _group_size_problem(spec, base)]
+        if found := [p for p in problems if p]:
+            raise InvalidInput.of(found)
         folder = self.root / job_id
         folder.mkdir(parents=True)
         with self._starting:
@@ -124,6 +137,19 @@ class ExportService:
         return {"total": len(items), "items": items}
 
 
+def _group_size_problem(spec: ExportSpec, base_model: str) -> ConfigProblem | None:
+    """Checked on the model's shape where it can be read here (a folder, the bundled or another GGUF model); the
+    job checks every layer it loads anyway."""
+    if spec.quantization_bit is None:
+        return None
+    try:
+        source = locate_model(base_model)
+        if not source.is_local:
+            return None
+        shape = read_model_shape(Path(source.path), source.gguf_file)
+    except (ModelNotFound, ModelShapeError, OSError):
+        return None  # the job says why when it loads the model
+    return group_size_problem(spec.quantization_group_size, {lin.in_features for lin in shape.layer_linears()})
 
 
 def _quantization(spec: ExportSpec) -> dict[str, Any] | None:

@@ -24,6 +24,9 @@ def job_dataset(session: Session, settings: Settings, names: list[str], field: s
         raise InvalidInput.of([ConfigProblem(field, "required: name a dataset")])
     if len(names) == 1 and names[0] in _bundled_names():
         return names[0], str(BUNDLED_DATASETS)
+    if bundled := [name for name in names if name in _bundled_names()]:
+        raise InvalidInput.of([ConfigProblem(field, f"{bundled[0]} is a bundled dataset, which is used on its own: "
+                                                    "name it alone, or register its file as a dataset to combine it")])
     managed_root = settings.home / "datasets"
     references = resolve_references(session, ",".join(names), {}, managed_root)
     if references.problems:
