@@ -123,7 +123,7 @@ def test_gptq_export_settings_are_checked_before_any_job_starts(make_client, tin
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_a_gptq_export_calibrates_on_a_registered_dataset(make_client, tiny_model_dir, dataset_dir):
     """The calibration dataset is named as a task names one (here a folder in the allowed folders: its train split);
-    the job's view carries the GPTQ settings and the export loads back through transformers."""
+    the job's view carries the GPTQ settings, and the export registers as a model that answers a chat."""
     import json
     import time
 
@@ -142,6 +142,12 @@ def test_a_gptq_export_calibrates_on_a_registered_dataset(make_client, tiny_mode
     assert state["status"] == "completed", state
     config = json.loads((Path(state["outputDir"]) / "config.json").read_text())
     assert config["quantization_config"]["config_groups"]["group_0"]["weights"]["num_bits"] == 4
+    registered = client.post("/models/registerModel", json={"name": "tiny-int4", "source": state["outputDir"]})
+    assert registered.status_code == 201, registered.text
+    answer = client.post("/v1/chat/completions", json={"model": "tiny-int4", "max_tokens": 4,
+                                                       "messages": [{"role": "user", "content": "Who are you?"}]})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["usage"]["completion_tokens"] > 0
 
 
 @pytest.mark.slow
