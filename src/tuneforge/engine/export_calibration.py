@@ -1,8 +1,8 @@
 """Calibration samples for a GPTQ export: the text the deployed model will read, from a registered dataset.
 
 Conversations are rendered with the model's chat template; preference pairs as their prompt and chosen answer;
-a dataset without answers (pre-training text) as its documents. A chat dataset with some bad rows is refused with
-its problems rather than read some other way: calibrating on the wrong text quantizes for the wrong inputs.
+pre-training text as its documents. A dataset with bad rows is refused with their problems rather than read some
+other way: calibrating on the wrong text quantizes for the wrong inputs.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ log = logging.getLogger(__name__)
 
 READ_FACTOR = 8  # records read per sample wanted: the samples are drawn from these, not just the first ones
 SEED = 0  # the same dataset gives the same samples, so an export can be repeated
-DATA_HINT = "calibrate on conversations or documents like the model's real inputs"
+DATA_HINT = ("calibrate on conversations with their answers, preference pairs, or documents ({\"text\": …} rows) "
+             "like the model's real inputs")
 
 
 def calibration_texts(dataset: str, dataset_dir: str, tokenizer: Any, limit: int) -> tuple[list[str], str]:
@@ -41,43 +42,46 @@ def calibration_texts(dataset: str, dataset_dir: str, tokenizer: Any, limit: int
 
 
 def _source_texts(source: Any, tokenizer: Any, limit: int) -> tuple[list[str], str]:
-    from tuneforge.data.prepare import load_files
-    from tuneforge.data.records import ChatRecord, DatasetError, PreferenceRecord, TextRecord
+    from tuneforge.data.records import ChatRecord, PreferenceRecord, TextRecord
 
-    try:
-        records = load_files(source, source.files, "chat", limit)
-    except DatasetError as chat_error:
-        records = _without_answers(source, limit, chat_error)
-    texts = []
-    for record in records:
+    texts, kinds = [], set()
+    for record in _records(source, limit):
         if isinstance(record, PreferenceRecord):
             texts.append(_render(record.system, [*record.messages, record.chosen], tokenizer))
+            kinds.add("preference pairs")
         elif isinstance(record, ChatRecord):
             texts.append(_render(record.system, record.messages, tokenizer))
+            kinds.add("conversations")
         elif isinstance(record, TextRecord):
             texts.append(record.text)
-    kind = ("documents" if records and isinstance(records[0], TextRecord)
-            else "preference pairs" if records and isinstance(records[0], PreferenceRecord) else "conversations")
-    return texts, kind
+            kinds.add("documents")
+    return texts, " and ".join(sorted(kinds))
 
 
-def _without_answers(source: Any, limit: int, chat_error: Any) -> list[Any]:
-    """Preference pairs, or documents when no row has an answer (pre-training text described by columns); any
-    other problem is the dataset's, reported as the chat reading found it."""
+def _records(source: Any, limit: int) -> list[Any]:
+    """Pre-training text described by its text column alone (LLaMA-Factory's way) as documents, preference data
+    as pairs, anything else as conversations ({"text"} rows are documents there too). A row that does not read so
+    is refused: reading it some other way would calibrate on text the model never sees."""
     from tuneforge.data.prepare import load_files
     from tuneforge.data.records import DatasetError
 
+    documents = source.formatting in (None, "alpaca") and set(source.columns) == {"prompt"}
+    kind = "text" if documents else "preference" if _has_pairs(source) else "chat"
     try:
-        return load_files(source, source.files, "preference", limit)
-    except DatasetError:
-        pass
-    try:
-        documents = load_files(source, source.files, "text", limit)
-    except DatasetError:
-        documents = []
-    if documents and chat_error.total >= len(documents):  # every row lacked an answer: these are documents
-        return documents
-    raise EngineError(f"quantization_dataset: {source.name}: {chat_error}", hint=DATA_HINT) from chat_error
+        return load_files(source, source.files, kind, limit)
+    except DatasetError as problems:
+        raise EngineError(f"quantization_dataset: {source.name}: {problems}", hint=DATA_HINT) from problems
+
+
+def _has_pairs(source: Any) -> bool:
+    """Whether the dataset holds chosen / rejected answers: described so, or its first row has them."""
+    from tuneforge.data.reading import iter_objects
+
+    if {"chosen", "rejected"} & set(source.columns):
+        return True
+    for item in iter_objects(source.files[0], str(source.files[0])):
+        return isinstance(item, tuple) and isinstance(item[1], dict) and "chosen" in item[1]
+    return False
 
 
 def _render(system: str | None, turns: list[Any], tokenizer: Any) -> str:

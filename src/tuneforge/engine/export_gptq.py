@@ -100,14 +100,16 @@ def check_quantizable(model: Any, group_size: int) -> None:
 
     layers = decoder_layers(model)
     names = {id(module): name for name, module in model.named_modules()}
-    linear = {id(p) for m in layers.modules() if isinstance(m, torch.nn.Linear) for p in m.parameters()}
-    other = [(name, p) for name, p in layers.named_parameters() if p.ndim >= 2 and id(p) not in linear]
+    kept = {id(p) for name, m in layers.named_modules()  # linear layers and routers, whatever their class
+            if isinstance(m, torch.nn.Linear) or name.rsplit(".", 1)[-1] in ROUTERS for p in m.parameters()}
+    other = sorted(((name, p) for name, p in layers.named_parameters() if p.ndim >= 2 and id(p) not in kept),
+                   key=lambda item: -item[1].ndim)  # fused experts (3-D) first: the likeliest reason
     if other:
         name, parameter = other[0]
-        raise EngineError(f"quantization_bit: {len(other)} weights of the decoder layers are not linear layers (e.g. "
-                          f"{name}, {tuple(parameter.shape)}: fused MoE experts), and GPTQ here quantizes linear "
-                          "layers only", hint="export this model without quantization_bit, or quantize it with "
-                                              "llm-compressor")
+        raise EngineError(f"quantization_bit: {len(other)} weights of the decoder layers are not torch linear layers "
+                          f"(e.g. {name}, {tuple(parameter.shape)}: fused MoE experts, or GPT-2's Conv1D), and GPTQ "
+                          "here quantizes linear layers only",
+                          hint="export this model without quantization_bit, or quantize it with llm-compressor")
     if group_size == -1:
         return
     for module in layers.modules():

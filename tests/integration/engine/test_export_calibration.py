@@ -98,3 +98,28 @@ def test_a_model_whose_experts_are_not_linear_layers_is_refused(tmp_path: Path) 
     with pytest.raises(EngineError) as refused:
         check_quantizable(model, 32)
     assert str(refused.value).startswith("quantization_bit: ") and "fused MoE experts" in str(refused.value)
+
+
+def test_rows_without_answers_or_a_bad_pair_are_refused_not_read_as_documents(tokenizer, tmp_path: Path) -> None:
+    """Prompts without answers, or a preference file with one row missing its rejected answer, would calibrate
+    on fragments of what the model reads: refused, naming the row."""
+    from tuneforge.engine.export_calibration import calibration_texts
+
+    prompts = _write(tmp_path / "prompts.jsonl", [{"instruction": f"Question {k}?"} for k in range(3)])
+    pairs = _write(tmp_path / "pairs.jsonl", [{"instruction": "q", "chosen": "C1", "rejected": "R1"},
+                                              {"instruction": "q3", "chosen": "C3"}])
+    for data, line in ((prompts, "prompts.jsonl:1"), (pairs, "pairs.jsonl:2")):
+        with pytest.raises(EngineError) as refused:
+            calibration_texts(str(data), str(tmp_path), tokenizer, 10)
+        assert str(refused.value).startswith("quantization_dataset: ") and line in str(refused.value), data
+
+
+def test_a_folder_of_conversations_and_documents_says_both(tokenizer, tmp_path: Path) -> None:
+    from tuneforge.engine.export_calibration import calibration_texts
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    _write(folder / "a.jsonl", [{"instruction": "Hi?", "output": "Hello."}])
+    _write(folder / "b.jsonl", [{"text": "A document."}])
+    texts, reading = calibration_texts(str(folder), str(tmp_path), tokenizer, 4)
+    assert len(texts) == 2 and reading.endswith("as conversations and documents"), reading
