@@ -1,4 +1,4 @@
-"""Many task rows written straight into the store (no training): what the page-speed test and bench/console_bench.py
+"""Many task rows written straight into the store (no training): what the page-work test and bench/console_bench.py
 render the console against. Every 10th task is running, the rest have ended; each has a config, a command, a few
 checkpoints and, for the first ones, a loss curve."""
 
@@ -65,3 +65,15 @@ def seed_tasks(db: Database, home: Path, count: int) -> list[int]:
                                    "eval_loss": 2.2 / (1 + step / 60)})
         connection.execute(insert(MetricPoint), points)
     return list(range(1, count + 1))
+
+
+def console_pages(ids: list[int]) -> list[str]:
+    """Every console page that lists or shows tasks, against the ids seed_tasks returned."""
+    newest, running = ids[-1], ids[0]  # task-00000 (id 1) is running, with a loss curve
+    return [
+        "/console/tasks", "/console/tasks?page=25", "/console/tasks?status=running", "/console/tasks?q=task-009",
+        "/console/tasks?experiment=1", "/console/tasks/rows?status=running", "/console/tasks/new",
+        f"/console/tasks/new?copy={newest}", f"/console/tasks/{running}", f"/console/tasks/{running}/live",
+        f"/console/tasks/{newest}", f"/console/compare?ids={ids[0]},{ids[1]},{ids[2]}", "/console/compare",
+        "/console/datasets", "/console/models", "/console/deployments", "/console/chat", "/console/system",
+    ]
