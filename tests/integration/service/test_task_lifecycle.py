@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.polling import until
 from tests.integration.service.conftest import task_body, wait_for
 
 
@@ -25,11 +26,7 @@ def test_a_task_runs_to_completion_with_everything_the_console_shows(make_client
     assert task["tokensTrained"] > 0 and task["etaS"] == 0 and task["elapsedS"] > 0
     assert task["command"].startswith(os.sys.executable) and "tuneforge.engine.run" in task["command"]
     assert task["startTime"] and task["endTime"] >= task["startTime"]
-    deadline = time.monotonic() + 5  # the exit code follows the final event as soon as the process has ended
-    while task["exitCode"] is None and time.monotonic() < deadline:
-        time.sleep(0.2)
-        task = client.get("/finetuning/getTask", params={"id": task_id}).json()
-    assert task["exitCode"] == 0
+    assert _exit_code(client, task_id) == 0  # it follows the final event once the process has ended
     assert task["metrics"]["train_loss"] > 0 and task["metrics"]["eval_loss"] > 0
     assert [c["step"] for c in task["checkpoints"]] == [4, 8]
     series = client.get("/finetuning/getTaskMetrics", params={"id": task_id}).json()
@@ -85,22 +82,42 @@ def test_stop_resume_copy_delete(make_client, tiny_model_dir, dataset_dir):
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_a_killed_worker_fails_within_5_seconds_with_exit_code_and_log_tail(make_client, tiny_model_dir,
+def test_a_killed_worker_fails_at_the_next_poll_with_exit_code_and_log_tail(make_client, tiny_model_dir,
                                                                             dataset_dir):
+    """The scheduler polls every poll_interval_s (0.5 s); the first poll after the worker dies marks the task
+    failed. Asserted on a poll run here, once the process is dead, rather than on a clock."""
     client = make_client()
     body = task_body("killed", tiny_model_dir, dataset_dir, max_steps=400, save_steps=1000)
     task_id = client.post("/finetuning/createTask", json=body).json()["id"]
     task = _wait_for_step(client, task_id, 1)
     os.killpg(task["pid"], signal.SIGKILL)
-    killed_at = time.monotonic()
-    failed = wait_for(client, task_id, {"failed", "completed", "stopped"}, timeout=10)
-    took = time.monotonic() - killed_at
-    assert failed["status"] == "failed" and took < 5, took
+    until(lambda: _dead(task["pid"]), "the killed worker ended")
+    client.app.state.platform.scheduler.tick()
+    failed = client.get("/finetuning/getTask", params={"id": task_id}).json()
+    assert failed["status"] == "failed", failed
     assert failed["exitCode"] == -9 and "code -9" in failed["errorMessage"]
     assert "Last log lines" in failed["errorMessage"] and "tuneforge" in failed["errorMessage"]
 
 
-def _wait_for_step(client, task_id: int, step: int, timeout: float = 120) -> dict:
+def _dead(pid: int) -> bool:
+    """The worker (a child of this process: the server runs in the test) can be reaped. A zombie status is not
+    enough: a killed multi-threaded process shows as a zombie while its threads still exit, and cannot be reaped
+    until they have. WNOWAIT asks without reaping, so the server's poll still gets the exit code."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True  # already reaped, by the scheduler's own poll
+
+
+def _exit_code(client, task_id: int) -> int:
+    def recorded() -> dict | None:
+        task = client.get("/finetuning/getTask", params={"id": task_id}).json()
+        return task if task["exitCode"] is not None else None
+
+    return int(until(recorded, f"task {task_id}'s exit code recorded")["exitCode"])
+
+
+def _wait_for_step(client, task_id: int, step: int, timeout: float = 300) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         task = client.get("/finetuning/getTask", params={"id": task_id}).json()
@@ -124,11 +141,7 @@ def test_two_devices_train_under_torchrun_and_stop_cleanly(make_client, tiny_mod
     assert task["devices"] == [0, 1]
     assert all(d["busy"] for d in client.get("/system/gpus").json()["devices"])
     client.post("/finetuning/stopTask", json={"id": task_id})
-    stopped = wait_for(client, task_id, {"stopped", "failed"}, timeout=60)
+    stopped = wait_for(client, task_id, {"stopped", "failed"})
     assert stopped["status"] == "stopped", stopped["errorMessage"]
     assert stopped["checkpoints"] and stopped["checkpoints"][-1]["step"] == stopped["step"]
-    deadline = time.monotonic() + 10
-    while stopped["exitCode"] is None and time.monotonic() < deadline:
-        time.sleep(0.2)
-        stopped = client.get("/finetuning/getTask", params={"id": task_id}).json()
-    assert stopped["exitCode"] == 0  # torchrun's ranks were asked to stop; torchrun itself was not signalled
+    assert _exit_code(client, task_id) == 0  # torchrun's ranks were asked to stop; torchrun itself was not signalled
