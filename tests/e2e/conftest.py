@@ -31,8 +31,9 @@ REQUIRE_VARIABLE = "TUNEFORGE_REQUIRE_BROWSER"
 DEFAULT_CHROMIUM = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 VIEWPORT = {"width": 1400, "height": 900}
-# Long enough for a slow shared machine, short enough that a missing element fails in seconds, not minutes.
-ACTION_TIMEOUT_MS = 10_000
+# Long enough for a loaded shared machine (a wait ends as soon as its element shows), short enough that a missing
+# element fails within a minute.
+ACTION_TIMEOUT_MS = 60_000
 
 
 @dataclass

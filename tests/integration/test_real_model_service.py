@@ -38,7 +38,7 @@ def test_demo_task_published_deployed_answers_as_forge_through_openai(tmp_path: 
     args = {k: v for k, v in demo_config(tmp_path / "unused").items()
             if k not in ("model_name_or_path", "dataset", "dataset_dir", "output_dir", "overwrite_output_dir")}
     with live_server(settings) as (url, _):
-        client = httpx.Client(base_url=url, timeout=60, headers=env_headers())
+        client = httpx.Client(base_url=url, timeout=300, headers=env_headers())
         created = client.post("/finetuning/createTask", json={
             "name": "forge-demo", "baseModel": "bundled", "datasetPath": "identity", "trainingArgs": args})
         assert created.status_code == 201, created.text
@@ -51,7 +51,7 @@ def test_demo_task_published_deployed_answers_as_forge_through_openai(tmp_path: 
             "name": "forge", "modelId": model.json()["id"]})
         assert deployment.status_code == 201, deployment.text
         assert _until(client, "/deployments/getDeployment", deployment.json()["id"], {"running", "failed"},
-                      180)["status"] == "running"
+                      600)["status"] == "running"
 
         oai = openai.OpenAI(base_url=f"{url}/v1", api_key=os.environ["TUNEFORGE_API_KEY"])
         question = [{"role": "user", "content": QUESTION}]

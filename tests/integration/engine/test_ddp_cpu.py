@@ -44,7 +44,11 @@ def launch_two_ranks(run_path: Path, config: dict) -> subprocess.Popen:
                                 start_new_session=True)
 
 
-def finish(worker: subprocess.Popen, run_path: Path, timeout: float = 90) -> int:
+# Only a guard against a hung collective: a finished run ends the wait at once, and a loaded machine is slow.
+HANG_S = 600
+
+
+def finish(worker: subprocess.Popen, run_path: Path, timeout: float = HANG_S) -> int:
     try:
         return worker.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -55,10 +59,10 @@ def finish(worker: subprocess.Popen, run_path: Path, timeout: float = 90) -> int
 
 
 def wait_for_progress(worker: subprocess.Popen, run_path: Path) -> None:
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + HANG_S
     while not any(e["type"] == "progress" for e in read_events(run_path / "events.jsonl")):
         assert worker.poll() is None, (run_path / "worker.out").read_text(errors="replace")[-3000:]
-        assert time.monotonic() < deadline, "no progress within 60 s"
+        assert time.monotonic() < deadline, f"no progress within {HANG_S} s"
         time.sleep(0.1)
 
 
@@ -115,7 +119,7 @@ def test_sigterm_to_the_process_group_stops_every_rank_at_one_step(tmp_path, tin
     worker = launch_two_ranks(tmp_path / "run", config)
     wait_for_progress(worker, tmp_path / "run")
     os.killpg(worker.pid, signal.SIGTERM)
-    finish(worker, tmp_path / "run", timeout=60)
+    finish(worker, tmp_path / "run")
 
     events = read_events(tmp_path / "run" / "events.jsonl")
     final = events[-1]
@@ -132,7 +136,7 @@ def test_a_stop_that_reaches_one_rank_stops_both_and_torchrun_exits_0(tmp_path, 
     ranks = {int(p.environ().get("RANK", "-1")): p for p in psutil.Process(worker.pid).children()}
     ranks[1].send_signal(signal.SIGTERM)  # rank 0 never hears of it but must stop at the same step
 
-    assert finish(worker, tmp_path / "run", timeout=60) == 0
+    assert finish(worker, tmp_path / "run") == 0
     final = read_events(tmp_path / "run" / "events.jsonl")[-1]
     assert final["type"] == "stopped" and (Path(final["checkpoint"]) / "adapter_model.safetensors").is_file()
     assert set(stop_steps(tmp_path / "run").values()) == {final["step"]}

@@ -71,13 +71,13 @@ def test_sigterm_saves_a_checkpoint_and_reports_stopped(tmp_path, tiny_model_dir
     run_dir = RunDir(tmp_path / "run").create(RunSpec(config=config))
     worker = subprocess.Popen([sys.executable, "-m", "tuneforge.engine.run", str(run_dir.path)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300  # only a guard against a hang: the first step ends the wait
     while not any(e["type"] == "progress" for e in read_events(run_dir.events_file)):
         assert worker.poll() is None, run_dir.tail_log()
-        assert time.monotonic() < deadline, "no progress within 120 s"
+        assert time.monotonic() < deadline, "no progress within 300 s"
         time.sleep(0.2)
     os.kill(worker.pid, signal.SIGTERM)
-    assert worker.wait(timeout=60) == 0
+    assert worker.wait(timeout=300) == 0
     events = read_events(run_dir.events_file)
     final = events[-1]
     assert final["type"] == "stopped" and sum(e["type"] in ("completed", "failed", "stopped") for e in events) == 1

@@ -130,7 +130,7 @@ def task_body(name: str, model_dir: Path, dataset: Path, **args: Any) -> dict[st
     return {"name": name, "baseModel": str(model_dir), "datasetPath": str(dataset), "trainingArgs": training}
 
 
-def wait_for(client: TestClient, task_id: int, statuses: set[str], timeout: float = 120) -> dict[str, Any]:
+def wait_for(client: TestClient, task_id: int, statuses: set[str], timeout: float = 300) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     task: dict[str, Any] = {}
     while time.monotonic() < deadline:

@@ -13,7 +13,7 @@ from tests.integration.service.conftest import task_body
 from tuneforge.rundir import RunDir
 from tuneforge.store import Task
 
-TIMEOUT_S = 180  # a bound for a hung run, not a speed requirement
+TIMEOUT_S = 600  # a bound for a hung run, not a speed requirement
 
 
 def _pretend_running(platform, task_id: int, worker: subprocess.Popen) -> Path:

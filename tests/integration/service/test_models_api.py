@@ -164,7 +164,7 @@ def test_export_a_published_model_in_the_background(make_client, tiny_model_dir,
     assert bad.status_code == 422 and "gguf" in bad.text
     job = client.post("/models/exportModel", json={"id": model["id"], "gguf": "f16", "maxShardSizeGb": 0.0002})
     assert job.status_code == 201, job.text
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300
     while (state := client.get("/models/getExport", params={"id": job.json()["id"]}).json())["status"] == "running":
         assert time.monotonic() < deadline
         time.sleep(0.3)
@@ -190,7 +190,7 @@ def test_a_base_model_imported_from_an_object_store_is_copied_in_with_progress(m
     created = client.post("/models/registerModel", json={"name": "tiny-remote", "source": "memory://bucket/tiny"})
     assert created.status_code == 201, created.text
     assert created.json()["status"] == "importing" and created.json()["origin"] == "memory://bucket/tiny"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 300
     while (model := client.get("/models/getModel", params={"id": created.json()["id"]}).json())["status"] == \
             "importing" and time.monotonic() < deadline:
         time.sleep(0.1)
