@@ -20,9 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the task-row seeding lives with the tests
 
-from tests.integration.web.task_rows import seed_tasks
 from tests.fixtures.auth import as_local_admin
-from tests.integration.web.task_rows import console_pages
+from tests.integration.web.task_rows import console_pages, seed_tasks
 
 BAR_MS = 300.0
 

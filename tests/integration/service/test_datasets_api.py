@@ -22,7 +22,7 @@ def _upload(client, name: str, content: bytes, file_name: str = "train.jsonl", *
                        files=[("files", (file_name, content, "application/jsonl"))])
 
 
-def _ready(client, dataset_id: int, version: int | None = None, timeout: float = 30) -> dict:
+def _ready(client, dataset_id: int, version: int | None = None, timeout: float = 300) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         params = {"id": dataset_id} | ({"version": version} if version else {})

@@ -36,7 +36,7 @@ def test_jobs_hold_gpus_in_one_ledger_and_a_full_host_refuses_or_queues(standin_
         assert deployment.status_code == 201, deployment.text
         assert deployment.json()["devices"] == [1]
         until(lambda: _started(started, "tuneforge.serving") and _started(started, "tuneforge.engine.evaluate"),
-              "the serving and evaluation processes started", timeout=60)
+              "the serving and evaluation processes started")
         assert _started(started, "tuneforge.engine.evaluate") == ["0"] and _started(started, "tuneforge.serving") == [
             "1"]  # each process sees only the GPU it holds
         assert _holders(client) == [{"kind": "evaluation", "id": evaluation["id"], "name": "tiny"},
@@ -51,18 +51,18 @@ def test_jobs_hold_gpus_in_one_ledger_and_a_full_host_refuses_or_queues(standin_
         task = client.post("/finetuning/createTask", json=task_body("waits", tiny_model_dir, dataset_dir)).json()
         client.post("/deployments/stopDeployment", json={"id": deployment.json()["id"]})
         running = until(lambda: (t := client.get("/finetuning/getTask", params={"id": task["id"]}).json())[
-            "status"] == "running" and t, "the task started on the GPU the deployment gave back", timeout=60)
+            "status"] == "running" and t, "the task started on the GPU the deployment gave back")
         assert running["devices"] == [1]
-        until(lambda: _started(started, "tuneforge.engine.run"), "the worker started", timeout=60)
+        until(lambda: _started(started, "tuneforge.engine.run"), "the worker started")
         assert _started(started, "tuneforge.engine.run") == ["1"]
 
         again = client.post("/deployments/startDeployment", json={"id": deployment.json()["id"]})
         assert again.status_code == 409 and "GPU 1 is held by task 'waits'" in again.json()["error"]["message"]
 
         folder = Path(evaluation["jobDir"])
-        until(lambda: has_progress(folder), "the evaluation wrote its first event", timeout=60)
+        until(lambda: has_progress(folder), "the evaluation wrote its first event")
         (folder / "finish").touch()
-        until(lambda: _holders(client)[0] is None, "the finished evaluation gave its GPU back", timeout=60)
+        until(lambda: _holders(client)[0] is None, "the finished evaluation gave its GPU back")
         restarted = client.post("/deployments/startDeployment", json={"id": deployment.json()["id"]})
         assert restarted.status_code == 200 and restarted.json()["devices"] == [0], restarted.text
         assert _holders(client) == [{"kind": "deployment", "id": deployment.json()["id"], "name": "chat"},

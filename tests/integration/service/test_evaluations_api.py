@@ -12,7 +12,7 @@ import pytest
 from tests.integration.service.conftest import task_body, wait_for
 
 
-def _until_done(client, evaluation_id: int, timeout: float = 180) -> dict:
+def _until_done(client, evaluation_id: int, timeout: float = 300) -> dict:
     deadline = time.monotonic() + timeout
     seen = []
     while time.monotonic() < deadline:

@@ -22,7 +22,7 @@ from tuneforge.service.runtime.jobs import INTERRUPTED_BY_RESTART, recorded_proc
 from tuneforge.service.runtime.processes import is_same_process, signal_group
 from tuneforge.store import DatasetVersion, Evaluation, RegisteredModel
 
-TIMEOUT = 60  # only guards against a hang: every wait polls
+TIMEOUT = 300  # only guards against a hang: every wait polls
 
 
 def _crash_while_no_server_runs(folder: Path, pid: int) -> None:

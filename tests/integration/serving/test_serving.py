@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
+from tests.fixtures.polling import until
 from tuneforge.engine.generate import GenerationSettings, load_chat_model
 from tuneforge.serving.__main__ import parse_args, served_name
 from tuneforge.serving.app import ServedModel, create_app
@@ -44,16 +44,14 @@ def base_url(chat_model: Any) -> Iterator[str]:
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+
+    def healthy() -> bool:
         try:
-            if httpx.get(f"{url}/health").status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    else:
-        pytest.fail("the server did not become healthy in 30 s")
+            return httpx.get(f"{url}/health", timeout=30).status_code == 200
+        except httpx.TransportError:  # not listening yet, or too busy to answer in time
+            return False
+
+    until(healthy, "the serving process answering /health", every=0.05)
     yield url
     server.should_exit = True
     thread.join(timeout=10)
@@ -61,7 +59,7 @@ def base_url(chat_model: Any) -> Iterator[str]:
 
 @pytest.fixture
 def client(base_url: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{base_url}/v1", api_key="x", max_retries=0, timeout=60)
+    return openai.OpenAI(base_url=f"{base_url}/v1", api_key="x", max_retries=0, timeout=300)  # a hang guard only
 
 
 def _greedy(chat_model: Any, messages: list[dict[str, str]], max_tokens: int) -> str:
@@ -161,19 +159,19 @@ def test_health_is_503_while_loading_and_says_why_a_load_failed() -> None:
     release = threading.Event()
 
     def load() -> ServedModel:
-        release.wait(10)
+        release.wait(300)  # still loading for as long as the test looks; the timeout only guards against a hang
         raise RuntimeError("no weights in /nowhere")
 
     with TestClient(create_app("m", load)) as http:
-        loading = http.get("/health")
-        assert loading.status_code == 503 and loading.json()["status"] == "loading"
-        busy = http.post("/v1/chat/completions", json={"model": "m", "messages": [{"role": "user", "content": "x"}]})
-        assert busy.status_code == 503 and busy.json()["error"]["code"] == "model_loading"
-        release.set()
-        for _ in range(100):
-            if http.get("/health").json()["status"] == "failed":
-                break
-            time.sleep(0.02)
+        try:
+            loading = http.get("/health")
+            assert loading.status_code == 503 and loading.json()["status"] == "loading"
+            busy = http.post("/v1/chat/completions",
+                             json={"model": "m", "messages": [{"role": "user", "content": "x"}]})
+            assert busy.status_code == 503 and busy.json()["error"]["code"] == "model_loading"
+        finally:
+            release.set()  # the load fails now (or, after a failed assertion, leaves no thread waiting)
+        until(lambda: http.get("/health").json()["status"] == "failed", "/health saying the load failed", every=0.05)
         failed = http.get("/health")
         assert failed.status_code == 503 and "no weights in /nowhere" in failed.json()["error"]
 
@@ -194,10 +192,12 @@ def test_an_adapter_is_served_without_merging(tiny_model_dir: Path, tmp_path: Pa
     chat = load_chat_model(str(tiny_model_dir), adapter=str(tmp_path / "adapter"), template="chatml")
     messages = [{"role": "user", "content": "Who are you?"}]
     with TestClient(create_app("tuned", lambda: ServedModel.start("tuned", chat))) as http:
-        for _ in range(200):
-            if http.get("/health").status_code == 200:
-                break
-            time.sleep(0.02)
+        def loaded() -> bool:
+            health = http.get("/health")
+            assert health.json().get("status") != "failed", health.json()  # a failed load fails now, saying why
+            return health.status_code == 200
+
+        until(loaded, "the adapter's model loading", every=0.05)
         reply = http.post("/v1/chat/completions", json={"model": "tuned", "messages": messages, "temperature": 0,
                                                         "max_tokens": 16})
     assert reply.status_code == 200
