@@ -47,7 +47,7 @@ def test_a_gptq_export_without_calibration_data_is_refused_at_its_field(server, 
     refused = cli(server, "export", str(model_id), "--quantization-bit", "4", "--quantization-group-size", "-1")
     assert refused.exit_code == 2, refused.output
     output = " ".join(refused.output.split())
-    assert "quantization_dataset: required with quantization_bit" in output
+    assert "quantizationDataset: required with quantization_bit" in output
     assert api_get(f"{server}/models/getExportList").json()["total"] == 0  # nothing was started
 
 

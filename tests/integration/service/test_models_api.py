@@ -86,28 +86,28 @@ def test_gptq_export_settings_are_checked_before_any_job_starts(make_client, tin
     client = make_client(run_scheduler=False)
     model = client.post("/models/registerModel", json={"name": "tiny-base", "source": str(tiny_model_dir)}).json()
     cases = [
-        ({"quantizationBit": 4}, "quantization_dataset", "required with quantization_bit"),
-        ({"quantizationDataset": "identity"}, "quantization_dataset", "set quantization_bit"),
-        ({"quantizationGroupSize": 64}, "quantization_group_size", "set quantization_bit"),
-        ({"quantizationBit": 3, "quantizationDataset": "identity"}, "quantization_bit", "4 or 8"),
-        ({"quantizationBit": 4, "quantizationDataset": "no-such-dataset"}, "quantization_dataset", "no-such-dataset"),
-        ({"quantizationBit": 4, "quantizationDataset": "/etc/passwd"}, "quantization_dataset", ""),
+        ({"quantizationBit": 4}, "quantizationDataset", "required with quantization_bit"),
+        ({"quantizationDataset": "identity"}, "quantizationDataset", "set quantizationBit"),
+        ({"quantizationGroupSize": 64}, "quantizationGroupSize", "set quantizationBit"),
+        ({"quantizationBit": 3, "quantizationDataset": "identity"}, "quantizationBit", "4 or 8"),
+        ({"quantizationBit": 4, "quantizationDataset": "no-such-dataset"}, "quantizationDataset", "no-such-dataset"),
+        ({"quantizationBit": 4, "quantizationDataset": "/etc/passwd"}, "quantizationDataset", ""),
         ({"quantizationBit": 4, "quantizationDataset": "identity", "gguf": "f16"}, "gguf", "llama.cpp"),
         ({"quantizationBit": 4, "quantizationDataset": "identity", "quantizationGroupSize": 100},
-         "quantization_group_size", ""),
+         "quantizationGroupSize", ""),
         ({"quantizationBit": 8, "quantizationDataset": str(dataset_dir), "quantizationNsamples": 0},
-         "quantization_nsamples", ""),
+         "quantizationNsamples", ""),
         ({"quantizationBit": 8, "quantizationDataset": "identity", "safeSerialization": False},
-         "safe_serialization", "safetensors"),
+         "safeSerialization", "safetensors"),
         ({"quantizationBit": 8, "quantizationDataset": "identity", "quantizationNsamples": 4096},
-         "quantization_nsamples", "calibration tokens"),
-        ({"quantizationBit": 4, "quantizationDataset": "identity"}, "quantization_group_size",
+         "quantizationNsamples", "calibration tokens"),
+        ({"quantizationBit": 4, "quantizationDataset": "identity"}, "quantizationGroupSize",
          "does not divide this model's layer widths (64, 128); choose 64 or 32"),
         ({"quantizationBit": 4, "quantizationDataset": "identity,instructions", "quantizationGroupSize": 32},
-         "quantization_dataset", "is a bundled dataset, which is used on its own"),
-        ({"quantizationGroupSize": 128}, "quantization_group_size", "set quantization_bit"),
+         "quantizationDataset", "is a bundled dataset, which is used on its own"),
+        ({"quantizationGroupSize": 128}, "quantizationGroupSize", "set quantizationBit"),
     ]
-    for body, field, words in cases:
+    for body, field, words in cases:  # each field named as the request body names it
         refused = client.post("/models/exportModel", json={"id": model["id"], **body})
         assert refused.status_code == 422, (body, refused.text)
         details = refused.json()["error"]["details"]
@@ -116,7 +116,7 @@ def test_gptq_export_settings_are_checked_before_any_job_starts(make_client, tin
     refused = client.post("/models/exportModel", json={"id": model["id"], "quantizationBit": 4,
                                                        "quantizationDataset": "identity", "quantizationGroupSize": 32})
     (detail,) = refused.json()["error"]["details"]
-    assert detail["field"] == "quantization_bit" and "pip install 'tuneforge[gptq]'" in detail["message"]
+    assert detail["field"] == "quantizationBit" and "pip install 'tuneforge[gptq]'" in detail["message"]
     assert client.get("/models/getExportList").json()["total"] == 0
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic.alias_generators import to_camel
 
 from tuneforge.data.sources import split_names
 from tuneforge.modelref import ModelNotFound, locate_model
@@ -56,11 +57,22 @@ class ExportService:
         self._starting = threading.Lock()
 
     def create(self, model_id: int, options: dict[str, Any]) -> dict[str, Any]:
+        """Starts an export job. `options` are ExportSpec's settings (snake_case); a refusal names each field as the
+        API's body does (quantizationBit), like every other service error."""
+        try:
+            return self._create(model_id, options)
+        except InvalidInput as exc:
+            if not exc.details:
+                raise
+            raise InvalidInput.of([ConfigProblem(to_camel(d["field"]), d["message"]) for d in exc.details]) from exc
+
+    def _create(self, model_id: int, options: dict[str, Any]) -> dict[str, Any]:
         with self.db.session() as session:
             ready_model(session, model_id, "id")  # an import still copying cannot be exported yet
             if options.get("quantization_bit") is None and (given := [k for k in GPTQ_SETTINGS if k in options]):
-                raise InvalidInput.of([ConfigProblem(given[0], "only used by a GPTQ export: set quantization_bit "
-                                                               f"(4 or 8) or leave {', '.join(given)} out")])
+                leave = ", ".join(map(to_camel, given))
+                raise InvalidInput.of([ConfigProblem(given[0], "only used by a GPTQ export: set quantizationBit "
+                                                               f"(4 or 8) or leave {leave} out")])
             if calibration := options.get("quantization_dataset"):  # pinned and confined like a task's dataset
                 options["quantization_dataset"], options["quantization_dataset_dir"] = job_dataset(
                     session, self.settings, split_names(calibration), "quantization_dataset")
